@@ -1,0 +1,139 @@
+"""The `flask` maintenance commands: scan, stats. Each exits non-zero with one clear line on failure."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from config import Settings
+from services import db as dbmod
+from services import library
+from services.errors import LVSError
+from services.scanner import scan as run_scan
+
+
+def _settings() -> Settings:
+    return current_app.config["SETTINGS"]
+
+
+def human_size(n: float) -> str:
+    """Return a byte count as B, KB, MB, GB or TB (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float) -> str:
+    """Return seconds as 1h02m, 3m05s or 4.2s."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{seconds:.1f}s"
+
+
+class ProgressBar:
+    """Show a scan's phases: a counter while walking, a bar while hashing and probing."""
+
+    LABELS = {"walk": "Reading folders", "hash": "Fingerprinting", "probe": "Probing"}
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.bar = None
+        self.last = 0.0
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            if total is not None:
+                self.bar = click.progressbar(
+                    length=total,
+                    label=self.LABELS[phase],
+                    width=30,
+                    show_pos=True,
+                    file=click.get_text_stream("stderr"),
+                )
+                self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(done - self.bar.pos)
+        elif time.monotonic() - self.last > 0.2:
+            self.last = time.monotonic()
+            click.echo(f"\r{self.LABELS[phase]}: {done} folders", nl=False, err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        elif self.phase == "walk":
+            click.echo(err=True)
+
+
+@click.command("scan")
+@click.option("--full", is_flag=True, help="Re-read every file, not only new and changed ones.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@with_appcontext
+def scan_command(full: bool, paths: tuple[Path, ...]) -> None:
+    """Index the library folders (or only PATHS inside them)."""
+    settings = _settings()
+    progress = ProgressBar()
+    try:
+        db = dbmod.open_db(settings.data_dir)
+        report = run_scan(db, settings, paths=list(paths) or None, full=full, progress=progress)
+    except LVSError as exc:
+        progress.close()
+        raise click.ClickException(str(exc)) from None
+    progress.close()
+    click.echo(
+        f"Scanned in {human_duration(report.duration)}: {report.new} new, {report.changed} changed, "
+        f"{report.moved} moved, {report.missing} missing, {report.failed} failed "
+        f"({report.unchanged} unchanged"
+        + (f", {report.returned} back" if report.returned else "")
+        + (f", {report.duplicates} duplicates" if report.duplicates else "")
+        + ")"
+    )
+    for line in report.offline:
+        click.echo(f"Offline, nothing marked missing: {line}", err=True)
+    for line in report.unreadable:
+        click.echo(f"Could not read (its files are kept): {line}", err=True)
+    if report.offline and len(report.offline) == len(settings.media_dirs) and not paths:
+        raise click.ClickException("every library folder is offline")
+
+
+@click.command("stats")
+@with_appcontext
+def stats_command() -> None:
+    """Show what the library holds."""
+    try:
+        db = dbmod.open_db(_settings().data_dir)
+        s = library.stats(db)
+        libs = library.list_libraries(db)
+    except LVSError as exc:
+        raise click.ClickException(str(exc)) from None
+    for lib in libs:
+        state = lib.state + (f" ({lib.state_reason})" if lib.state_reason else "")
+        click.echo(f"Library {lib.root}: {state}")
+    click.echo(
+        f"{s.media} items: {s.videos} videos, {s.pictures} pictures, "
+        f"{human_size(s.total_size)}, {human_duration(s.total_duration)} of video"
+    )
+    click.echo(
+        f"{s.files} files present, {s.missing} missing, {s.duplicates} with duplicates, "
+        f"{s.failed} failed, {s.pending} waiting for a probe"
+    )
+    if s.codecs:
+        click.echo("Codecs: " + ", ".join(f"{c} {n}" for c, n in s.codecs))
+    if s.resolutions:
+        click.echo("Resolutions: " + ", ".join(f"{r} {n}" for r, n in s.resolutions))
+
+
+def register(app: Flask) -> None:
+    """Add the maintenance commands to `flask`."""
+    app.cli.add_command(scan_command)
+    app.cli.add_command(stats_command)

@@ -1,0 +1,253 @@
+"""Settings: the one place that reads the environment.
+
+Sources, later wins: defaults < ``config.json`` in the data dir < ``.env`` < ``LVS_*`` environment
+< test overrides. Every setting has a type, a default and a line saying what it does; a wrong value
+raises ``ConfigError`` naming the setting and why, and start-up stops with that one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from services.errors import ConfigError
+
+WATCH_MODES = ("auto", "events", "poll", "off")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: its env name, parser and default."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    doc: str
+
+    @property
+    def env(self) -> str:
+        return "LVS_" + self.name.upper()
+
+
+def _paths(value: Any) -> tuple[Path, ...]:
+    if isinstance(value, str):
+        parts = [p for p in value.split(os.pathsep) if p.strip()]
+    elif isinstance(value, list | tuple):
+        parts = [str(p) for p in value]
+    else:
+        raise ValueError("expected a list of folders")
+    if not parts:
+        raise ValueError("needs at least one folder")
+    return tuple(Path(p).expanduser().absolute() for p in parts)
+
+
+def _path(value: Any) -> Path:
+    if not str(value).strip():
+        raise ValueError("must not be empty")
+    return Path(str(value)).expanduser().absolute()
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a whole number") from None
+        if not lo <= number <= hi:
+            raise ValueError(f"{number} is outside {lo}..{hi}")
+        return number
+
+    return parse
+
+
+def _float_range(lo: float, hi: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not lo <= number <= hi:
+            raise ValueError(f"{number:g} is outside {lo:g}..{hi:g}")
+        return number
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip()
+        text = text.upper() if upper else text.lower()
+        if text not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
+        return text
+
+    return parse
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(w for w in value.replace(",", " ").split() if w)
+    if isinstance(value, list | tuple):
+        return tuple(str(w) for w in value)
+    raise ValueError("expected a list or a comma-separated string")
+
+
+def _host(value: Any) -> str:
+    text = str(value).strip()
+    if not text or any(c.isspace() for c in text):
+        raise ValueError(f"{value!r} is not a host address")
+    return text
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("media_dirs", _paths, "./media", "library folders, os.pathsep-separated"),
+    Setting("data_dir", _path, "./data", "database, thumbnails, caches and the secret key"),
+    Setting("host", _host, "0.0.0.0", "address the server listens on"),
+    Setting("port", _int_range(1, 65535), 8080, "port the server listens on"),
+    Setting(
+        "watch",
+        _choice(WATCH_MODES),
+        "auto",
+        "auto (events; polling where they fail), events, poll or off",
+    ),
+    Setting(
+        "cors_origins", _words, "", "origins allowed to call the JSON APIs; empty: same origin"
+    ),
+    Setting(
+        "transcode_cache_gb",
+        _float_range(0, 10_000),
+        10.0,
+        "size limit of the transcode cache in GB",
+    ),
+    Setting(
+        "scan_workers",
+        _int_range(0, 64),
+        0,
+        "folder-reading processes; 0: one per CPU, 3 on network",
+    ),
+    Setting(
+        "probe_workers", _int_range(0, 32), 0, "probe worker processes; 0 = one per CPU, at most 4"
+    ),
+    Setting(
+        "probe_timeout",
+        _float_range(1, 3600),
+        30.0,
+        "seconds before a probe is stopped and the file failed",
+    ),
+    Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one server or CLI process."""
+
+    media_dirs: tuple[Path, ...]
+    data_dir: Path
+    host: str
+    port: int
+    watch: str
+    cors_origins: tuple[str, ...]
+    transcode_cache_gb: float
+    scan_workers: int
+    probe_workers: int
+    probe_timeout: float
+    log_level: str
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "library.db"
+
+    def effective_probe_workers(self) -> int:
+        """Return the number of probe processes to run."""
+        return self.probe_workers or max(1, min(4, os.cpu_count() or 1))
+
+
+def _parse(name: str, value: Any, source: str) -> Any:
+    setting = _BY_NAME[name]
+    try:
+        return setting.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{setting.env} ({source}): {exc}") from None
+
+
+def _from_env(environ: Mapping[str, str | None], source: str) -> dict[str, tuple[Any, str]]:
+    found = {}
+    for setting in SETTINGS:
+        value = environ.get(setting.env)
+        if value is not None:
+            found[setting.name] = (value, source)
+    unknown = sorted(k for k in environ if k.startswith("LVS_") and k[4:].lower() not in _BY_NAME)
+    if unknown:
+        raise ConfigError(f"{unknown[0]} ({source}): unknown setting")
+    return found
+
+
+def _from_json(path: Path) -> dict[str, tuple[Any, str]]:
+    if not path.is_file():
+        return {}
+    source = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a JSON object of settings")
+    found = {}
+    for key, value in data.items():
+        if key not in _BY_NAME:
+            raise ConfigError(f"{key} ({source}): unknown setting")
+        if key == "data_dir":
+            raise ConfigError(f"data_dir ({source}): cannot be set inside the data dir itself")
+        found[key] = (value, source)
+    return found
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = None,
+) -> Settings:
+    """Return validated settings from defaults, config.json, .env, environment and overrides."""
+    environ = os.environ if environ is None else environ
+    dotenv_path = Path(".env") if dotenv_path is None else dotenv_path
+    layers: list[dict[str, tuple[Any, str]]] = []
+    dotenv = _from_env(dotenv_values(dotenv_path), ".env") if dotenv_path.is_file() else {}
+    env = _from_env(environ, "environment")
+    tests = {}
+    for key, value in (overrides or {}).items():
+        if key not in _BY_NAME:
+            raise ConfigError(f"{key} (overrides): unknown setting")
+        tests[key] = (value, "overrides")
+    # The data dir decides where config.json lives, so resolve it first without config.json.
+    data_dir_raw = _BY_NAME["data_dir"].default, "default"
+    for layer in (dotenv, env, tests):
+        data_dir_raw = layer.get("data_dir", data_dir_raw)
+    data_dir = _parse("data_dir", *data_dir_raw)
+    layers = [_from_json(data_dir / "config.json"), dotenv, env, tests]
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        raw, source = setting.default, "default"
+        for layer in layers:
+            raw, source = layer.get(setting.name, (raw, source))
+        values[setting.name] = _parse(setting.name, raw, source)
+        sources[setting.name] = source
+    return Settings(**values, sources=sources)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """Return (env name, default, doc) for every setting, for the README and `--help`."""
+    return [(s.env, str(s.default), s.doc) for s in SETTINGS]

@@ -1,0 +1,35 @@
+"""Domain errors raised by services; app.py and cli.py map them to HTTP answers and exit codes."""
+
+from __future__ import annotations
+
+
+class LVSError(Exception):
+    """Base of every error a service raises on purpose; its message is shown to the user."""
+
+
+class ConfigError(LVSError):
+    """A setting has a wrong value; the message names the setting and why."""
+
+
+class StorageError(LVSError):
+    """The database or data dir cannot be used (network filesystem, unwritable, corrupt)."""
+
+
+class ProbeError(LVSError):
+    """A file could not be probed: corrupt, truncated, not media, or the probe ran past its deadline."""
+
+
+class ScanBusy(LVSError):
+    """Another scan is already running."""
+
+
+class NotFound(LVSError):
+    """The thing asked for does not exist."""
+
+
+class FFmpegError(LVSError):
+    """An ffmpeg process failed or ran past its deadline; `stderr_tail` holds its last words."""
+
+    def __init__(self, message: str, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
