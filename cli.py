@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from pathlib import Path
 
@@ -58,7 +60,7 @@ class ProgressBar:
                     label=self.LABELS[phase],
                     width=30,
                     show_pos=True,
-                    file=click.get_text_stream("stderr"),
+                    file=sys.stderr,
                 )
                 self.bar.__enter__()
         if self.bar is not None:
@@ -83,6 +85,9 @@ def scan_command(full: bool, paths: tuple[Path, ...]) -> None:
     """Index the library folders (or only PATHS inside them)."""
     settings = _settings()
     progress = ProgressBar()
+    if settings.log_level != "DEBUG":
+        # The summary below lists failures; per-file log lines would only break the progress bar.
+        logging.getLogger("services").setLevel(logging.ERROR)
     try:
         db = dbmod.open_db(settings.data_dir)
         report = run_scan(db, settings, paths=list(paths) or None, full=full, progress=progress)
@@ -98,6 +103,10 @@ def scan_command(full: bool, paths: tuple[Path, ...]) -> None:
         + (f", {report.duplicates} duplicates" if report.duplicates else "")
         + ")"
     )
+    for where, reason in report.failures[:20]:
+        click.echo(f"Failed: {where}: {reason}", err=True)
+    if report.failed > 20:
+        click.echo(f"… and {report.failed - 20} more failed files (flask stats counts them)", err=True)
     for line in report.offline:
         click.echo(f"Offline, nothing marked missing: {line}", err=True)
     for line in report.unreadable:

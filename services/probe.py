@@ -143,7 +143,8 @@ def _open_regular(path: str | bytes | os.PathLike[str]) -> BinaryIO:
 
 def _probe_video(f: BinaryIO, head: bytes, size: int) -> ProbeResult:
     try:
-        container = av.open(f, mode="r", container_options=OPEN_OPTIONS)
+        # Tags are free text written by any tool: a bad byte must not fail the probe.
+        container = av.open(f, mode="r", container_options=OPEN_OPTIONS, metadata_errors="replace")
     except av.error.InvalidDataError:
         raise ProbeError(_invalid_data_reason(f, head, size)) from None
     except av.error.FFmpegError as exc:
@@ -267,7 +268,8 @@ def _creation_time(value: str | None) -> str | None:
 # small seeks in the moov the demuxer has just read. Matroska rotation (ProjectionPoseRoll) is
 # not read; FFmpeg 8 itself does not write it.
 
-IDENTITY = ((65536, 0, 0), (0, 65536, 0), (0, 0, 1 << 30))
+Matrix = tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]
+IDENTITY: Matrix = ((65536, 0, 0), (0, 65536, 0), (0, 0, 1 << 30))
 MAX_BOXES = 4096  # per level; a hostile file cannot make the walk long
 
 
@@ -300,7 +302,10 @@ def _find_box(f: BinaryIO, start: int, end: int, kind: bytes) -> tuple[int, int]
     return next(((s, e) for k, s, e in _boxes(f, start, end) if k == kind), None)
 
 
-def _read_matrix(f: BinaryIO, payload: int, end: int, v0_offset: int, v1_offset: int):
+def _read_matrix(
+    f: BinaryIO, payload: int, end: int, v0_offset: int, v1_offset: int
+) -> Matrix | None:
+    """Read the 3×3 matrix at v0_offset (v1_offset in a version 1 box) of a full box."""
     f.seek(payload)
     version = f.read(1)
     offset = v1_offset if version == b"\x01" else v0_offset
@@ -308,7 +313,7 @@ def _read_matrix(f: BinaryIO, payload: int, end: int, v0_offset: int, v1_offset:
         return None
     f.seek(payload + offset)
     m = struct.unpack(">9i", f.read(36))
-    return (m[0:3], m[3:6], m[6:9])
+    return ((m[0], m[1], m[2]), (m[3], m[4], m[5]), (m[6], m[7], m[8]))
 
 
 def _mov_rotations(f: BinaryIO, size: int) -> dict[int, int]:
@@ -317,7 +322,7 @@ def _mov_rotations(f: BinaryIO, size: int) -> dict[int, int]:
     if moov is None:
         return {}
     movie = IDENTITY
-    tracks: list[tuple[int, tuple]] = []
+    tracks: list[tuple[int, Matrix]] = []
     for kind, start, end in _boxes(f, *moov):
         if kind == b"mvhd":
             movie = _read_matrix(f, start, end, 36, 48) or IDENTITY
@@ -325,17 +330,16 @@ def _mov_rotations(f: BinaryIO, size: int) -> dict[int, int]:
             tkhd = _find_box(f, start, end, b"tkhd")
             if tkhd is None:
                 continue
-            matrix = _read_matrix(f, *tkhd, 40, 52)
             f.seek(tkhd[0])
-            version = f.read(1)
-            f.seek(tkhd[0] + (20 if version == b"\x01" else 12))
-            track_id = struct.unpack(">I", f.read(4))[0]
+            id_at = tkhd[0] + (20 if f.read(1) == b"\x01" else 12)
+            matrix = _read_matrix(f, *tkhd, 40, 52)  # checks the box is long enough
             if matrix is not None:
-                tracks.append((track_id, matrix))
+                f.seek(id_at)
+                tracks.append((struct.unpack(">I", f.read(4))[0], matrix))
     return {track_id: _rotation(_multiply(m, movie)) for track_id, m in tracks}
 
 
-def _multiply(track: tuple, movie: tuple) -> list[list[int]]:
+def _multiply(track: Matrix, movie: Matrix) -> list[list[int]]:
     # As mov_read_tkhd: the fixed-point shift depends on the inner index (16.16 vs 2.30).
     shift = (16, 16, 30)
     return [
@@ -350,8 +354,9 @@ def _rotation(m: list[list[int]]) -> int:
     scale1 = math.hypot(m[0][1], m[1][1])
     if scale0 == 0 or scale1 == 0:
         return 0
-    counter_clockwise = -math.degrees(math.atan2(m[0][1] / scale1, m[0][0] / scale0))
-    return int(round(-counter_clockwise / 90)) * 90 % 360
+    # av_display_rotation_get() negates this angle to report it counter-clockwise.
+    clockwise = math.degrees(math.atan2(m[0][1] / scale1, m[0][0] / scale0))
+    return int(round(clockwise / 90)) * 90 % 360
 
 
 # --- pictures ---------------------------------------------------------------------------------
@@ -415,7 +420,7 @@ def _exif(im: Image.Image) -> tuple[int | None, str | None]:
         exif = im.getexif()
         orientation = exif.get(EXIF_ORIENTATION)
         sub = exif.get_ifd(EXIF_IFD)
-    except Exception:  # noqa: BLE001 - broken EXIF must not make a good picture unreadable
+    except Exception:  # broken EXIF must not make a good picture unreadable
         return None, None
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         orientation = None

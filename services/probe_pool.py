@@ -48,7 +48,7 @@ def _serve(conn: Connection) -> None:
             reply = ("probe", str(exc))
         except OSError as exc:
             reply = ("os", exc.errno, exc.strerror, exc.filename)
-        except Exception as exc:  # noqa: BLE001 - a library bug is this file's failure only
+        except Exception as exc:  # a library bug is this file's failure, not the worker's
             reply = ("bug", f"{type(exc).__name__}: {exc}")
         conn.send(reply)
 

@@ -297,9 +297,9 @@ class Writer:
         else:
             file_id = item.row.id
             self._update_row(file_id, item, folder_id)
-        self._record_error(file_id, item.size, item.mtime_ns, reason)
+        self._record_error(file_id, item.size, item.mtime_ns, reason, _text(item.abspath))
 
-    def _record_error(self, file_id: int, size: int, mtime_ns: int, reason: str) -> None:
+    def _record_error(self, file_id: int, size: int, mtime_ns: int, reason: str, where: str) -> None:
         self.db.execute(
             """INSERT INTO probe_errors (file_id, reason, size, mtime_ns, failed_at)
                VALUES (?, ?, ?, ?, ?) ON CONFLICT (file_id) DO UPDATE SET reason = excluded.reason,
@@ -307,7 +307,9 @@ class Writer:
             [file_id, reason, size, mtime_ns, self.now],
         )
         self.report.failed += 1
-        log.warning("failed: %s (file %d)", reason, file_id)
+        if len(self.report.failures) < 1000:
+            self.report.failures.append((where, reason))
+        log.warning("failed: %s: %s", where, reason)
 
     def _parse(self, file_id: int, name: bytes) -> None:
         parsed = parse_name(_text(name))
@@ -357,10 +359,13 @@ class Writer:
                         "UPDATE media SET probe_status = 'failed', probed_at = ? WHERE id = ?",
                         [time.time(), media_id],
                     )
-                    size, mtime_ns = self.db.execute(
-                        "SELECT size, mtime_ns FROM files WHERE id = ?", [file_id]
+                    size, mtime_ns, root, path = self.db.execute(
+                        "SELECT f.size, f.mtime_ns, l.root, f.path FROM files f "
+                        "JOIN libraries l ON l.id = f.library_id WHERE f.id = ?",
+                        [file_id],
                     ).fetchone()
-                    self._record_error(file_id, size, mtime_ns, error or "probe failed")
+                    where = _text(os.fsencode(root) + b"/" + path)
+                    self._record_error(file_id, size, mtime_ns, error or "probe failed", where)
                 else:
                     self._store_probe(media_id, result)
                     self.db.execute(

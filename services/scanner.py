@@ -50,6 +50,7 @@ class ScanReport:
     unchanged: int = 0
     duplicates: int = 0
     probed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), at most 1000
     offline: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     duration: float = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import time
 import uuid
@@ -257,6 +258,32 @@ def test_ffmpeg_also_rejects_what_we_reject(media: dict[str, Path], key: str, sa
     proc = run_ffmpeg(["-i", file_arg(media[key])], timeout=60, check=False)
     assert says in proc.stderr.decode("utf-8", "replace")
     assert ffmpeg_report(media[key]).streams == []
+
+
+def test_damaged_headers_give_a_result_or_a_probe_error(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    # Flip bytes inside the moov (at the end of these files) and in the first kilobyte of MKV:
+    # whatever FFmpeg and our own box walk make of it, the caller sees a result or ProbeError.
+    rng = random.Random(7)
+    outcomes = set()
+    for key in ("rotated_mp4", "subtitle_mkv"):
+        data = media[key].read_bytes()
+        start = data.rfind(b"moov") - 4 if key == "rotated_mp4" else 0
+        end = len(data) if key == "rotated_mp4" else 1024
+        for i in range(40):
+            damaged = bytearray(data)
+            for _ in range(8):
+                damaged[rng.randrange(start, end)] = rng.randrange(256)
+            path = tmp_path / f"{i}-{media[key].name}"
+            path.write_bytes(bytes(damaged))
+            try:
+                got = probe_file(path, "video")
+                assert got.rotation in (0, 90, 180, 270)
+                outcomes.add("ok")
+            except ProbeError:
+                outcomes.add("error")
+    assert "ok" in outcomes
 
 
 @pytest.mark.timeout(20)
