@@ -17,6 +17,7 @@ import math
 import os
 import stat
 import struct
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -148,8 +149,8 @@ def _probe_video(f: BinaryIO, head: bytes, size: int) -> ProbeResult:
     except av.error.InvalidDataError:
         raise ProbeError(_invalid_data_reason(f, head, size)) from None
     except av.error.FFmpegError as exc:
-        if isinstance(exc, OSError) or exc.errno in (errno.EIO, errno.ESTALE):
-            raise OSError(exc.errno, exc.strerror, getattr(f, "name", None)) from exc
+        # FFmpeg's own error codes describe the content (matroska says EIO for a bad header);
+        # a real read error is Python's OSError from our file object, and PyAV re-raises it.
         if exc.errno == errno.EINVAL:  # the format whitelist refused what FFmpeg detected
             raise ProbeError("not a video container") from None
         raise ProbeError(f"cannot read media: {exc.strerror}") from None
@@ -158,7 +159,7 @@ def _probe_video(f: BinaryIO, head: bytes, size: int) -> ProbeResult:
         videos = [s for s in streams if s.type == "video"]
         if not videos:
             raise ProbeError("no video stream")
-        video = _primary(videos)
+        video = _primary(videos) or videos[0]
         audio = _primary([s for s in streams if s.type == "audio"])
         fmt = container.format.name
         rotation = 0
@@ -364,8 +365,11 @@ def _rotation(m: list[list[int]]) -> int:
 
 def _probe_picture(f: BinaryIO) -> ProbeResult:
     try:
-        # Reads the header only; pixels are never decoded here.
-        im = Image.open(f, formats=_picture_formats())
+        # Reads the header only; pixels are never decoded here. Pillow warns (on stderr) between
+        # its warning and refusal sizes; the size is recorded and judged here, so no warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(f, formats=_picture_formats())
     except Image.DecompressionBombError:
         raise ProbeError(_too_large()) from None
     except UnidentifiedImageError:
@@ -378,13 +382,15 @@ def _probe_picture(f: BinaryIO) -> ProbeResult:
         # Pillow's plugins report a damaged header with any of these.
         raise ProbeError("damaged picture") from None
     with im:
+        fmt = (im.format or "").lower()
         width, height = im.size
         if width * height > MAX_PICTURE_PIXELS:
             raise ProbeError(_too_large(width, height))
         orientation, taken_at = _exif(im)
         return ProbeResult(
             kind="picture",
-            container=(im.format or "").lower() or None,
+            # Camera MPO files are JPEGs with extra frames; browsers show them as JPEG.
+            container={"mpo": "jpeg"}.get(fmt, fmt) or None,
             duration=None,
             width=width,
             height=height,
