@@ -1,4 +1,4 @@
-"""The `flask` maintenance commands: scan, stats. Each exits non-zero with one clear line on failure."""
+"""The `flask` maintenance commands: scan, thumbnails, stats. Each exits non-zero with one clear line on failure."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from flask.cli import with_appcontext
 
 from config import Settings
 from services import db as dbmod
-from services import library
+from services import library, previews
 from services.errors import LVSError
+from services.probe_pool import ProbePool
 from services.scanner import scan as run_scan
 
 
@@ -43,7 +44,13 @@ def human_duration(seconds: float) -> str:
 class ProgressBar:
     """Show a scan's phases: a counter while walking, a bar while hashing and probing."""
 
-    LABELS = {"walk": "Reading folders", "hash": "Fingerprinting", "probe": "Probing"}
+    LABELS = {
+        "walk": "Reading folders",
+        "hash": "Fingerprinting",
+        "probe": "Probing",
+        "thumbnail": "Thumbnails",
+        "sprite": "Scrub previews",
+    }
 
     def __init__(self) -> None:
         self.phase: str | None = None
@@ -79,21 +86,33 @@ class ProgressBar:
 
 @click.command("scan")
 @click.option("--full", is_flag=True, help="Re-read every file, not only new and changed ones.")
+@click.option(
+    "--no-thumbnails", is_flag=True, help="Do not make thumbnails and previews for new files."
+)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @with_appcontext
-def scan_command(full: bool, paths: tuple[Path, ...]) -> None:
-    """Index the library folders (or only PATHS inside them)."""
+def scan_command(full: bool, no_thumbnails: bool, paths: tuple[Path, ...]) -> None:
+    """Index the library folders (or only PATHS inside them), then make new files' thumbnails."""
     settings = _settings()
     progress = ProgressBar()
-    if settings.log_level != "DEBUG":
-        # The summary below lists failures; per-file log lines would only break the progress bar.
-        logging.getLogger("services").setLevel(logging.ERROR)
+    # The summary below lists failures; per-file log lines would only break the progress bar.
+    quiet = _QuietServices(settings)
+    pool = ProbePool(settings.effective_probe_workers(), settings.probe_timeout)
     try:
         db = dbmod.open_db(settings.data_dir)
-        report = run_scan(db, settings, paths=list(paths) or None, full=full, progress=progress)
+        report = run_scan(
+            db, settings, paths=list(paths) or None, full=full, progress=progress, probe_pool=pool
+        )
+        # What the scan added has no record in `thumbs`: no need to look at every file on disk.
+        made = None
+        if not no_thumbnails:
+            made = _make_previews(settings, pool, progress, everything=False, check_files=False)
     except LVSError as exc:
         progress.close()
         raise click.ClickException(str(exc)) from None
+    finally:
+        pool.close()
+        quiet.close()
     progress.close()
     click.echo(
         f"Scanned in {human_duration(report.duration)}: {report.new} new, {report.changed} changed, "
@@ -106,13 +125,91 @@ def scan_command(full: bool, paths: tuple[Path, ...]) -> None:
     for where, reason in report.failures[:20]:
         click.echo(f"Failed: {where}: {reason}", err=True)
     if report.failed > 20:
-        click.echo(f"… and {report.failed - 20} more failed files (flask stats counts them)", err=True)
+        click.echo(
+            f"… and {report.failed - 20} more failed files (flask stats counts them)", err=True
+        )
     for line in report.offline:
         click.echo(f"Offline, nothing marked missing: {line}", err=True)
     for line in report.unreadable:
         click.echo(f"Could not read (its files are kept): {line}", err=True)
+    if made is not None and (made.made or made.failed):
+        _previews_summary(made)
     if report.offline and len(report.offline) == len(settings.media_dirs) and not paths:
         raise click.ClickException("every library folder is offline")
+
+
+@click.command("thumbnails")
+@click.option(
+    "--missing",
+    "mode",
+    flag_value="missing",
+    default=True,
+    help="Make only what is missing: never made, or its file is gone (the default).",
+)
+@click.option(
+    "--all", "mode", flag_value="all", help="Make every one again, retrying earlier failures."
+)
+@with_appcontext
+def thumbnails_command(mode: str) -> None:
+    """Make poster thumbnails and scrub previews for the indexed library."""
+    settings = _settings()
+    progress = ProgressBar()
+    quiet = _QuietServices(settings)
+    try:
+        dbmod.open_db(settings.data_dir).close()
+        with ProbePool(settings.effective_probe_workers(), settings.probe_timeout) as pool:
+            summary = _make_previews(settings, pool, progress, everything=mode == "all")
+    except LVSError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+        quiet.close()
+    _previews_summary(summary)
+
+
+class _QuietServices:
+    """Raise the services' log level to ERROR until close() (unless LVS_LOG_LEVEL=DEBUG).
+
+    The level is put back afterwards: commands also run inside other processes (tests).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.logger = logging.getLogger("services")
+        self.level = self.logger.level
+        if settings.log_level != "DEBUG":
+            self.logger.setLevel(logging.ERROR)
+
+    def close(self) -> None:
+        self.logger.setLevel(self.level)
+
+
+def _make_previews(
+    settings: Settings,
+    pool: ProbePool,
+    progress: ProgressBar,
+    *,
+    everything: bool,
+    check_files: bool = True,
+) -> previews.Summary:
+    return previews.make_all(
+        settings,
+        pool.run,
+        pool.size,
+        everything=everything,
+        check_files=check_files,
+        progress=progress,
+    )
+
+
+def _previews_summary(summary: previews.Summary) -> None:
+    click.echo(
+        f"Thumbnails and previews in {human_duration(summary.seconds)}: {summary.made} made, "
+        f"{summary.failed} failed, {summary.skipped} skipped"
+    )
+    for where, kind, reason in summary.failures[:20]:
+        click.echo(f"Failed ({kind}): {where}: {reason}", err=True)
+    if summary.failed > 20:
+        click.echo(f"… and {summary.failed - 20} more failed", err=True)
 
 
 @click.command("stats")
@@ -145,4 +242,5 @@ def stats_command() -> None:
 def register(app: Flask) -> None:
     """Add the maintenance commands to `flask`."""
     app.cli.add_command(scan_command)
+    app.cli.add_command(thumbnails_command)
     app.cli.add_command(stats_command)

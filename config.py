@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from services.errors import ConfigError
 
 WATCH_MODES = ("auto", "events", "poll", "off")
+BACKGROUND_MODES = ("auto", "inline", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -99,6 +100,16 @@ def _words(value: Any) -> tuple[str, ...]:
     raise ValueError("expected a list or a comma-separated string")
 
 
+def _hosts(value: Any) -> tuple[str, ...]:
+    names = tuple(w.lower() for w in _words(value))
+    for name in names:
+        bare = name.removeprefix(".").strip("[]")
+        valid = bool(bare) and all(c.isalnum() or c in ".-:" for c in bare)
+        if name not in ("*", "auto") and not valid:
+            raise ValueError(f"{name!r} is not a host name (use auto, *, or names like tv.lan)")
+    return names
+
+
 def _host(value: Any) -> str:
     text = str(value).strip()
     if not text or any(c.isspace() for c in text):
@@ -116,6 +127,24 @@ SETTINGS: tuple[Setting, ...] = (
         _choice(WATCH_MODES),
         "auto",
         "auto (events; polling where they fail), events, poll or off",
+    ),
+    Setting(
+        "watch_debounce",
+        _float_range(0.05, 600),
+        1.0,
+        "seconds of quiet in a folder before its changes are scanned",
+    ),
+    Setting(
+        "watch_settle",
+        _float_range(0.05, 600),
+        0.5,
+        "a changed folder's files must keep their size and mtime this long before a scan",
+    ),
+    Setting(
+        "watch_poll_interval",
+        _float_range(0.1, 86_400),
+        30.0,
+        "seconds between re-walks of polled roots (network mounts) and checks of lost roots",
     ),
     Setting(
         "cors_origins", _words, "", "origins allowed to call the JSON APIs; empty: same origin"
@@ -142,6 +171,35 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds before a probe is stopped and the file failed",
     ),
     Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting("thumbnail_width", _int_range(64, 1920), 320, "width of poster thumbnails in pixels"),
+    Setting("sprite_width", _int_range(32, 640), 160, "width of one scrub-preview tile in pixels"),
+    Setting("sprite_tiles", _int_range(1, 400), 81, "most scrub-preview tiles per video"),
+    Setting(
+        "thumbnail_timeout",
+        _float_range(1, 3600),
+        30.0,
+        "seconds before making a thumbnail is stopped and the file failed",
+    ),
+    Setting(
+        "sprite_timeout",
+        _float_range(1, 7200),
+        300.0,
+        "seconds before making a scrub preview is stopped and the file failed",
+    ),
+    Setting(
+        "background",
+        _choice(BACKGROUND_MODES),
+        "auto",
+        "auto (one server process runs the jobs), inline (in the caller: tests) or off",
+    ),
+    Setting(
+        "trusted_hosts",
+        _hosts,
+        "auto",
+        "Host names the server answers to; auto: IPs, localhost, this machine, .local/.lan names",
+    ),
+    Setting("workers", _int_range(1, 32), 2, "gunicorn worker processes"),
+    Setting("threads", _int_range(1, 256), 8, "threads per worker: each playing video holds one"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -156,12 +214,24 @@ class Settings:
     host: str
     port: int
     watch: str
+    watch_debounce: float
+    watch_settle: float
+    watch_poll_interval: float
     cors_origins: tuple[str, ...]
     transcode_cache_gb: float
     scan_workers: int
     probe_workers: int
     probe_timeout: float
     log_level: str
+    thumbnail_width: int
+    sprite_width: int
+    sprite_tiles: int
+    thumbnail_timeout: float
+    sprite_timeout: float
+    background: str
+    trusted_hosts: tuple[str, ...]
+    workers: int
+    threads: int
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

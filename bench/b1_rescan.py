@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from bench.gen_tree import ensure_tree
-from bench.harness import CORPUS_DIR, ROOT, Bench, cmd
+from bench.harness import CORPUS_DIR, ROOT, Bench, CommandFailed, cmd
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,12 @@ def main() -> int:
     parser.add_argument("--folders", type=int, default=1_000)
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--no-cli", action="store_true", help="skip the `flask scan` row")
+    parser.add_argument(
+        "--scan-workers", type=int, default=None, help="LVS_SCAN_WORKERS for ours (default: unset)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("services").setLevel(logging.ERROR)  # a line per failed probe is noise
 
     root = ensure_tree(args.files, args.folders)
     data_dir = CORPUS_DIR / f"b1-data-{args.files}x{args.folders}"
@@ -65,12 +69,20 @@ def main() -> int:
         print(f"B1 cannot run yet: {exc}", file=sys.stderr)
         return 2
 
-    settings = load_settings({"media_dirs": [str(root)], "data_dir": str(data_dir)})
+    overrides: dict[str, Any] = {"media_dirs": [str(root)], "data_dir": str(data_dir)}
+    if args.scan_workers is not None:
+        overrides["scan_workers"] = args.scan_workers
+    settings = load_settings(overrides)
     database = _open_db(dbmod, settings)
     bench = Bench(
         "b1",
         f"unchanged re-scan, {args.files} files in {args.folders} folders, warm",
-        params={"files": args.files, "folders": args.folders, "root": str(root)},
+        params={
+            "files": args.files,
+            "folders": args.folders,
+            "root": str(root),
+            "scan_workers": settings.scan_workers,
+        },
     )
 
     # The first scan indexes the tree (or, when the data dir is kept from an earlier run,
@@ -112,7 +124,11 @@ def main() -> int:
     }
 
     flask = ROOT / ".venv" / "bin" / "flask"
-    if not args.no_cli and flask.exists():
+    if args.no_cli:
+        pass
+    elif not (flask.exists() and (ROOT / "app.py").exists()):
+        bench.note("`flask scan` row skipped: no app.py or .venv/bin/flask yet.")
+    else:
         env = dict(os.environ)
         env.update(
             FLASK_APP="app",
@@ -120,15 +136,22 @@ def main() -> int:
             LVS_DATA_DIR=str(data_dir),
             LVS_LOG_LEVEL="WARNING",
         )
-        bench.pair(
-            "rescan `flask scan` process",
-            baseline,
-            cmd([str(flask), "scan"], timeout=300, cwd=ROOT, env=env),
-            pairs=args.pairs,
-            warmup=1,
-            baseline_label="find",
-            ours_label="flask scan",
-        )
+        if args.scan_workers is not None:
+            env["LVS_SCAN_WORKERS"] = str(args.scan_workers)
+        try:
+            bench.pair(
+                "rescan `flask scan` process",
+                baseline,
+                cmd([str(flask), "scan"], timeout=300, cwd=ROOT, env=env),
+                pairs=args.pairs,
+                warmup=1,
+                baseline_label="find",
+                ours_label="flask scan",
+            )
+        except CommandFailed as exc:
+            # Keep the in-process result; a broken CLI is reported, not hidden.
+            bench.note(f"`flask scan` row failed: {exc}")
+            print(f"B1: flask scan failed: {exc}", file=sys.stderr)
         bench.note(
             "`flask scan` row: whole process (interpreter start, imports, settings, DB open, "
             "scan); informational, the target applies to the in-process row."

@@ -414,6 +414,12 @@ class Bench:
     def finish(self, out_dir: Path = OUT_DIR) -> Path:
         """Write bench/out/<id>.json, print the summary lines, and return the file's path."""
         self.env["load_end"] = os.getloadavg()
+        cpus = self.env["cpus_usable"] or 1
+        start_load, end_load = self.env["load_start"][0], self.env["load_end"][0]
+        # A bench loads the machine itself (about one core for a sequential baseline, all of
+        # them for pools), so the end figure gets more headroom than the start one.
+        if start_load > 0.5 * cpus or end_load > 1.5 * cpus:
+            self.notes.append(f"machine busy: 1-min load average {start_load:.2f}→{end_load:.2f}")
         targeted = [r["pass"] for r in self.rows if r["pass"] is not None]
         result = {
             "id": self.id,
@@ -427,11 +433,19 @@ class Bench:
             "notes": self.notes,
             "extra": self.extra,
         }
+        text = json.dumps(result, indent=2, default=str) + "\n"
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{self.id}.json"
-        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        path.write_text(text)
+        # Keep every run: the latest file is overwritten, and a noisy run must not erase a clean one.
+        history = out_dir / "history"
+        history.mkdir(exist_ok=True)
+        stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
+        (history / f"{self.id}-{stamp}.json").write_text(text)
         for row in self.rows:
             print(self.summary_line(row))
         load = f"{self.env['load_start'][0]:.2f}→{self.env['load_end'][0]:.2f}"
         print(f"  {self.id}: {len(self.rows)} rows, load {load}, written {path.relative_to(ROOT)}")
+        for note in self.notes:
+            print(f"  note: {note}")
         return path

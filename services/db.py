@@ -221,3 +221,96 @@ def m0001_library(db: Database) -> None:
         );
         """,
     )
+
+
+@migrations()
+def m0002_browse_and_watch_state(db: Database) -> None:
+    """Add browse indexes (keyset paging per sort), users with a default user, and watch state.
+
+    Sorting a folder by duration needs the duration beside the folder in one index, so files get
+    a copy of media.duration (`sort_duration`, named apart so that `duration` stays unambiguous
+    in joins) that triggers keep in step; the scanner need not know. The partial
+    indexes hold only what a listing shows (present, identified files); the one for the default
+    sort, by name, also covers the columns a card reads from files. watch_state is keyed by
+    user from the start: the accounts issue adds users, and the default user (id 1) keeps
+    whatever was watched before accounts existed.
+    """
+    _run_script(
+        db,
+        """
+        ALTER TABLE files ADD COLUMN sort_duration REAL NOT NULL DEFAULT 0;
+        UPDATE files SET sort_duration = coalesce(
+            (SELECT m.duration FROM media m WHERE m.id = files.media_id), 0);
+        CREATE TRIGGER files_duration_insert AFTER INSERT ON files WHEN NEW.media_id IS NOT NULL
+        BEGIN
+            UPDATE files SET sort_duration = coalesce(
+                (SELECT duration FROM media WHERE id = NEW.media_id), 0) WHERE id = NEW.id;
+        END;
+        CREATE TRIGGER files_duration_media AFTER UPDATE OF media_id ON files
+        BEGIN
+            UPDATE files SET sort_duration = coalesce(
+                (SELECT duration FROM media WHERE id = NEW.media_id), 0) WHERE id = NEW.id;
+        END;
+        CREATE TRIGGER media_duration AFTER UPDATE OF duration ON media
+        BEGIN
+            UPDATE files SET sort_duration = coalesce(NEW.duration, 0) WHERE media_id = NEW.id;
+        END;
+        CREATE INDEX files_by_name
+            ON files (folder_id, name COLLATE NOCASE, id, media_id, size, first_seen, sort_duration, present)
+            WHERE present = 1 AND media_id IS NOT NULL;
+        CREATE INDEX files_by_added ON files (folder_id, first_seen, id)
+            WHERE present = 1 AND media_id IS NOT NULL;
+        CREATE INDEX files_by_size ON files (folder_id, size, id)
+            WHERE present = 1 AND media_id IS NOT NULL;
+        CREATE INDEX files_by_duration ON files (folder_id, sort_duration, id)
+            WHERE present = 1 AND media_id IS NOT NULL;
+        CREATE INDEX folders_rel_path ON folders (library_id, rel_path);
+        CREATE INDEX parses_title ON parses (title COLLATE NOCASE);
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL DEFAULT 'admin',          -- admin | viewer
+            created_at REAL NOT NULL
+        );
+        INSERT INTO users (id, name, role, created_at)
+            VALUES (1, 'default', 'admin', CAST(strftime('%s', 'now') AS REAL));
+        CREATE TABLE watch_state (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+            position REAL NOT NULL DEFAULT 0,            -- seconds to resume at; 0: from the start
+            duration REAL,                               -- as the player reported it
+            watched INTEGER NOT NULL DEFAULT 0,
+            play_count INTEGER NOT NULL DEFAULT 0,
+            last_played REAL,
+            viewing TEXT,                                -- the player's id of the last counted viewing
+            PRIMARY KEY (user_id, media_id)
+        );
+        CREATE INDEX watch_state_recent ON watch_state (user_id, last_played);
+        """,
+    )
+
+
+@migrations()
+def m0003_thumbs(db: Database) -> None:
+    """Record each thumbnail and sprite made or failed, for the content (media_hash) it was made of.
+
+    A failure keeps its reason and is not tried again until the content changes (a new
+    media_hash) or `flask thumbnails --all` asks for it; a row for an older media_hash of the
+    same media is as good as none.
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE thumbs (
+            media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,                          -- thumbnail | sprite
+            media_hash TEXT NOT NULL,                    -- the content it was made from
+            status TEXT NOT NULL,                        -- ok | failed
+            reason TEXT,
+            made_at REAL NOT NULL,
+            seconds REAL,                                -- how long making it took
+            PRIMARY KEY (media_id, kind)
+        );
+        CREATE INDEX thumbs_failed ON thumbs (kind, status);
+        """,
+    )

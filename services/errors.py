@@ -33,3 +33,22 @@ class FFmpegError(LVSError):
     def __init__(self, message: str, stderr_tail: str = "") -> None:
         super().__init__(message)
         self.stderr_tail = stderr_tail
+
+
+class Unavailable(LVSError):
+    """Storage is there but not answering now (NFS stale handle, I/O error, share offline).
+
+    HTTP answers 503 with Retry-After: `retry_after` seconds.
+    """
+
+    def __init__(self, message: str, retry_after: int = 10) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InvalidInput(LVSError):
+    """A request's parameter has a value the service does not accept; HTTP answers 400."""
+
+
+class ThumbnailError(LVSError):
+    """A thumbnail or scrub preview could not be made from a file (its reason), or ran too long."""

@@ -77,7 +77,8 @@ def run_ffmpeg(
         _kill_group(proc)
         stdout, stderr = proc.communicate()
         tail = _tail(stderr)
-        log.warning("ffmpeg killed after %s s: %s", timeout, tail.splitlines()[-1:] or "")
+        last = tail.splitlines()[-1] if tail else ""
+        log.warning("ffmpeg killed after %g s: %s", timeout, last)
         raise FFmpegError(f"ffmpeg timed out after {timeout:g} s", tail) from None
     finally:
         if proc.returncode is None:  # interrupted (KeyboardInterrupt, ...): leave nothing behind

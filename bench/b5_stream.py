@@ -1,0 +1,473 @@
+"""B5: Range streaming of a ≥ 500 MB file — our app under gunicorn (gthread) vs nginx (sendfile on).
+
+Both servers listen on loopback and serve the same file from the page cache; the clients are
+Python (http.client on keep-alive connections, reading into one reused buffer), the same for both.
+Rows (SPEC §5 targets), each from interleaved rounds (baseline, ours, baseline, ours …), one
+untimed warm-up round first. Ours runs with the project's gunicorn.conf.py, gthread workers,
+and background work off (nothing but serving is measured):
+- full GET throughput, MB/s: ours ≥ 0.8× nginx (higher is better).
+- 1 MiB Range at 99 % offset, latency per request: ours ≤ 3× nginx (median).
+- random 256 KiB ranges from 8 concurrent client processes, req/s: ours ≥ 0.5× nginx. A
+  "floor" row beside it: the same 8 clients on our `/health` (no database, no file), the most
+  any route of a Flask app under gunicorn reaches on this machine.
+- page p95 while 3 streams play: the page (`/`, else `/health`) on our server with three
+  clients streaming the file at STREAM_MBPS each, ≤ 2× the same page's p95 on the idle server.
+
+    python -m bench.b5_stream [--size-mb 600] [--pairs 5] [--workers 2] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+from bench.harness import CORPUS_DIR, ROOT, Bench, Samples
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+MIB = 1024 * 1024
+RANGE_99 = MIB  # bytes in the range at the 99 % offset
+FULL_GETS = 3  # whole-file downloads per server per round (a noisy machine needs samples)
+RANDOM_RANGE = 256 * 1024  # bytes per random range
+CLIENTS = 8  # concurrent clients for the random ranges
+RANDOM_SECONDS = 3.0  # length of one random-ranges round per server
+LATENCY_REQUESTS = 40  # 1 MiB range requests per server per round
+STREAMS = 3
+STREAM_MBPS = 8.0  # a playing video reads ~8 MB/s (64 Mbit/s: a high-bitrate 4K file)
+PAGE_REQUESTS = 40  # page requests per round, idle and while streaming
+PAGE_GAP = 0.02  # seconds between page requests, as a person clicking would not hammer
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes {workers};
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    sendfile on;
+    tcp_nopush on;
+    access_log off;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    types {{ video/mp4 mp4; }}
+    default_type application/octet-stream;
+    server {{
+        listen {host}:{port};
+        root {root};
+        location / {{ }}
+    }}
+}}
+"""
+
+
+def ensure_file(size_mb: int) -> Path:
+    """Return bench/corpus/b5/lib/stream-<N>MB.mp4: N MiB of random bytes, made once."""
+    lib = CORPUS_DIR / "b5" / "lib"
+    path = lib / f"stream-{size_mb}MB.mp4"
+    if path.exists() and path.stat().st_size == size_mb * MIB:
+        return path
+    lib.mkdir(parents=True, exist_ok=True)
+    for old in lib.iterdir():
+        old.unlink()  # one file in the library, so the index holds exactly it
+    part = path.with_suffix(".part")
+    rng = random.Random(5)
+    with open(part, "wb") as f:
+        for _ in range(size_mb):
+            f.write(rng.randbytes(MIB))
+    part.rename(path)
+    return path
+
+
+def index(lib: Path, data_dir: Path) -> str:
+    """Scan the library into the data dir and return the file's media_hash."""
+    from config import load_settings
+    from services import db as dbmod
+    from services.scanner import scan
+
+    settings = load_settings({"media_dirs": [str(lib)], "data_dir": str(data_dir)})
+    db = dbmod.open_db(settings.data_dir)
+    try:
+        scan(db, settings)
+        row = db.execute(
+            "SELECT m.media_hash FROM media m JOIN files f ON f.media_id = m.id WHERE f.present = 1"
+        ).fetchone()
+    finally:
+        db.close()
+    if not row:
+        raise RuntimeError(f"the scan of {lib} found no file")
+    return row[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            conn = HTTPConnection(HOST, port, timeout=5)
+            conn.request("HEAD", path)
+            status = conn.getresponse().status
+            conn.close()
+            if status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} not ready after {timeout} s")
+
+
+@contextmanager
+def nginx(root: Path, workers: int) -> Iterator[int]:
+    """Run nginx with `sendfile on` serving `root`; yield its port."""
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    work = CORPUS_DIR / "b5" / f"nginx-{port}"
+    work.mkdir(parents=True, exist_ok=True)
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, dir=work, host=HOST, port=port, root=root))
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(port, "/", proc)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def gunicorn(lib: Path, data_dir: Path, workers: int, threads: int) -> Iterator[int]:
+    """Run the app under a real gunicorn with gthread workers; yield its port."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LVS_MEDIA_DIRS": str(lib),
+        "LVS_DATA_DIR": str(data_dir),
+        "LVS_HOST": HOST,
+        "LVS_PORT": str(port),
+        "LVS_WATCH": "off",
+        "LVS_BACKGROUND": "off",  # no thumbnail work competing: B5 measures serving only
+        "LVS_LOG_LEVEL": "WARNING",
+    }
+    argv = [str(ROOT / ".venv" / "bin" / "gunicorn")]
+    if (ROOT / "gunicorn.conf.py").exists():
+        argv += ["-c", str(ROOT / "gunicorn.conf.py")]
+    argv += ["-k", "gthread", "-w", str(workers), "--threads", str(threads)]
+    argv += ["-b", f"{HOST}:{port}", "app:create_app()"]
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(port, "/health", proc)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Client:
+    """One keep-alive connection that reads bodies into a reused buffer and counts the bytes."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = HTTPConnection(HOST, port, timeout=60)
+        self.buf = memoryview(bytearray(4 * MIB))
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, int]:
+        """GET path; return (status, body bytes read)."""
+        self.conn.request("GET", path, headers=headers or {})
+        r = self.conn.getresponse()
+        total = 0
+        while n := r.readinto(self.buf):
+            total += n
+        return r.status, total
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _check(status: int, got: int, want_status: int, want_bytes: int, what: str) -> None:
+    if status != want_status or got != want_bytes:
+        raise AssertionError(
+            f"{what}: {status} with {got} bytes, wanted {want_status}/{want_bytes}"
+        )
+
+
+def _random_worker(port: int, path: str, size: int, seed: int, start: float, q: Any) -> None:
+    """Issue random 256 KiB ranges from one connection until RANDOM_SECONDS after `start`.
+
+    size 0: plain GETs of `path` instead (the floor: what the server does with no file at all).
+    """
+    rng = random.Random(seed)
+    client = Client(port)
+    while time.time() < start:
+        time.sleep(0.001)
+    end = start + RANDOM_SECONDS
+    done = 0
+    while time.time() < end:
+        if size:
+            offset = rng.randrange(0, size - RANDOM_RANGE)
+            rng_header = {"Range": f"bytes={offset}-{offset + RANDOM_RANGE - 1}"}
+            status, got = client.get(path, rng_header)
+            _check(status, got, 206, RANDOM_RANGE, "random range")
+        else:
+            status, got = client.get(path)
+            _check(status, got, 200, got, path)
+        done += 1
+    client.close()
+    q.put(done)
+
+
+def random_ranges(port: int, path: str, size: int, round_no: int) -> float:
+    """Return req/s of CLIENTS processes issuing random ranges for RANDOM_SECONDS."""
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    start = time.time() + 0.5  # every process connected and waiting before the clock starts
+    procs = [
+        ctx.Process(target=_random_worker, args=(port, path, size, round_no * 100 + i, start, q))
+        for i in range(CLIENTS)
+    ]
+    for p in procs:
+        p.start()
+    counts = [q.get(timeout=RANDOM_SECONDS + 60) for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise RuntimeError(f"a random-range client failed ({p.exitcode})")
+    return sum(counts) / RANDOM_SECONDS
+
+
+def _stream_worker(port: int, path: str, stop: Any) -> None:
+    """Play the file: read it from the start at STREAM_MBPS, as a video element buffers it."""
+    conn = HTTPConnection(HOST, port, timeout=60)
+    buf = memoryview(bytearray(MIB // 4))
+    rate = STREAM_MBPS * 1e6
+    while not stop.is_set():
+        conn.request("GET", path, headers={"Range": "bytes=0-"})
+        r = conn.getresponse()
+        began, total = time.monotonic(), 0
+        while not stop.is_set() and (n := r.readinto(buf)):
+            total += n
+            ahead = total / rate - (time.monotonic() - began)
+            if ahead > 0:
+                time.sleep(ahead)
+        if stop.is_set():
+            break
+    conn.close()
+
+
+@contextmanager
+def streams(port: int, path: str, count: int) -> Iterator[None]:
+    """Keep `count` clients streaming the file while the block runs."""
+    ctx = mp.get_context("fork")
+    stop = ctx.Event()
+    procs = [ctx.Process(target=_stream_worker, args=(port, path, stop)) for _ in range(count)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let them connect and fill their first buffers
+    try:
+        yield
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+
+
+def page_latencies(port: int, page: str, samples: Samples) -> None:
+    client = Client(port)
+    for _ in range(PAGE_REQUESTS):
+        began = time.perf_counter()
+        status, _ = client.get(page)
+        samples.add(time.perf_counter() - began)
+        if status != 200:
+            raise AssertionError(f"page {page}: {status}")
+        time.sleep(PAGE_GAP)
+    client.close()
+
+
+def main() -> int:
+    """Run B5 and write bench/out/b5.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=600)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers and nginx's")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.pairs < 5:
+        parser.error("SPEC §5 asks for at least 5 pairs")
+    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        print("B5 needs nginx (Debian: apt-get install nginx-light)", file=sys.stderr)
+        return 2
+
+    path = ensure_file(args.size_mb)
+    size = path.stat().st_size
+    lib = path.parent
+    data_dir = CORPUS_DIR / "b5" / "data"
+    media_hash = index(lib, data_dir)
+    ours_path = f"/media/{media_hash}/file"
+    nginx_path = f"/{path.name}"
+    offset_99 = size * 99 // 100
+    range_99 = {"Range": f"bytes={offset_99}-{offset_99 + RANGE_99 - 1}"}
+    rounds = range(1 + args.pairs)  # round 0 is the warm-up
+
+    with (
+        nginx(lib, args.workers) as nport,
+        gunicorn(lib, data_dir, args.workers, args.threads) as oport,
+    ):
+        page = "/"
+        probe = Client(oport)
+        if probe.get("/")[0] != 200:
+            page = "/health"
+        probe.close()
+        bench = Bench(
+            "b5",
+            f"Range streaming of a {size // MIB} MiB file: gunicorn gthread vs nginx sendfile",
+            params={
+                "size": size,
+                "workers": args.workers,
+                "threads": args.threads,
+                "gunicorn_conf": (ROOT / "gunicorn.conf.py").exists(),
+                "nginx": subprocess.run(
+                    ["nginx", "-v"], capture_output=True, text=True, check=False
+                ).stderr.strip(),
+                "clients": CLIENTS,
+                "random_range": RANDOM_RANGE,
+                "streams": STREAMS,
+                "stream_mbps": STREAM_MBPS,
+                "page": page,
+            },
+        )
+        servers = {"nginx": (nport, nginx_path), "ours": (oport, ours_path)}
+
+        log.info("full GET throughput")
+        full = {name: Samples(name, "MB/s") for name in servers}
+        for round_no in rounds:
+            for _ in range(FULL_GETS):
+                for name, (port, url) in servers.items():
+                    client = Client(port)
+                    began = time.perf_counter()
+                    status, got = client.get(url)
+                    elapsed = time.perf_counter() - began
+                    client.close()
+                    _check(status, got, 200, size, f"{name} full GET")
+                    if round_no:
+                        full[name].add(size / elapsed / 1e6)
+        bench.compare(
+            "full GET throughput",
+            full["nginx"],
+            full["ours"],
+            target=0.8,
+            higher_is_better=True,
+            headline=True,
+        )
+
+        log.info("1 MiB range at 99 % offset")
+        latency = {name: Samples(name) for name in servers}
+        for round_no in rounds:
+            for name, (port, url) in servers.items():
+                client = Client(port)
+                for _ in range(LATENCY_REQUESTS):
+                    began = time.perf_counter()
+                    status, got = client.get(url, range_99)
+                    elapsed = time.perf_counter() - began
+                    _check(status, got, 206, RANGE_99, f"{name} range at 99 %")
+                    if round_no:
+                        latency[name].add(elapsed)
+                client.close()
+        bench.compare(
+            "1 MiB range at 99 % offset, latency", latency["nginx"], latency["ours"], target=3.0
+        )
+        bench.compare(
+            "1 MiB range at 99 % offset, p95", latency["nginx"], latency["ours"], stat="p95"
+        )
+
+        log.info("random ranges, %d clients", CLIENTS)
+        rps = {name: Samples(name, "req/s") for name in servers}
+        floor = Samples("/health", "req/s")
+        for round_no in rounds:
+            for name, (port, url) in servers.items():
+                value = random_ranges(port, url, size, round_no)
+                if round_no:
+                    rps[name].add(value)
+            value = random_ranges(oport, "/health", 0, round_no)
+            if round_no:
+                floor.add(value)
+        bench.compare(
+            f"random {RANDOM_RANGE // 1024} KiB ranges, {CLIENTS} clients",
+            rps["nginx"],
+            rps["ours"],
+            target=0.5,
+            higher_is_better=True,
+        )
+        # What any route of this Flask app under gunicorn reaches with the same 8 clients: the
+        # ceiling for the row above, with no database, no file and no Range work at all.
+        bench.compare(
+            f"floor: GET /health, {CLIENTS} clients (vs nginx ranges)",
+            rps["nginx"],
+            floor,
+            higher_is_better=True,
+        )
+
+        log.info("page p95 while %d streams play", STREAMS)
+        idle, busy = Samples(f"{page} idle"), Samples(f"{page} with {STREAMS} streams")
+        for round_no in rounds:
+            warm = Samples("warm-up")
+            page_latencies(oport, page, idle if round_no else warm)
+            with streams(oport, ours_path, STREAMS):
+                page_latencies(oport, page, busy if round_no else warm)
+        bench.compare(
+            f"page {page} p95 while {STREAMS} streams play", idle, busy, target=2.0, stat="p95"
+        )
+    bench.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

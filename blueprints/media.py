@@ -1,0 +1,273 @@
+"""Media routes: the original file (Range, ETag, 304, 416), its thumbnail and scrub-preview sprite.
+
+Files are not sent with Flask's send_file: under gunicorn its Range support reads and discards
+every byte before the range start and loses sendfile() (SPEC §5: 225–278 ms for 1 MiB at 580 MB).
+Here the file is opened, positioned at the range start and handed to the server's
+`wsgi.file_wrapper` with an explicit Content-Length; gunicorn then sendfile()s `Content-Length`
+bytes from the descriptor's current offset (gunicorn/http/wsgi.py Response.sendfile). Without a
+file_wrapper (the test client) a bounded iterator reads the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from flask import Blueprint, Response, current_app, request
+from sqlite_utils import Database
+
+from blueprints.common import settings
+from services import db as dbmod
+from services import media_files, ranges, sprites, thumbnails
+from services.errors import NotFound, Unavailable
+from services.jobs import Jobs
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("media", __name__, url_prefix="/media")
+
+CHUNK = 256 * 1024  # read size when the server cannot sendfile (TLS, test client)
+FILE_CACHE = "private, no-cache"  # revalidate with the ETag: a file can change under its hash
+IMMUTABLE = "public, max-age=31536000, immutable"  # generated files: content-addressed URLs
+PLACEHOLDER_CACHE = "public, max-age=60"  # the real thumbnail may exist a minute later
+THUMB_WAIT = 3.0  # seconds a thumbnail request waits for the job that makes it
+SPRITE_WAIT = 3.0  # seconds a sprite request waits (the player asks once, when it loads)
+KEPT_CONNECTIONS = 4  # per thread: one per database in use (tests run several apps)
+
+_local = threading.local()
+
+
+@bp.url_value_preprocessor
+def _check_hash(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # A malformed hash is a 404 before anything touches the database or the disk.
+    if values and not media_files.is_media_hash(values.get("media_hash", "")):
+        raise NotFound("no such media")
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Response:
+    return Response(f"{exc}\n", 404, mimetype="text/plain")
+
+
+@bp.errorhandler(Unavailable)
+def _unavailable(exc: Unavailable) -> Response:
+    response = Response(f"{exc}; try again shortly\n", 503, mimetype="text/plain")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def thread_db() -> Database:
+    """Return this thread's connection to the app's database, kept across requests.
+
+    Media requests are the hot path (a video seeks with a Range request at each jump, a gallery
+    asks for sixty thumbnails): a fresh connection costs ~0.5 ms to read the schema on its first
+    query, more than the rest of a Range request. A connection still belongs to one thread.
+    """
+    path = settings().db_path
+    kept: OrderedDict[Path, Database] | None = getattr(_local, "connections", None)
+    if kept is None:
+        kept = _local.connections = OrderedDict()
+    db = kept.get(path)
+    if db is None:
+        db = kept[path] = dbmod.connect(path)
+        while len(kept) > KEPT_CONNECTIONS:
+            kept.popitem(last=False)[1].close()
+    kept.move_to_end(path)
+    return db
+
+
+@bp.get("/<media_hash>/file", endpoint="file")
+def original(media_hash: str) -> Response:
+    """Send the original file: whole, one range, or several (multipart/byteranges)."""
+    media = media_files.locate(thread_db(), media_hash, settings().media_dirs)
+    f, st = media_files.open_file(media)
+    etag = ranges.make_etag(media_hash, st.st_size, st.st_mtime_ns)
+    disposition = media_files.content_disposition(
+        media.name, attachment=request.args.get("download") == "1"
+    )
+    return send(f, st.st_size, int(st.st_mtime), etag, media.content_type, FILE_CACHE, disposition)
+
+
+@bp.get("/<media_hash>/thumb")
+def thumb(media_hash: str) -> Response:
+    """Send the poster thumbnail; make it now if it is missing, else send the placeholder."""
+    path = thumbnails.thumb_path(settings().data_dir, media_hash)
+    if thumbnails.is_ready(path):
+        return send_path(path, IMMUTABLE)
+    jobs = _jobs()
+    if jobs is None:
+        if not media_files.known(thread_db(), media_hash):
+            raise NotFound("no such media")
+        made = None
+    else:
+        made = jobs.thumbnail(media_hash, wait=THUMB_WAIT)  # NotFound for unknown media
+    if made is None:
+        return send_path(thumbnails.placeholder_path(), PLACEHOLDER_CACHE)
+    return send_path(made, IMMUTABLE)
+
+
+@bp.get("/<media_hash>/sprite.jpg")
+def sprite_image(media_hash: str) -> Response:
+    """Send the scrub-preview sprite sheet."""
+    return send_path(_sprite(media_hash)[0], IMMUTABLE)
+
+
+@bp.get("/<media_hash>/sprite.vtt")
+def sprite_vtt(media_hash: str) -> Response:
+    """Send the WebVTT that maps seek-bar times to tiles of the sprite sheet."""
+    return send_path(_sprite(media_hash)[1], IMMUTABLE)
+
+
+def _jobs() -> Jobs | None:
+    """Return this process's job runner, None when background work is off."""
+    return getattr(current_app.extensions.get("background"), "jobs", None)
+
+
+def _sprite(media_hash: str) -> tuple[Path, Path]:
+    paths = sprites.sprite_paths(settings().data_dir, media_hash)
+    if all(thumbnails.is_ready(p) for p in paths):
+        return paths
+    jobs = _jobs()
+    made = jobs.sprite(media_hash, wait=SPRITE_WAIT) if jobs is not None else None
+    if made is None:
+        raise NotFound("no scrub preview for this media (yet)")
+    return made
+
+
+def send_path(path: Path, cache_control: str) -> Response:
+    """Send a generated file from the data dir (trusted path), or 404 when it is not there."""
+    try:
+        f = open(path, "rb", buffering=0)
+    except FileNotFoundError:
+        raise NotFound("not generated yet") from None
+    st = os.fstat(f.fileno())
+    etag = ranges.make_etag(path.stem, st.st_size, st.st_mtime_ns)
+    kind = media_files.content_type(path.name)
+    return send(f, st.st_size, int(st.st_mtime), etag, kind, cache_control)
+
+
+def send(
+    f: IO[bytes],
+    size: int,
+    mtime: int,
+    etag: str,
+    content_type: str,
+    cache_control: str,
+    disposition: str | None = None,
+) -> Response:
+    """Answer the current GET/HEAD for an open file per RFC 9110 (see services/ranges.py)."""
+    v = ranges.Validators(etag, mtime)
+    answer = ranges.decide(request.method, request.headers, size, v)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Last-Modified": v.http_date,
+        "Cache-Control": cache_control,
+        "X-Content-Type-Options": "nosniff",
+    }
+    if answer.status in (304, 412, 416):
+        f.close()
+        if answer.status == 416:
+            headers["Content-Range"] = f"bytes */{size}"
+        return Response(status=answer.status, headers=headers)
+    if disposition:
+        headers["Content-Disposition"] = disposition
+    if answer.multipart:
+        return _multipart(f, size, answer.ranges, content_type, headers)
+    if answer.status == 206:
+        first = answer.ranges[0]
+        start, length = first.start, first.length
+        headers["Content-Range"] = first.content_range(size)
+    else:
+        start, length = 0, size
+    f.seek(start)
+    headers["Content-Length"] = str(length)
+    wrapper = request.environ.get("wsgi.file_wrapper")
+    body = _Bounded(f, length)
+    return Response(
+        wrapper(body, CHUNK) if wrapper else body,
+        answer.status,
+        headers,
+        content_type=content_type,
+        direct_passthrough=True,
+    )
+
+
+class _Bounded:
+    """A file limited to `length` bytes from its current position.
+
+    It keeps fileno() so a server can sendfile() it (gunicorn sends Content-Length bytes from the
+    descriptor's offset); read() stops at the limit so a server that reads instead (TLS) never
+    reads to the end of a multi-gigabyte file for a 1 MiB range. Iterating it reads CHUNK blocks.
+    """
+
+    def __init__(self, f: IO[bytes], length: int) -> None:
+        self.f = f
+        self.remaining = length
+
+    def fileno(self) -> int:
+        return self.f.fileno()
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.remaining if n < 0 else min(n, self.remaining)
+        data = self.f.read(n) if n > 0 else b""
+        self.remaining -= len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.read(CHUNK)
+        if not data:
+            raise StopIteration
+        return data
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _Multipart:
+    """The body of a multipart/byteranges answer, read part by part; closes the file at the end."""
+
+    def __init__(self, f: IO[bytes], parts: list[ranges.Part], tail: bytes) -> None:
+        self.f = f
+        self.chunks = self._chunks(parts, tail)
+
+    def _chunks(self, parts: list[ranges.Part], tail: bytes) -> Iterator[bytes]:
+        for part in parts:
+            yield part.head
+            self.f.seek(part.range.start)
+            yield from _Bounded(self.f, part.range.length)
+        yield tail
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _multipart(
+    f: IO[bytes],
+    size: int,
+    byte_ranges: tuple[ranges.ByteRange, ...],
+    content_type: str,
+    headers: dict[str, str],
+) -> Response:
+    boundary = secrets.token_hex(16)
+    parts, tail, total = ranges.multipart(byte_ranges, size, content_type, boundary)
+    headers["Content-Length"] = str(total)
+    return Response(
+        _Multipart(f, parts, tail),
+        206,
+        headers,
+        content_type=f"multipart/byteranges; boundary={boundary}",
+        direct_passthrough=True,
+    )

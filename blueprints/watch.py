@@ -1,0 +1,58 @@
+"""The watch page (player, details, up next, related) and the player's progress reports."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from blueprints.common import get_db, render, settings, user_id
+from services import browse, details, folders, playback, sprites, watchstate
+
+bp = Blueprint("watch", __name__)
+
+REGIONS = {"related": "watch/_related.html"}
+
+
+@bp.get("/watch/<media_hash>")
+def page(media_hash: str) -> Response:
+    db, uid, cfg = get_db(), user_id(), settings()
+    item = details.item(db, media_hash)
+    prev, upnext = browse.neighbours(db, item.folder_id, item.file_id, item.kind, user_id=uid)
+    related = []
+    if item.kind == "video":
+        related = browse.related(
+            db,
+            media_hash=item.media_hash,
+            title=item.series_title,
+            folder_id=item.folder_id,
+            file_id=item.file_id,
+            user_id=uid,
+        )
+    return render(
+        "watch/page.html",
+        REGIONS,
+        item=item,
+        state=watchstate.get(db, uid, item.media_id),
+        playable=playback.can_play(item, item.streams),
+        prev=prev,
+        upnext=upnext,
+        related=related,
+        folder_path=folders.folder_url_path(
+            db, cfg.media_dirs, item.library_id, item.folder_rel_path
+        ),
+        has_sprites=sprites.sprite_paths(cfg.data_dir, item.media_hash)[1].is_file(),
+    )
+
+
+@bp.post("/watch/<media_hash>/progress")
+def progress(media_hash: str) -> Response:
+    """Record the player's position; 204, since the page has nothing to redraw."""
+    form = request.form
+    watchstate.record(
+        get_db(),
+        user_id(),
+        media_hash,
+        position=form.get("position"),
+        duration=form.get("duration"),
+        viewing=form.get("viewing"),
+    )
+    return Response(status=204)

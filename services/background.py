@@ -1,0 +1,85 @@
+"""Start and stop the background services (job runner, watcher) from one place, in one process.
+
+The server may run as several processes (gunicorn workers). The one that takes an exclusive
+flock on data_dir/background.lock becomes the owner: it feeds the job queue from the library
+(every missing thumbnail and preview), follows the disk with the watcher and scans at start.
+The others get a runner that does only what their own requests ask (a thumbnail a page is
+waiting for, a scan an admin starts); the per-media generation lock keeps the two from making
+the same file twice. When the owner stops, its lock is released with its descriptor.
+
+LVS_BACKGROUND=inline runs every piece of work in the caller (tests); `off` starts nothing:
+thumbnails are then made only by `flask thumbnails` and `flask scan`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from config import Settings
+from services.jobs import Jobs
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "background.lock"
+
+
+@dataclass
+class Background:
+    """The running background services of this process."""
+
+    jobs: Jobs | None  # None when LVS_BACKGROUND=off
+    owner: bool  # this process feeds the queue and runs the watcher
+    watcher: Any = None
+    _lock_fd: int | None = None
+
+    def stop(self) -> None:
+        """Stop the watcher, then the jobs (queued work is dropped, a running scan cancelled)."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self.jobs is not None:
+            self.jobs.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock: another process may take over
+            self._lock_fd = None
+
+
+def start(settings: Settings) -> Background:
+    """Start this process's background services; see the module docstring."""
+    if settings.background == "off":
+        return Background(None, owner=False)
+    if settings.background == "inline":
+        return Background(Jobs(settings, inline=True), owner=True)
+    fd = _take_lock(settings)
+    if fd is None:
+        log.info("background jobs run in another process; this one makes only what it is asked")
+        return Background(Jobs(settings, feed=False, workers=1), owner=False)
+    jobs = Jobs(settings)
+    background = Background(jobs, owner=True, _lock_fd=fd)
+    if settings.watch != "off":
+        try:
+            from services.watcher import Watcher
+
+            background.watcher = Watcher(settings, lambda folders: jobs.scan(folders))
+            background.watcher.start()
+        except Exception:
+            background.stop()
+            raise
+        jobs.scan()  # what changed while the server was down
+    log.info("background jobs started (%d workers, watch=%s)", jobs.workers, settings.watch)
+    return background
+
+
+def _take_lock(settings: Settings) -> int | None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

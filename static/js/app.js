@@ -1,0 +1,15 @@
+// Entry point, loaded once per document (hx-boost keeps the document). Document-wide listeners
+// go in at once; each newly loaded page or region is set up from htmx.onLoad, idempotently.
+import { initPlayer, installPlayer } from "./player.js";
+import { installGallery } from "./gallery.js";
+import { initLightbox, installLightbox } from "./lightbox.js";
+
+document.documentElement.classList.add("js");
+installPlayer();
+installGallery();
+installLightbox();
+
+window.htmx.onLoad((root) => {
+  initPlayer(root);
+  initLightbox();
+});
