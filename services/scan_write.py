@@ -299,7 +299,9 @@ class Writer:
             self._update_row(file_id, item, folder_id)
         self._record_error(file_id, item.size, item.mtime_ns, reason, _text(item.abspath))
 
-    def _record_error(self, file_id: int, size: int, mtime_ns: int, reason: str, where: str) -> None:
+    def _record_error(
+        self, file_id: int, size: int, mtime_ns: int, reason: str, where: str
+    ) -> None:
         self.db.execute(
             """INSERT INTO probe_errors (file_id, reason, size, mtime_ns, failed_at)
                VALUES (?, ?, ?, ?, ?) ON CONFLICT (file_id) DO UPDATE SET reason = excluded.reason,

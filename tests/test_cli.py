@@ -51,10 +51,20 @@ def test_scan_while_another_runs_is_refused(app, runner):
 
 
 def test_wrong_setting_stops_the_cli_with_one_line(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "LVS_DATA_DIR": str(tmp_path), "LVS_WATCH": "never",
-           "FLASK_APP": "app"}
-    proc = subprocess.run([sys.executable, "-m", "flask", "stats"], env=env, capture_output=True,
-                          text=True, timeout=60, cwd=__file__.rsplit("/tests/", 1)[0])
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LVS_DATA_DIR": str(tmp_path),
+        "LVS_WATCH": "never",
+        "FLASK_APP": "app",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "flask", "stats"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=__file__.rsplit("/tests/", 1)[0],
+    )
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1] == (
         "Error: LVS_WATCH (environment): 'never' is not one of auto, events, poll, off"
