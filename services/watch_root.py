@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from watchdog.observers.api import BaseObserver
+
 from config import Settings
 from services import fsutil, watch_events
 from services.fsutil import Mount
@@ -103,7 +105,7 @@ class RootWatch:
         self.last_change: float | None = None
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"lvs-watch:{root}", daemon=True)
-        self._observer: object | None = None
+        self._observer: BaseObserver | None = None
         self._identity: tuple[int, int] | None = None
         self._digests: dict[bytes, bytes] = {}
         self._check_now = False
@@ -300,12 +302,12 @@ class RootWatch:
         observer = self._observer
         if observer is None:
             return False
-        return observer.is_alive() and all(e.is_alive() for e in observer.emitters)  # type: ignore[attr-defined]
+        return observer.is_alive() and all(e.is_alive() for e in observer.emitters)
 
     def _stop_watching(self) -> None:
         observer, self._observer = self._observer, None
         if observer is not None:
-            watch_events.stop_observer(observer)  # type: ignore[arg-type]
+            watch_events.stop_observer(observer)
 
     def _walk(self, known: dict[bytes, bytes]) -> dict[bytes, bytes] | None:
         """Walk the root; mark folders whose digest differs from `known` (unless it is empty)."""
@@ -321,9 +323,9 @@ class RootWatch:
             walker.close()
         digests = {rel: listing.digest for rel, listing in result.folders.items()}
         # A folder that could not be read keeps what we knew of it and everything below.
-        failed = tuple(result.failed)
+        below = tuple(f + b"/" for f in result.failed)
         for rel, value in known.items():
-            if rel in result.failed or rel.startswith(tuple(f + b"/" for f in failed)):
+            if rel in result.failed or (below and rel.startswith(below)):
                 digests.setdefault(rel, value)
         if known:
             changed = [
