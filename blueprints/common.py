@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from flask import Flask, Response, current_app, g, make_response, render_template, request, url_for
@@ -24,6 +26,7 @@ def settings() -> Settings:
 
 
 _local = threading.local()
+KEPT_CONNECTIONS = 4  # per thread: one per database in use (tests run several apps in one thread)
 
 
 def get_db() -> Database:
@@ -34,12 +37,15 @@ def get_db() -> Database:
     60-card page costs in all (bench B6). Server threads live as long as their worker.
     """
     path = settings().db_path
-    conns: dict = _local.__dict__.setdefault("conns", {})
+    conns: OrderedDict[Path, Database] = _local.__dict__.setdefault("conns", OrderedDict())
     db = conns.get(path)
     if db is None:
         # No mmap_size: it saves ~0.1 ms a page, but every thread's connection maps the file
         # again and each mapping counts in RSS (bench M: 524 MB instead of 163 MB).
         db = conns[path] = dbmod.connect(path)
+        while len(conns) > KEPT_CONNECTIONS:
+            conns.popitem(last=False)[1].close()
+    conns.move_to_end(path)
     g.db = db
     return db
 

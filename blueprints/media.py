@@ -13,17 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, request
-from sqlite_utils import Database
 
-from blueprints.common import settings
-from services import db as dbmod
+from blueprints.common import get_db, settings
 from services import media_files, ranges, sprites, thumbnails
 from services.errors import NotFound, Unavailable
 from services.jobs import Jobs
@@ -38,9 +34,6 @@ IMMUTABLE = "public, max-age=31536000, immutable"  # generated files: content-ad
 PLACEHOLDER_CACHE = "public, max-age=60"  # the real thumbnail may exist a minute later
 THUMB_WAIT = 3.0  # seconds a thumbnail request waits for the job that makes it
 SPRITE_WAIT = 3.0  # seconds a sprite request waits (the player asks once, when it loads)
-KEPT_CONNECTIONS = 4  # per thread: one per database in use (tests run several apps)
-
-_local = threading.local()
 
 
 @bp.url_value_preprocessor
@@ -62,30 +55,10 @@ def _unavailable(exc: Unavailable) -> Response:
     return response
 
 
-def thread_db() -> Database:
-    """Return this thread's connection to the app's database, kept across requests.
-
-    Media requests are the hot path (a video seeks with a Range request at each jump, a gallery
-    asks for sixty thumbnails): a fresh connection costs ~0.5 ms to read the schema on its first
-    query, more than the rest of a Range request. A connection still belongs to one thread.
-    """
-    path = settings().db_path
-    kept: OrderedDict[Path, Database] | None = getattr(_local, "connections", None)
-    if kept is None:
-        kept = _local.connections = OrderedDict()
-    db = kept.get(path)
-    if db is None:
-        db = kept[path] = dbmod.connect(path)
-        while len(kept) > KEPT_CONNECTIONS:
-            kept.popitem(last=False)[1].close()
-    kept.move_to_end(path)
-    return db
-
-
 @bp.get("/<media_hash>/file", endpoint="file")
 def original(media_hash: str) -> Response:
     """Send the original file: whole, one range, or several (multipart/byteranges)."""
-    media = media_files.locate(thread_db(), media_hash, settings().media_dirs)
+    media = media_files.locate(get_db(), media_hash, settings().media_dirs)
     f, st = media_files.open_file(media)
     etag = ranges.make_etag(media_hash, st.st_size, st.st_mtime_ns)
     disposition = media_files.content_disposition(
@@ -102,7 +75,7 @@ def thumb(media_hash: str) -> Response:
         return send_path(path, IMMUTABLE)
     jobs = _jobs()
     if jobs is None:
-        if not media_files.known(thread_db(), media_hash):
+        if not media_files.known(get_db(), media_hash):
             raise NotFound("no such media")
         made = None
     else:

@@ -64,10 +64,6 @@ class Plan:
     unchanged: int = 0
 
 
-def _under(path: bytes, start: bytes) -> bool:
-    return not start or path == start or path.startswith(start + b"/")
-
-
 def plan_library(
     db: Database,
     lib: Library,
@@ -80,14 +76,13 @@ def plan_library(
 ) -> Plan:
     """Walk `start` in a library and work out what changed since the database last looked."""
     plan = Plan(lib, start)
-    folders = {
-        row[1]: row
-        for row in db.execute(
-            "SELECT id, path, digest, file_count, present FROM folders WHERE library_id = ?",
-            [lib.id],
-        )
-        if _under(row[1], start)
-    }
+    sql = "SELECT id, path, digest, file_count, present FROM folders WHERE library_id = ?"
+    args: list = [lib.id]
+    if start:
+        # The folder and everything under it: paths between "start/" and "start0" ("0" follows "/").
+        sql += " AND (path = ? OR (path >= ? AND path < ?))"
+        args += [start, start + b"/", start + b"0"]
+    folders = {row[1]: row for row in db.execute(sql, args)}
     known = None if full else {p: r[2] for p, r in folders.items() if r[4] and r[2] is not None}
     try:
         walk = walker.walk(

@@ -37,6 +37,7 @@ class Writer:
         self.now = time.time()
         self._ops = 0
         self._probes: list[tuple[int, int, ProbeResult | None, str | None]] = []
+        self._gone: dict[int, list[int]] = {}  # media id -> its rows whose files are gone
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -218,15 +219,21 @@ class Writer:
         media_id = media_ids.get(h)
         if media_id is None:
             return None
-        candidates = self.db.execute(
-            "SELECT f.id, f.present, l.root, f.path FROM files f "
-            "JOIN libraries l ON l.id = f.library_id WHERE f.media_id = ? ORDER BY f.present",
-            [media_id],
-        ).fetchall()
-        for file_id, present, root, path in candidates:
-            if not present or not os.path.lexists(os.fsencode(root) + b"/" + path):
-                return file_id
-        return None
+        if media_id not in self._gone:
+            # Worked out once per content per scan: a thousand new copies of one file must not
+            # check every earlier copy on disk each (quadratic).
+            self._gone[media_id] = [
+                file_id
+                for file_id, present, root, path in self.db.execute(
+                    "SELECT f.id, f.present, l.root, f.path FROM files f "
+                    "JOIN libraries l ON l.id = f.library_id WHERE f.media_id = ? "
+                    "ORDER BY f.present DESC",
+                    [media_id],
+                ).fetchall()
+                if not present or not os.path.lexists(os.fsencode(root) + b"/" + path)
+            ]
+        gone = self._gone[media_id]
+        return gone.pop() if gone else None
 
     def _content_changed(
         self, row: FileRow, item: HashItem, folder_id: int, media_ids: dict[str, int]

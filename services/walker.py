@@ -115,7 +115,8 @@ def _list_folder(
                 subdirs.append((join(rel, name), (st.st_dev, st.st_ino)))
         elif entry.is_file(follow_symlinks=False):
             dot = name.rfind(b".")
-            if dot > 0 and name[dot:].lower() in _EXT_KIND:
+            # dot > 0 also skips hidden files (".x.mp4", macOS's "._x.mp4" resource forks).
+            if dot > 0 and name[0] != 46 and name[dot:].lower() in _EXT_KIND:
                 st = entry.stat(follow_symlinks=False)
                 entries.append((name, st.st_size, st.st_mtime_ns))
         elif entry.is_symlink():

@@ -197,6 +197,8 @@ def test_special_files_hidden_folders_and_links(media, library_dir, settings, db
     os.mkfifo(library_dir / "real" / "pipe.mp4")  # would block any reader forever
     put(media, library_dir, "hevc_mkv", "folder.mp4/inside.mkv")  # a folder named like a video
     put(media, library_dir, "png", ".hidden/secret.png")
+    put(media, library_dir, "hevc_mkv", "real/.hidden file.mkv")
+    put(media, library_dir, "vp9_webm", "real/._clip.mp4")  # a macOS resource fork
     put(media, library_dir, "png", "@eaDir/thumb.png")
     put(media, library_dir, "png", "#recycle/deleted.png")
     (library_dir / "real" / "loop").symlink_to(library_dir)  # a folder symlink loop
