@@ -186,22 +186,19 @@ class Writer:
             "SELECT 1 FROM files WHERE media_id = ? AND present = 1 LIMIT 1", [media_id]
         ).fetchone():
             self.report.duplicates += 1
+        self._insert_file(item, folder_id, media_id)
+        self.report.new += 1
+
+    def _insert_file(self, item: HashItem, folder_id: int, media_id: int | None) -> int:
+        """Insert a file row for a new path, with its parsed name; return its id."""
         file_id = self.db.execute(
             """INSERT INTO files (media_id, library_id, folder_id, path, name, size, mtime_ns,
                first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-            [
-                media_id,
-                item.library.id,
-                folder_id,
-                item.path,
-                _text(item.name),
-                item.size,
-                item.mtime_ns,
-                self.now,
-            ],
-        ).fetchone()[0]
+            [media_id, item.library.id, folder_id, item.path, _text(item.name), item.size,
+             item.mtime_ns, self.now],
+        ).fetchone()[0]  # fmt: skip
         self._parse(file_id, item.name)
-        self.report.new += 1
+        return file_id
 
     def _pop_move(
         self, h: str, item: HashItem, vanished: dict[str, list[FileRow]], media_ids: dict[str, int]
@@ -287,20 +284,7 @@ class Writer:
     def _failed_file(self, item: HashItem, folder_id: int, reason: str) -> None:
         """Record a file that cannot be identified (empty, unreadable) once, with its reason."""
         if item.row is None:
-            file_id = self.db.execute(
-                """INSERT INTO files (media_id, library_id, folder_id, path, name, size, mtime_ns,
-                   first_seen) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-                [
-                    item.library.id,
-                    folder_id,
-                    item.path,
-                    _text(item.name),
-                    item.size,
-                    item.mtime_ns,
-                    self.now,
-                ],
-            ).fetchone()[0]
-            self._parse(file_id, item.name)
+            file_id = self._insert_file(item, folder_id, None)
         else:
             file_id = item.row.id
             self._update_row(file_id, item, folder_id)
