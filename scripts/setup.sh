@@ -10,8 +10,16 @@ fi
 if [ ! -x .venv/bin/python ]; then
   echo "Creating .venv ..." >&2
   if ! "$py" -m venv .venv 2>/dev/null; then
-    echo "python3 -m venv failed: on Debian, install it with: apt-get install -y python3-venv" >&2
-    exit 1
+    # Debian ships venv's pip bootstrap separately (python3-venv).
+    rm -rf .venv
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "Installing Debian's python3-venv ..." >&2
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+    if ! "$py" -m venv .venv; then
+      echo "python3 -m venv failed: on Debian, install it with: sudo apt-get install -y python3-venv" >&2
+      exit 1
+    fi
   fi
 fi
 stamp=".venv/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$req"
