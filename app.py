@@ -14,9 +14,28 @@ from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 import cli
-from blueprints import common, gallery, health, media, watch
+from blueprints import (
+    access,
+    account,
+    admin,
+    admin_tags,
+    admin_users,
+    auth,
+    common,
+    gallery,
+    health,
+    markers,
+    media,
+    playlists,
+    ratings_api,
+    search,
+    tags,
+    watch,
+)
+from blueprints import metrics as request_metrics
 from config import Settings, load_settings
 from services import db as dbmod
+from services import logs
 from services.errors import (
     InvalidInput,
     LVSError,
@@ -56,17 +75,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         dbmod.open_db(settings.data_dir).close()  # create the data dir and migrate, once
     except LVSError as exc:
         raise SystemExit(f"Error: {exc}") from None
-    _logging(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
     # Static URLs carry a version (asset()), so browsers may keep the files for a year.
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 365 * 24 * 3600
+    request_metrics.install(app)  # first: request ids and timing wrap the other hooks
     cli.register(app)
-    for blueprint in (gallery.bp, watch.bp, media.bp, health.bp):
+    mine = (auth.bp, account.bp, admin_users.bp)
+    for blueprint in (gallery.bp, watch.bp, media.bp, health.bp, admin.bp, *mine):
+        app.register_blueprint(blueprint)
+    for blueprint in (search.bp, tags.bp, admin_tags.bp, ratings_api.bp, playlists.bp, markers.bp):
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)
     common.install_template_helpers(app, _asset_version(Path(app.static_folder or "static")))
     _install_guards(app, settings)
+    access.install(app)  # after the Host check: sign-in, roles, CSRF (default deny)
     _install_error_pages(app)
     return app
 

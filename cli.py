@@ -244,3 +244,9 @@ def register(app: Flask) -> None:
     app.cli.add_command(scan_command)
     app.cli.add_command(thumbnails_command)
     app.cli.add_command(stats_command)
+    import cli_accounts  # create-user, reset-password
+
+    cli_accounts.register(app)
+    import cli_maintenance  # backup, restore, export, import, db, cache, purge-missing
+
+    cli_maintenance.register(app)

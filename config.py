@@ -110,6 +110,19 @@ def _hosts(value: Any) -> tuple[str, ...]:
     return names
 
 
+def _flag(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not on or off")
+
+
+def _optional_path(value: Any) -> Path | None:
+    return Path(str(value)).expanduser().absolute() if str(value).strip() else None
+
+
 def _host(value: Any) -> str:
     text = str(value).strip()
     if not text or any(c.isspace() for c in text):
@@ -171,6 +184,8 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds before a probe is stopped and the file failed",
     ),
     Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting("log_format", _choice(("text", "json")), "text", "log lines as text or JSON lines"),
+    Setting("metrics_port", _int_range(0, 65535), 0, "0: /metrics for admins only; N: also open"),
     Setting("thumbnail_width", _int_range(64, 1920), 320, "width of poster thumbnails in pixels"),
     Setting("sprite_width", _int_range(32, 640), 160, "width of one scrub-preview tile in pixels"),
     Setting("sprite_tiles", _int_range(1, 400), 81, "most scrub-preview tiles per video"),
@@ -200,6 +215,24 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("workers", _int_range(1, 32), 2, "gunicorn worker processes"),
     Setting("threads", _int_range(1, 256), 8, "threads per worker: each playing video holds one"),
+    Setting(
+        "guest", _flag, "off", "on: anyone on the LAN may browse and watch, read-only, unsigned"
+    ),
+    Setting(
+        "tls",
+        _choice(("off", "on", "self-signed")),
+        "off",
+        "serve HTTPS: on (tls_cert/tls_key) or self-signed",
+    ),
+    Setting("tls_cert", _optional_path, "", "certificate (PEM) for tls=on"),
+    Setting("tls_key", _optional_path, "", "private key (PEM) for tls=on"),
+    Setting(
+        "proxy_count", _int_range(0, 5), 0, "reverse proxies in front; 0: X-Forwarded-* ignored"
+    ),
+    Setting("login_limit", _int_range(1, 10_000), 10, "sign-in attempts per account per 5 minutes"),
+    Setting(
+        "login_limit_ip", _int_range(1, 10_000), 30, "sign-in attempts per address per 5 minutes"
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -223,6 +256,8 @@ class Settings:
     probe_workers: int
     probe_timeout: float
     log_level: str
+    log_format: str
+    metrics_port: int
     thumbnail_width: int
     sprite_width: int
     sprite_tiles: int
@@ -232,6 +267,13 @@ class Settings:
     trusted_hosts: tuple[str, ...]
     workers: int
     threads: int
+    guest: bool
+    tls: str
+    tls_cert: Path | None
+    tls_key: Path | None
+    proxy_count: int
+    login_limit: int
+    login_limit_ip: int
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

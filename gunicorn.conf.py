@@ -12,16 +12,23 @@
 from __future__ import annotations
 
 import gc
+import os
 import socket
 from typing import Any
 
 from config import load_settings
 from services.errors import LVSError
+from services.tls import cert_files
 
 try:
     _settings = load_settings()
+    # HTTPS (passkeys need it on the LAN): LVS_TLS=on with a certificate, or self-signed.
+    _tls = cert_files(_settings.tls, _settings.tls_cert, _settings.tls_key, _settings.data_dir)
 except LVSError as exc:
     raise SystemExit(f"Error: {exc}") from None
+if _tls:
+    certfile, keyfile = str(_tls[0]), str(_tls[1])
+_scheme = "https" if _tls else "http"
 
 _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 bind = [f"{_host}:{_settings.port}"]
@@ -39,6 +46,11 @@ accesslog = "-" if _settings.log_level == "DEBUG" else None
 errorlog = "-"
 # gunicorn's control socket sits at one path per user: a second server would take it over.
 control_socket_disable = True
+proc_name = "lvs"
+# The workers' heartbeat files on tmpfs: a slow disk must not make the arbiter kill a busy worker.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# No preload: each worker opens its own database connections, threads and worker pool.
+preload_app = False
 
 
 def _lan_address() -> str | None:
@@ -56,10 +68,10 @@ def when_ready(server: Any) -> None:
     port = _settings.port
     if _settings.host in ("0.0.0.0", "::"):
         lan = _lan_address()
-        where = f"http://{lan}:{port}/ (this machine: http://localhost:{port}/)" if lan else ""
-        where = where or f"http://localhost:{port}/"
+        where = f"{_scheme}://{lan}:{port}/ (this machine: {_scheme}://localhost:{port}/)"
+        where = where if lan else f"{_scheme}://localhost:{port}/"
     else:
-        where = f"http://{_host}:{port}/"
+        where = f"{_scheme}://{_host}:{port}/"
     server.log.info("Local Video Server is ready. Open %s", where)
 
 
@@ -69,6 +81,12 @@ def post_worker_init(worker: Any) -> None:
 
     app = worker.wsgi
     app.extensions["background"] = background.start(app.config["SETTINGS"])
+    if app.extensions["background"].owner:
+        from blueprints import metrics
+        from services import dashboard
+
+        dashboard.publish_owner(app.extensions["background"])  # for the other workers' dashboards
+        metrics.serve_separately(app)  # LVS_METRICS_PORT, from one process only
     # Everything loaded so far lives as long as the worker: keep it out of the collector's
     # full passes, which otherwise walk it every few hundred requests (a 15 ms page at p99.9).
     gc.freeze()
@@ -80,3 +98,6 @@ def worker_exit(server: Any, worker: Any) -> None:
     running = app.extensions.pop("background", None) if app is not None else None
     if running is not None:
         running.stop()
+    from services import metrics
+
+    metrics.REGISTRY.forget()  # the dashboard stops counting this worker at once

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from config import Settings
 from services import db as dbmod
-from services.watchstate import DEFAULT_USER
+from services import metrics
 
 VARY = "HX-Request, HX-Target"
 
@@ -43,6 +43,7 @@ def get_db() -> Database:
         # No mmap_size: it saves ~0.1 ms a page, but every thread's connection maps the file
         # again and each mapping counts in RSS (bench M: 524 MB instead of 163 MB).
         db = conns[path] = dbmod.connect(path)
+        db.conn.set_trace_callback(metrics.count_query)  # SQL statements per request
         while len(conns) > KEPT_CONNECTIONS:
             conns.popitem(last=False)[1].close()
     conns.move_to_end(path)
@@ -57,9 +58,13 @@ def close_db(exc: BaseException | None = None) -> None:
         db.conn.rollback()
 
 
+GUEST_USER = 0  # no such row: a guest (LVS_GUEST=on) has no history and writes nothing
+
+
 def user_id() -> int:
-    """Return the signed-in user's id; the default user until accounts exist."""
-    return DEFAULT_USER
+    """Return the signed-in user's id (blueprints/access.py put the user in `g`)."""
+    user = g.get("user")
+    return user.id if user is not None else GUEST_USER
 
 
 def fragment_target(regions: Mapping[str, str]) -> str | None:

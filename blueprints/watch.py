@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
+from blueprints import organize
 from blueprints.common import get_db, render, settings, user_id
 from services import browse, details, folders, playback, sprites, watchstate
 
@@ -27,6 +28,13 @@ def page(media_hash: str) -> Response:
             file_id=item.file_id,
             user_id=uid,
         )
+    extra = organize.watch_context(db, uid, item.media_id, item.media_hash, request.args)
+    if extra["queue"]:  # playing a playlist: its previous and next instead of the folder's
+        prev, upnext = extra["queue"]["prev"], extra["queue"]["next"]
+    if item.kind == "video":  # videos sharing tags first
+        tagged = organize.tag_related(db, item.media_id, uid)
+        seen = {c.media_hash for c in tagged}
+        related = (tagged + [c for c in related if c.media_hash not in seen])[:12]
     return render(
         "watch/page.html",
         REGIONS,
@@ -40,6 +48,7 @@ def page(media_hash: str) -> Response:
             db, cfg.media_dirs, item.library_id, item.folder_rel_path
         ),
         has_sprites=sprites.sprite_paths(cfg.data_dir, item.media_hash)[1].is_file(),
+        **extra,
     )
 
 

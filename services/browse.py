@@ -25,7 +25,16 @@ SORTS: dict[str, tuple[str, str, str]] = {
     "added": ("f.first_seen", "files_by_added", "desc"),
     "duration": ("f.sort_duration", "files_by_duration", "desc"),
     "size": ("f.size", "files_by_size", "desc"),
+    # Per-user keys have no index beside the folder: the folder's rows are sorted (issue 6).
+    "rating": (
+        "coalesce((SELECT r.stars FROM ratings r WHERE r.user_id = :user "
+        "AND r.media_id = f.media_id), 0)",
+        "files_by_name",
+        "desc",
+    ),
+    "views": ("coalesce(ws.play_count, 0)", "files_by_name", "desc"),
 }
+RATINGS = ("1", "2", "3", "4", "5")
 KINDS = ("video", "picture")
 LENGTHS: dict[str, tuple[float, float]] = {
     "short": (0, 300),
@@ -58,6 +67,10 @@ class Query:
     codec: str = ""
     length: str = ""
     view: str = "grid"
+    rating: str = ""  # at least this many stars from the user
+    tag: str = ""
+    favorite: str = ""  # "1": the user's favourites only
+    unwatched: str = ""  # "1": not watched by the user
 
     def params(self, **changes: str) -> dict[str, str]:
         """Return the non-default values as URL parameters, with `changes` applied."""
@@ -71,7 +84,16 @@ class Query:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.kind or self.resolution or self.codec or self.length)
+        return bool(
+            self.kind
+            or self.resolution
+            or self.codec
+            or self.length
+            or self.rating
+            or self.tag
+            or self.favorite
+            or self.unwatched
+        )
 
 
 def parse_query(args: Mapping[str, str]) -> Query:
@@ -92,6 +114,10 @@ def parse_query(args: Mapping[str, str]) -> Query:
         codec=pick("codec", tuple(CODECS), ""),
         length=pick("length", tuple(LENGTHS), ""),
         view=pick("view", VIEWS, "grid"),
+        rating=pick("rating", RATINGS, ""),
+        tag=" ".join((args.get("tag") or "").split())[:64],
+        favorite=pick("favorite", ("1",), ""),
+        unwatched=pick("unwatched", ("1",), ""),
     )
 
 
@@ -130,6 +156,25 @@ def _filters(query: Query, params: dict[str, Any]) -> str:
         if hi != math.inf:
             sql += " AND f.sort_duration < :len_hi"
             params["len_hi"] = hi
+    if query.rating:
+        sql += (
+            " AND EXISTS (SELECT 1 FROM ratings r WHERE r.user_id = :user"
+            " AND r.media_id = f.media_id AND r.stars >= :min_stars)"
+        )
+        params["min_stars"] = int(query.rating)
+    if query.tag:
+        sql += (
+            " AND EXISTS (SELECT 1 FROM media_tags mt JOIN tags t ON t.id = mt.tag_id"
+            " WHERE mt.media_id = f.media_id AND t.name = :tag)"
+        )
+        params["tag"] = query.tag
+    if query.favorite:
+        sql += (
+            " AND EXISTS (SELECT 1 FROM favorites fav WHERE fav.user_id = :user"
+            " AND fav.media_id = f.media_id)"
+        )
+    if query.unwatched:
+        sql += " AND coalesce(ws.watched, 0) = 0"
     return sql
 
 
@@ -167,7 +212,11 @@ def folder_page(
     params: dict[str, Any] = {"folder": folder_id, "user": user_id, "limit": limit + 1}
     if after is not None:
         key = SORTS[query.sort][0]
-        row = db.execute(f"SELECT {key} FROM files f WHERE f.id = ?", [after]).fetchone()
+        row = db.execute(
+            f"SELECT {key} FROM files f LEFT JOIN watch_state ws ON ws.user_id = :user "
+            "AND ws.media_id = f.media_id WHERE f.id = :after",
+            {"user": user_id, "after": after},
+        ).fetchone()
         if row is None:
             raise InvalidInput("after: not a position in this list")
         params["k"], params["after"] = row[0], after

@@ -314,3 +314,197 @@ def m0003_thumbs(db: Database) -> None:
         CREATE INDEX thumbs_failed ON thumbs (kind, status);
         """,
     )
+
+
+@migrations()
+def m0004_accounts(db: Database) -> None:
+    """Add accounts: passwords, passkeys, server-side sessions, API tokens and sign-in counters.
+
+    The default user (id 1) has no password: /setup (or `flask create-user --admin`) fills it in
+    as the first admin, so what was recorded before accounts existed becomes that admin's.
+    """
+    _run_script(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN password_hash TEXT;
+        ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE users ADD COLUMN webauthn_handle BLOB;
+        CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,                 -- sha256 of the cookie's token
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            expires_at REAL NOT NULL,                    -- slides forward as the session is used
+            user_agent TEXT NOT NULL DEFAULT '',
+            ip TEXT NOT NULL DEFAULT '',
+            method TEXT NOT NULL DEFAULT 'password'      -- password | passkey | setup
+        );
+        CREATE INDEX sessions_user ON sessions (user_id);
+        CREATE TABLE passkeys (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            credential_id BLOB NOT NULL UNIQUE,
+            public_key BLOB NOT NULL,
+            sign_count INTEGER NOT NULL DEFAULT 0,
+            name TEXT NOT NULL,
+            transports TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            last_used REAL
+        );
+        CREATE INDEX passkeys_user ON passkeys (user_id);
+        CREATE TABLE webauthn_challenges (
+            handle_hash TEXT PRIMARY KEY,
+            challenge BLOB NOT NULL,
+            kind TEXT NOT NULL,                          -- register | login
+            user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            last_used REAL
+        );
+        CREATE TABLE rate_hits (
+            key TEXT NOT NULL,
+            window_start INTEGER NOT NULL,
+            hits INTEGER NOT NULL,
+            PRIMARY KEY (key, window_start)
+        );
+        """,
+    )
+
+
+# The search index rows of the files matching a condition on `f` (m0005): the parsed title, the
+# file name, the folder's path and the media's tags, keyed by files.id. Only files a listing
+# shows (present, identified) are indexed, so a ranked page can be cut inside the FTS query.
+_FTS_ROWS = """
+    INSERT INTO search_fts (rowid, title, name, folder, tags)
+    SELECT f.id, trim(coalesce(p.title, '') || ' ' || coalesce(p.episode_title, '')), f.name,
+           coalesce(fo.rel_path, ''),
+           coalesce((SELECT group_concat(t.name, ' ') FROM media_tags mt
+                     JOIN tags t ON t.id = mt.tag_id WHERE mt.media_id = f.media_id), '')
+    FROM files f LEFT JOIN parses p ON p.file_id = f.id LEFT JOIN folders fo ON fo.id = f.folder_id
+    WHERE f.present = 1 AND f.media_id IS NOT NULL AND ({where});"""
+
+
+def _fts_refresh(where: str) -> str:
+    """Return trigger statements that rebuild the search rows of the files matching `where`."""
+    return f"DELETE FROM search_fts WHERE rowid IN (SELECT f.id FROM files f WHERE {where});" + (
+        _FTS_ROWS.format(where=where)
+    )
+
+
+@migrations()
+def m0005_organize(db: Database) -> None:
+    """Add tags, ratings, favourites, playlists, markers, the search index and a change counter.
+
+    The FTS5 index (one row per file, rowid = files.id) is kept in step by triggers on files,
+    parses, folders, tags and media_tags, so the scanner need not know it exists. `prefix='2 3'`
+    indexes make short prefixes cheap (SPEC §5 traps); search_vocab (its terms) lets a longer
+    prefix be expanded to the words it stands for (services/search.py). organize_generation counts changes to user
+    metadata (tags, ratings, favourites, play counts): services/metacache.py compares it per
+    read, so a cache in one gunicorn process never serves what another process changed.
+    """
+    triggers = {
+        "files_fts_insert AFTER INSERT ON files": _FTS_ROWS.format(where="f.id = NEW.id"),
+        "files_fts_update AFTER UPDATE OF name, folder_id, media_id, present ON files": _fts_refresh(
+            "f.id = NEW.id"
+        ),
+        "files_fts_delete AFTER DELETE ON files": "DELETE FROM search_fts WHERE rowid = OLD.id;",
+        "parses_fts_insert AFTER INSERT ON parses": _fts_refresh("f.id = NEW.file_id"),
+        "parses_fts_update AFTER UPDATE ON parses": _fts_refresh("f.id = NEW.file_id"),
+        "parses_fts_delete AFTER DELETE ON parses": _fts_refresh("f.id = OLD.file_id"),
+        "folders_fts_update AFTER UPDATE OF rel_path ON folders": _fts_refresh(
+            "f.folder_id = NEW.id"
+        ),
+        "media_tags_fts_insert AFTER INSERT ON media_tags": _fts_refresh(
+            "f.media_id = NEW.media_id"
+        )
+        + "UPDATE organize_generation SET n = n + 1;",
+        "media_tags_fts_delete AFTER DELETE ON media_tags": _fts_refresh(
+            "f.media_id = OLD.media_id"
+        )
+        + "UPDATE organize_generation SET n = n + 1;",
+        "tags_fts_update AFTER UPDATE OF name ON tags": _fts_refresh(
+            "f.media_id IN (SELECT media_id FROM media_tags WHERE tag_id = NEW.id)"
+        )
+        + "UPDATE organize_generation SET n = n + 1;",
+    }
+    for table in ("ratings", "favorites"):
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            triggers[f"{table}_gen_{event.lower()} AFTER {event} ON {table}"] = (
+                "UPDATE organize_generation SET n = n + 1;"
+            )
+    triggers[
+        "watch_state_gen_plays AFTER UPDATE OF play_count ON watch_state "
+        "WHEN OLD.play_count IS NOT NEW.play_count"
+    ] = "UPDATE organize_generation SET n = n + 1;"
+    triggers["watch_state_gen_insert AFTER INSERT ON watch_state"] = (
+        "UPDATE organize_generation SET n = n + 1;"
+    )
+    _run_script(
+        db,
+        """
+        CREATE TABLE organize_generation (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+        INSERT INTO organize_generation (id, n) VALUES (1, 0);
+        CREATE TABLE tags (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE media_tags (
+            media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+            tag_id INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+            PRIMARY KEY (media_id, tag_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX media_tags_by_tag ON media_tags (tag_id, media_id);
+        CREATE TABLE ratings (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+            stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+            rated_at REAL NOT NULL,
+            PRIMARY KEY (user_id, media_id)
+        );
+        CREATE INDEX ratings_by_media ON ratings (media_id, stars);
+        CREATE TABLE favorites (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+            added_at REAL NOT NULL,
+            PRIMARY KEY (user_id, media_id)
+        );
+        CREATE TABLE playlists (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX playlists_by_user ON playlists (user_id, name);
+        CREATE TABLE playlist_items (
+            id INTEGER PRIMARY KEY,
+            playlist_id INTEGER NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+            media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL
+        );
+        CREATE INDEX playlist_items_order ON playlist_items (playlist_id, position);
+        CREATE TABLE markers (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+            seconds REAL NOT NULL,
+            label TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX markers_by_media ON markers (media_id, seconds);
+        CREATE VIRTUAL TABLE search_fts USING fts5 (
+            title, name, folder, tags, prefix = '2 3', tokenize = 'unicode61 remove_diacritics 2'
+        );
+        CREATE VIRTUAL TABLE search_vocab USING fts5vocab (search_fts, 'row');
+        """
+        + _FTS_ROWS.format(where="1")
+        + "".join(
+            f"\nCREATE TRIGGER {head}\nBEGIN\n{body}\nEND;" for head, body in triggers.items()
+        ),
+    )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from services import metrics
+
 log = logging.getLogger(__name__)
 
 MOUNTINFO = Path("/proc/self/mountinfo")
@@ -107,6 +109,7 @@ def retry_estale(call: Callable[[], T], what: str = "filesystem call") -> T:
                 if exc.errno == errno.ESTALE:
                     log.error("%s failed after %d ESTALE retries", what, attempt)
                 raise
+            metrics.count("estale_retries")
             time.sleep(delay)
             continue
         if attempt:

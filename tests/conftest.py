@@ -58,3 +58,89 @@ def app(library_dir: Path, tmp_path: Path):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+# ---- accounts (issue 5): signed-in clients for the default-deny app ----
+
+TEST_PASSWORD = "correct horse battery"
+
+
+def make_user(data_dir: Path, role: str = "admin", name: str | None = None):
+    """Create (or find) an account in the data dir's database; cheap bcrypt rounds for speed."""
+    from services import db as dbmod
+    from services import users
+
+    database = dbmod.open_db(data_dir)
+    try:
+        name = name or f"test-{role}"
+        user = users.by_name(database, name)
+        if user is None or user.role != role:
+            user = users.create(database, name, role, TEST_PASSWORD, rounds=4)
+        return user
+    finally:
+        database.close()
+
+
+def session_token(data_dir: Path, user_id: int) -> str:
+    """Start a server-side session for the user and return its cookie value."""
+    from services import db as dbmod
+    from services import sessions
+
+    database = dbmod.open_db(data_dir)
+    try:
+        return sessions.create(database, user_id, user_agent="pytest", ip="127.0.0.1")
+    finally:
+        database.close()
+
+
+def api_token(data_dir: Path, role: str = "admin", name: str | None = None) -> str:
+    """Return an API token (for `Authorization: Bearer`) of a test account."""
+    from services import apitokens
+    from services import db as dbmod
+
+    user = make_user(data_dir, role, name)
+    database = dbmod.open_db(data_dir)
+    try:
+        return apitokens.create(database, user.id, "tests")
+    finally:
+        database.close()
+
+
+def signed_in(app, role: str = "admin", name: str | None = None):
+    """Return a test client signed in as a `role` account, sending the CSRF token as htmx does."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from blueprints.access import COOKIE
+
+    data_dir = app.config["SETTINGS"].data_dir
+    user = make_user(data_dir, role, name)
+    client = app.test_client()
+    client.set_cookie(COOKIE, session_token(data_dir, user.id))
+    raw = "pytest-csrf-" + str(user.id)
+    with client.session_transaction() as flask_session:
+        flask_session["csrf_token"] = raw
+    signer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token")
+    client.environ_base["HTTP_X_CSRFTOKEN"] = signer.dumps(raw)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def admin_client(app):
+    """Return a test client signed in as an admin (the first admin: it owns user 1's history)."""
+    return signed_in(app, "admin")
+
+
+@pytest.fixture
+def viewer_client(app):
+    """Return a test client signed in as a viewer."""
+    return signed_in(app, "viewer")
+
+
+def browser_sign_in(context, base_url: str, data_dir: Path, role: str = "admin") -> None:
+    """Sign a Playwright browser context in to a running server by giving it a session cookie."""
+    from blueprints.access import COOKIE
+
+    user = make_user(data_dir, role)
+    token = session_token(data_dir, user.id)
+    context.add_cookies([{"name": COOKIE, "value": token, "url": base_url}])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import api_token, browser_sign_in
 from tests.sample_library import Site
 
 pytestmark = pytest.mark.browser
@@ -104,13 +105,14 @@ def browser() -> Iterator:
 
 
 @pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])
-def page(request, browser):
+def page(request, browser, server):
     context = browser.new_context(
         viewport=request.param,
         is_mobile=request.param is PHONE,
         has_touch=request.param is PHONE,
         device_scale_factor=1,
     )
+    browser_sign_in(context, server.url, server.site.data)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -324,7 +326,9 @@ def test_scrub_preview_over_the_seek_bar(page, server):
     deadline = time.monotonic() + 60  # the server's background jobs make the sprite
     while True:
         try:
-            with urllib.request.urlopen(f"{server.url}/media/{h}/sprite.vtt", timeout=5) as r:
+            auth = {"Authorization": "Bearer " + api_token(server.site.data)}
+            asked = urllib.request.Request(f"{server.url}/media/{h}/sprite.vtt", headers=auth)
+            with urllib.request.urlopen(asked, timeout=5) as r:
                 if r.status == 200:
                     break
         except OSError:

@@ -29,6 +29,7 @@ from services import sprites, thumbnails
 from services.playback import can_play
 from services.probe import probe_file
 from services.scanner import scan
+from tests.conftest import api_token, signed_in
 
 ROOT = Path(__file__).resolve().parent.parent
 UNICODE_NAME = 'ünïcødé 日本語 "q" #1 100%.avi'
@@ -57,7 +58,7 @@ class Served:
     hashes: dict[str, str]  # library path -> media_hash
 
     def client(self) -> FlaskClient:
-        return self.app.test_client()
+        return signed_in(self.app)
 
     def url(self, rel: str, suffix: str = "file") -> str:
         return f"/media/{self.hashes[rel]}/{suffix}"
@@ -295,7 +296,8 @@ def test_range_goes_to_the_servers_file_wrapper_at_its_offset(served: Served) ->
     data = data_of(served, H264)
     start = len(data) * 99 // 100
     builder = EnvironBuilder(
-        path=served.url(H264), headers={"Range": f"bytes={start}-{start + 99}"}
+        path=served.url(H264),
+        headers={"Range": f"bytes={start}-{start + 99}", **bearer(served.app)},
     )
     environ = builder.get_environ()
     environ["wsgi.file_wrapper"] = FileWrapper
@@ -317,6 +319,11 @@ def test_range_goes_to_the_servers_file_wrapper_at_its_offset(served: Served) ->
         body.close()
     with pytest.raises(OSError):
         os.fstat(fd)  # closed with the response
+
+
+def bearer(app: Flask) -> dict[str, str]:
+    """Return the header a cookie-less client signs in with."""
+    return {"Authorization": "Bearer " + api_token(app.config["SETTINGS"].data_dir)}
 
 
 def free_port() -> int:
@@ -356,14 +363,17 @@ def test_real_gunicorn_serves_ranges_by_sendfile(served: Served) -> None:
         data = data_of(served, H264)
         start = len(data) * 99 // 100
         conn = HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", served.url(H264), headers={"Range": f"bytes={start}-"})
+        auth = bearer(served.app)
+        conn.request("GET", served.url(H264), headers={"Range": f"bytes={start}-", **auth})
         r = conn.getresponse()
         assert r.status == 206
         assert r.read() == data[start:]
-        conn.request("GET", served.url(H264))  # same connection: keep-alive survived the range
+        conn.request(
+            "GET", served.url(H264), headers=auth
+        )  # same connection: keep-alive survived the range
         r = conn.getresponse()
         assert (r.status, r.read()) == (200, data)
-        conn.request("GET", "/media/0000000000000000/file")
+        conn.request("GET", "/media/0000000000000000/file", headers=auth)
         r = conn.getresponse()
         assert (r.status, r.read()) == (404, b"no such media\n")
         conn.close()
@@ -488,7 +498,7 @@ def test_a_library_no_longer_configured_is_not_served(served: Served, tmp_path: 
     other.mkdir()
     settings = served.app.config["SETTINGS"]
     app = create_app({"media_dirs": [str(other)], "data_dir": str(settings.data_dir)})
-    assert app.test_client().get(served.url(H264)).status_code == 404
+    assert signed_in(app).get(served.url(H264)).status_code == 404
 
 
 # --- files that went away, storage that does not answer ---------------------------------------
@@ -553,10 +563,10 @@ def test_offline_library_is_503_not_404(media: dict[str, Path], tmp_path: Path) 
     h = db.execute("SELECT media_hash FROM media").fetchone()[0]
     db.close()
     (lib / "a.mp4").unlink()  # the mount point is left, empty
-    r = app.test_client().get(f"/media/{h}/file")
+    r = signed_in(app).get(f"/media/{h}/file")
     assert r.status_code == 503 and "Retry-After" in r.headers
     lib.rmdir()  # the mount point itself is gone
-    assert app.test_client().get(f"/media/{h}/file").status_code == 503
+    assert signed_in(app).get(f"/media/{h}/file").status_code == 503
 
 
 # --- can a browser play it? -------------------------------------------------------------------
@@ -689,7 +699,7 @@ def test_missing_thumbnail_is_made_on_request(served: Served) -> None:
     dest.unlink(missing_ok=True)
     app = _app_with_jobs(served, "inline")
     try:
-        r = app.test_client().get(f"/media/{h}/thumb")
+        r = signed_in(app).get(f"/media/{h}/thumb")
     finally:
         app.extensions["background"].stop()
     assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg"
@@ -703,7 +713,7 @@ def test_missing_thumbnail_without_jobs_is_the_placeholder(served: Served) -> No
     h = served.hashes[rel]
     thumbnails.thumb_path(served.app.config["SETTINGS"].data_dir, h).unlink(missing_ok=True)
     app = _app_with_jobs(served, "off")
-    client = app.test_client()
+    client = signed_in(app)
     r = client.get(f"/media/{h}/thumb")
     assert r.status_code == 200 and r.data == thumbnails.placeholder_path().read_bytes()
     assert r.headers["Cache-Control"] == "public, max-age=60"  # the real one may come soon
@@ -713,7 +723,7 @@ def test_missing_thumbnail_without_jobs_is_the_placeholder(served: Served) -> No
 def test_unknown_media_has_no_thumbnail_even_with_jobs(served: Served) -> None:
     app = _app_with_jobs(served, "inline")
     try:
-        assert app.test_client().get("/media/00000000000000aa/thumb").status_code == 404
+        assert signed_in(app).get("/media/00000000000000aa/thumb").status_code == 404
     finally:
         app.extensions["background"].stop()
 
@@ -724,10 +734,10 @@ def test_scrub_preview_sprite_and_vtt(served: Served) -> None:
     jpg.unlink(missing_ok=True)
     vtt.unlink(missing_ok=True)
     off = _app_with_jobs(served, "off")
-    assert off.test_client().get(f"/media/{h}/sprite.vtt").status_code == 404
+    assert signed_in(off).get(f"/media/{h}/sprite.vtt").status_code == 404
     app = _app_with_jobs(served, "inline")
     try:
-        client = app.test_client()
+        client = signed_in(app)
         r = client.get(f"/media/{h}/sprite.vtt")
         assert r.status_code == 200 and r.mimetype == "text/vtt"
         text = r.data.decode()
@@ -738,4 +748,4 @@ def test_scrub_preview_sprite_and_vtt(served: Served) -> None:
     finally:
         app.extensions["background"].stop()
     # Once made, it is served without the runner.
-    assert off.test_client().get(f"/media/{h}/sprite.jpg").status_code == 200
+    assert signed_in(off).get(f"/media/{h}/sprite.jpg").status_code == 200

@@ -11,6 +11,7 @@ import pytest
 from services import db as dbmod
 from services import watchstate
 from services.errors import InvalidInput, NotFound
+from tests.conftest import signed_in
 from tests.sample_library import LONG_SECONDS, Site
 
 USER = watchstate.DEFAULT_USER
@@ -143,7 +144,7 @@ def test_state_is_per_user(site, db):
 
 
 def test_progress_route_then_resume_and_continue_watching(site, db):
-    client = site.app.test_client()
+    client = signed_in(site.app)
     h = site.hash("long")
     response = client.post(
         f"/watch/{h}/progress", data={"position": "123.5", "duration": "360", "viewing": "abc"}
@@ -168,19 +169,19 @@ def test_progress_route_then_resume_and_continue_watching(site, db):
     ],
 )
 def test_progress_route_bad_input_is_400(site, db, form):
-    response = site.app.test_client().post(f"/watch/{site.hash('long')}/progress", data=form)
+    response = signed_in(site.app).post(f"/watch/{site.hash('long')}/progress", data=form)
     assert response.status_code == 400
 
 
 def test_progress_route_unknown_media_is_404(site, db):
-    response = site.app.test_client().post(
+    response = signed_in(site.app).post(
         f"/watch/{'f' * 16}/progress", data={"position": "1", "duration": "360", "viewing": "a"}
     )
     assert response.status_code == 404
 
 
 def test_progress_route_refuses_cross_site_posts(site, db):
-    client = site.app.test_client()
+    client = signed_in(site.app)
     url = f"/watch/{site.hash('long')}/progress"
     form = {"position": "100", "duration": "360", "viewing": "abc"}
     evil = client.post(url, data=form, headers={"Origin": "http://evil.example.com"})
@@ -191,5 +192,5 @@ def test_progress_route_refuses_cross_site_posts(site, db):
 
 
 def test_progress_route_is_post_only(site):
-    response = site.app.test_client().get(f"/watch/{site.hash('long')}/progress")
+    response = signed_in(site.app).get(f"/watch/{site.hash('long')}/progress")
     assert response.status_code == 405

@@ -3,13 +3,20 @@
 import { initPlayer, installPlayer } from "./player.js";
 import { installGallery } from "./gallery.js";
 import { initLightbox, installLightbox } from "./lightbox.js";
+import { initSelection, installSelection } from "./selection.js";
+import { installOrganize } from "./organize.js";
+import { initPasskeys } from "./passkeys.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
 installGallery();
 installLightbox();
+installSelection();
+installOrganize();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
   initLightbox();
+  initSelection();
+  initPasskeys(root);
 });

@@ -220,6 +220,8 @@ class Player {
       position: position.toFixed(2),
       duration: duration.toFixed(2),
       viewing: this.viewing,
+      // In the body, not a header: sendBeacon cannot set headers (CSRF, blueprints/access.py).
+      csrf_token: document.querySelector('meta[name="csrf-token"]')?.content ?? "",
     });
     if (beacon && navigator.sendBeacon) {
       navigator.sendBeacon(this.progressUrl, body);

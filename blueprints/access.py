@@ -1,0 +1,237 @@
+"""Who may do what: the default-deny guard, roles, CSRF, the session cookie and sign-in limits.
+
+Every endpoint needs a signed-in user except PUBLIC_ENDPOINTS. A user is found, in order, from
+`Authorization: Bearer <API token>` (no cookies, so no CSRF), the session cookie (CSRF checked on
+every unsafe method), or a signed media URL (GET/HEAD of that one media item). Blueprints whose
+name starts with "admin" need the admin role. With LVS_GUEST=on, nobody-signed-in may read
+(GET/HEAD) anything but admin and account pages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, redirect, request, url_for
+from flask_login import LoginManager, UserMixin
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from blueprints.common import get_db, settings
+from services import apitokens, ratelimit, sessions, users
+
+log = logging.getLogger(__name__)
+
+COOKIE = "lvs_session"
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "static",
+        "auth.login",
+        "auth.setup",
+        "auth.passkey_login_options",
+        "auth.passkey_login",
+        "health.health",
+        "health.livez",
+        "health.readyz",
+    }
+)
+NO_GUESTS = ("account.", "admin")  # endpoint prefixes a guest never sees
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LIMIT_WINDOW = 300
+csrf = CSRFProtect()
+
+
+@dataclass(frozen=True)
+class Account(users.User, UserMixin):
+    """The signed-in user as flask-login sees it."""
+
+    via: str = "session"  # session | token | signed
+    session_hash: str = ""
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+def install(app: Flask) -> None:
+    """Wire sign-in, CSRF and the default-deny guard into the app."""
+    cfg = app.config["SETTINGS"]
+    secret = sessions.secret_key(cfg.data_dir)
+    app.config.update(
+        SECRET_KEY=secret,
+        SESSION_COOKIE_NAME="lvs_csrf",  # Flask's cookie holds only the CSRF secret
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=cfg.tls != "off",
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked in the guard, after we know how the user came
+        WTF_CSRF_TIME_LIMIT=None,  # valid as long as the browser's CSRF cookie
+    )
+    app.extensions["media_secret"] = secret
+    if cfg.proxy_count:
+        n = cfg.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    csrf.init_app(app)
+    manager = LoginManager(app)
+    manager.request_loader(lambda _request: g.get("user"))
+    app.before_request(_guard)
+
+    @app.context_processor
+    def _auth_context() -> dict:
+        return {"me": g.get("user"), "guest": g.get("user") is None}
+
+
+def _find_user() -> Account | None:
+    """Return who is asking (token, session cookie, signed media URL), or None."""
+    db = get_db()
+    auth = request.headers.get("Authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        uid = apitokens.authenticate(db, token.strip()) if scheme.lower() == "bearer" else None
+        return _account(uid, "token") if uid else None
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        session = sessions.lookup(db, cookie)
+        if session is not None:
+            return _account(session.user_id, "session", session.token_hash)
+    view_args = request.view_args or {}
+    if "s" in request.args and "media_hash" in view_args and request.method in ("GET", "HEAD"):
+        uid = apitokens.check_media_signature(
+            _secret(), view_args["media_hash"], request.args.to_dict()
+        )
+        return _account(uid, "signed") if uid else None
+    return None
+
+
+def _secret() -> bytes:
+    from flask import current_app
+
+    return current_app.extensions["media_secret"]
+
+
+def _account(uid: int | None, via: str, session_hash: str = "") -> Account | None:
+    user = users.get(get_db(), uid) if uid else None
+    if user is None or user.disabled:
+        return None
+    return Account(**user.__dict__, via=via, session_hash=session_hash)
+
+
+def _guard() -> Response | None:
+    endpoint = request.endpoint
+    if endpoint is None:
+        return None  # no such route: the 404 page
+    user = _find_user()
+    g.user = user
+    if user is None and request.headers.get("Authorization"):
+        response = _deny(401, "That API token is not valid.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="lvs", error="invalid_token"'
+        return response
+    if user is not None and user.via == "signed" and not endpoint.startswith("media."):
+        g.user = user = None  # a signed URL opens one media item, nothing else
+    if endpoint not in PUBLIC_ENDPOINTS and user is None:
+        if not (settings().guest and request.method in SAFE_METHODS):
+            return _sign_in_first()
+        if endpoint.startswith(NO_GUESTS):
+            return _sign_in_first()
+    if endpoint.split(".")[0].startswith("admin") and not (user and user.is_admin):
+        return _deny(403, "Only an admin may do that.")
+    if request.method not in SAFE_METHODS and (user is None or user.via == "session"):
+        csrf.protect()  # an API token comes without cookies: nothing for a forged form to ride on
+    return None
+
+
+def wants_page() -> bool:
+    """Return whether the request is a browser navigating to a page (not media, API or htmx)."""
+    if request.method not in ("GET", "HEAD") or request.headers.get("HX-Request"):
+        return False
+    if (request.endpoint or "").startswith("media."):
+        return False
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _sign_in_first() -> Response:
+    login = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if wants_page():
+        return redirect(login)
+    response = _deny(401, "Sign in first.")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="lvs"'
+    if request.headers.get("HX-Request"):
+        response.headers["HX-Redirect"] = url_for("auth.login")
+    return response
+
+
+def _deny(status: int, message: str) -> Response:
+    log.info("%s %s -> %d (%s)", request.method, request.path, status, message)
+    return Response(message + "\n", status, mimetype="text/plain")
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Return `target` if it is a path on this site, else `default` (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return default
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def client_ip() -> str:
+    """Return the client's address (ProxyFix has applied X-Forwarded-For only if configured)."""
+    return request.remote_addr or ""
+
+
+def limited(name: str | None) -> int | None:
+    """Count a sign-in attempt per address and per account; return Retry-After seconds if over."""
+    cfg, db = settings(), get_db()
+    ip = client_ip()
+    try:  # an IPv6 client may hold a whole /64: count it as one
+        addr = ipaddress.ip_address(ip)
+        if addr.version == 6:
+            ip = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    except ValueError:
+        pass
+    wait = ratelimit.hit(db, f"ip:{ip}", cfg.login_limit_ip, LIMIT_WINDOW)
+    if name:
+        wait = (
+            ratelimit.hit(db, f"user:{name.strip().lower()}", cfg.login_limit, LIMIT_WINDOW) or wait
+        )
+    return wait
+
+
+def set_session_cookie(response: Response, token: str) -> Response:
+    """Set the session cookie: HttpOnly, SameSite=Lax, Secure under HTTPS."""
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(sessions.LIFETIME),
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+        path="/",
+    )
+    return response
+
+
+def clear_session_cookie(response: Response) -> Response:
+    """Remove the session cookie."""
+    response.delete_cookie(
+        COOKIE, path="/", httponly=True, samesite="Lax", secure=request.is_secure
+    )
+    return response
+
+
+def start_session(user_id: int, method: str, response: Response) -> Response:
+    """Sign a user in: end the browser's old session (rotation), new token, new CSRF secret."""
+    from flask import session as flask_session
+
+    db = get_db()
+    old = request.cookies.get(COOKIE)
+    if old:
+        sessions.end(db, sessions.token_hash(old))
+    flask_session.clear()  # a fresh CSRF secret with the fresh session
+    token = sessions.create(
+        db, user_id, user_agent=request.headers.get("User-Agent", ""), ip=client_ip(), method=method
+    )
+    return set_session_cookie(response, token)

@@ -1,0 +1,224 @@
+"""Request timing, request ids, and Prometheus `/metrics`.
+
+`install(app)` adds the hooks every request goes through: a request id (kept from a sane
+`X-Request-ID`, else made; logged on every line and sent back), its latency recorded per
+endpoint, and the SQL statements it ran (the trace hook blueprints.common.get_db sets).
+
+`/metrics` belongs to the blueprint "admin_metrics": like every admin* blueprint it needs the
+admin role, so a Prometheus scraper sends an admin's API token (`Authorization: Bearer …`).
+The `lvs_*` series are computed at scrape time from every worker's merged numbers and from the
+database, so they are whole whichever worker answers; prometheus-flask-exporter's own
+`flask_http_*` series describe the answering worker only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_flask_exporter import PrometheusMetrics
+
+from blueprints.common import get_db
+from services import library, logs, metrics
+from services.errors import LVSError
+
+bp = Blueprint("admin_metrics", __name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LIBRARY_CACHE = 15.0  # seconds a library count is reused between scrapes
+
+
+class LvsCollector:
+    """Our own series, read at scrape time."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._library: tuple[float, list[Metric]] = (0.0, [])
+
+    def collect(self) -> Iterator[Metric]:
+        snap = metrics.snapshot()
+        up = GaugeMetricFamily("lvs_uptime_seconds", "Seconds since the oldest worker started")
+        up.add_metric([], time.time() - snap.started)
+        yield up
+        workers = GaugeMetricFamily("lvs_workers", "Server processes reporting metrics")
+        workers.add_metric([], snap.workers)
+        yield workers
+        reqs = CounterMetricFamily(
+            "lvs_requests", "Requests since start, per endpoint", labels=["endpoint"]
+        )
+        lat = GaugeMetricFamily(
+            "lvs_request_latency_seconds",
+            "Request latency over the rolling window",
+            labels=["endpoint", "quantile"],
+        )
+        for s in snap.endpoints():
+            name = s.name.removeprefix("request:")
+            reqs.add_metric([name], s.total)
+            for q, v in (("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)):
+                lat.add_metric([name, q], v)
+        yield reqs
+        yield lat
+        cache = CounterMetricFamily("lvs_cache_lookups", "Cache lookups", labels=["result"])
+        cache.add_metric(["hit"], snap.counters.get("cache_hit", 0))
+        cache.add_metric(["miss"], snap.counters.get("cache_miss", 0))
+        yield cache
+        estale = CounterMetricFamily("lvs_estale_retries", "Filesystem calls retried after ESTALE")
+        estale.add_metric([], snap.counters.get("estale_retries", 0))
+        yield estale
+        yield from self._jobs()
+        yield from self._library_metrics()
+
+    def _jobs(self) -> Iterator[Metric]:
+        jobs = getattr(self.app.extensions.get("background"), "jobs", None)
+        if jobs is None:
+            return
+        st = jobs.status()
+        depth = GaugeMetricFamily("lvs_queue_depth", "Jobs waiting, per kind", labels=["kind"])
+        for kind in ("scan", "thumbnail", "sprite"):
+            depth.add_metric([kind], st.queued.get(kind, 0))
+        yield depth
+        running = GaugeMetricFamily("lvs_jobs_running", "Jobs running, per kind", labels=["kind"])
+        for kind in ("scan", "probe", "thumbnail", "sprite"):
+            running.add_metric([kind], sum(1 for j in st.running if j.kind == kind))
+        yield running
+
+    def _library_metrics(self) -> Iterator[Metric]:
+        at, cached = self._library
+        if cached and time.monotonic() - at < LIBRARY_CACHE:
+            yield from cached
+            return
+        found: list[Metric] = []
+        try:
+            with self.app.app_context():
+                db = get_db()
+                s = library.stats(db)
+                scan = db.execute(
+                    "SELECT finished_at - started_at FROM scans WHERE finished_at IS NOT NULL "
+                    "ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+                scans = db.execute(
+                    "SELECT count(*), coalesce(sum(finished_at - started_at), 0) FROM scans "
+                    "WHERE finished_at IS NOT NULL"
+                ).fetchone()
+                previews = db.execute(
+                    "SELECT kind, status, count(*), coalesce(sum(seconds), 0) FROM thumbs "
+                    "GROUP BY kind, status"
+                ).fetchall()
+        except (LVSError, Exception):  # a scrape must answer even when the database is busy
+            return
+        size = GaugeMetricFamily("lvs_library_items", "Media items", labels=["kind"])
+        size.add_metric(["video"], s.videos)
+        size.add_metric(["picture"], s.pictures)
+        found.append(size)
+        for name, doc, value in (
+            ("lvs_library_bytes", "Bytes of media", s.total_size),
+            ("lvs_library_duration_seconds", "Seconds of video", s.total_duration),
+            ("lvs_library_missing_files", "Files gone from disk", s.missing),
+            ("lvs_library_failed_files", "Files that failed their probe", s.failed),
+            ("lvs_last_scan_duration_seconds", "Duration of the last scan", scan[0] if scan else 0),
+        ):
+            g_ = GaugeMetricFamily(name, doc)
+            g_.add_metric([], value or 0)
+            found.append(g_)
+        scan_sum = CounterMetricFamily("lvs_scan_seconds", "Seconds spent in finished scans")
+        scan_sum.add_metric([], scans[1])
+        found.append(scan_sum)
+        scan_n = CounterMetricFamily("lvs_scans", "Finished scans")
+        scan_n.add_metric([], scans[0])
+        found.append(scan_n)
+        made = CounterMetricFamily(
+            "lvs_previews", "Thumbnails and sprites recorded", labels=["kind", "status"]
+        )
+        secs = CounterMetricFamily(
+            "lvs_preview_seconds", "Seconds spent making previews", labels=["kind"]
+        )
+        failures = CounterMetricFamily(
+            "lvs_ffmpeg_failures", "Decoder failures (previews and probes)", labels=["what"]
+        )
+        seconds: dict[str, float] = {}
+        failed: dict[str, int] = {}
+        for kind, status, n, total in previews:
+            made.add_metric([kind, status], n)
+            seconds[kind] = seconds.get(kind, 0.0) + total
+            if status == "failed":
+                failed[kind] = failed.get(kind, 0) + n
+        for kind, total in seconds.items():
+            secs.add_metric([kind], total)
+        for kind in ("thumbnail", "sprite"):
+            failures.add_metric([kind], failed.get(kind, 0))
+        failures.add_metric(["probe"], s.failed)
+        found += [made, secs, failures]
+        self._library = (time.monotonic(), found)
+        yield from found
+
+
+@bp.get("/metrics")
+def prometheus() -> Response:
+    registry: CollectorRegistry = current_app.extensions["lvs_prometheus"]
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE)
+
+
+def serve_separately(app: Flask) -> bool:
+    """Serve `/metrics` without sign-in on LVS_METRICS_PORT, when set; return whether it runs.
+
+    One process does it (the background owner, see gunicorn.conf.py); its `lvs_*` series are
+    the merged numbers of every worker anyway.
+    """
+    from prometheus_client import start_http_server
+
+    settings = app.config["SETTINGS"]
+    if not settings.metrics_port:
+        return False
+    start_http_server(
+        settings.metrics_port, settings.host, registry=app.extensions["lvs_prometheus"]
+    )
+    logging.getLogger(__name__).info(
+        "Prometheus metrics on port %d (no sign-in)", settings.metrics_port
+    )
+    return True
+
+
+def install(app: Flask) -> None:
+    """Add request ids, timing and query counting, and `/metrics`."""
+    registry = CollectorRegistry(auto_describe=True)
+    PrometheusMetrics(app, path=None, registry=registry, group_by="endpoint")
+    registry.register(LvsCollector(app))
+    app.extensions["lvs_prometheus"] = registry
+    metrics.REGISTRY.configure(app.config["SETTINGS"].data_dir)
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def _start() -> None:
+        g.request_started = time.perf_counter()
+        g.request_id_token = logs.REQUEST_ID.set(
+            logs.new_request_id(request.headers.get("X-Request-ID"))
+        )
+        metrics.take_queries()  # statements before this request are not its own
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        started = g.get("request_started")
+        if started is not None:
+            metrics.observe(
+                f"request:{request.endpoint or 'not_found'}", time.perf_counter() - started
+            )
+            metrics.observe("db_queries", metrics.take_queries())
+            if response.status_code >= 500:
+                metrics.count("errors")
+            metrics.REGISTRY.dump()
+        response.headers["X-Request-ID"] = logs.REQUEST_ID.get()
+        return response
+
+    @app.teardown_request
+    def _forget(_exc: BaseException | None) -> None:
+        token: Any = g.pop("request_id_token", None)
+        if token is not None:
+            try:
+                logs.REQUEST_ID.reset(token)
+            except ValueError:  # set in another context (a streamed response's iterator)
+                logs.REQUEST_ID.set("-")

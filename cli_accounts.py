@@ -1,0 +1,63 @@
+"""The `flask` account commands: create-user, reset-password."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from services import db as dbmod
+from services import sessions, users
+from services.errors import LVSError
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@click.command("create-user")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="An admin (default: a viewer).")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@with_appcontext
+def create_user_command(name: str, admin: bool, password_stdin: bool) -> None:
+    """Create an account. The first admin takes over what was watched before accounts existed."""
+    password = _password(password_stdin)
+    try:
+        db = dbmod.open_db(current_app.config["SETTINGS"].data_dir)
+        user = users.create(db, name, "admin" if admin else "viewer", password)
+    except LVSError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {user.role} {user.name!r} (id {user.id}).")
+
+
+@click.command("reset-password")
+@click.argument("name")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@with_appcontext
+def reset_password_command(name: str, password_stdin: bool) -> None:
+    """Set a new password for an account and end all its sessions."""
+    try:
+        db = dbmod.open_db(current_app.config["SETTINGS"].data_dir)
+        user = users.by_name(db, name)
+        if user is None:
+            raise click.ClickException(f"no user called {name!r}")
+        users.set_password(db, user.id, _password(password_stdin))
+        ended = sessions.end_all(db, user.id)
+    except LVSError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Password of {user.name!r} changed; {ended} session(s) ended.")
+
+
+def register(app: Flask) -> None:
+    """Add the account commands to `flask`."""
+    app.cli.add_command(create_user_command)
+    app.cli.add_command(reset_password_command)

@@ -1,0 +1,198 @@
+"""The admin dashboard in Chromium against a real gunicorn with two workers: it refreshes its
+live region without reloading the page, its numbers count both workers' requests, and an admin
+action redirects back with a message. Screenshots: /tmp/shots/admin-*.png."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import browser_sign_in
+from tests.test_browser import ARGS, CHROMIUM, ROOT, SHOTS, free_port, wait_js
+
+pytestmark = pytest.mark.browser
+
+
+class TwoWorkers:
+    """gunicorn (gunicorn.conf.py) with two workers over a small library, scanned first."""
+
+    def __init__(self, base: Path, media: dict[str, Path]) -> None:
+        self.root = base / "library"
+        self.root.mkdir()
+        self.data = base / "data"
+        shutil.copy2(media["h264_mp4"], self.root / "clip.mp4")
+        shutil.copy2(media["jpeg_exif"], self.root / "photo.jpg")
+        shutil.copy2(media["corrupt_mp4"], self.root / "broken.mp4")
+        from config import load_settings
+        from tests.sample_library import scan_library
+
+        scan_library(
+            load_settings(
+                {"media_dirs": [str(self.root)], "data_dir": str(self.data), "probe_workers": 1},
+                environ={},
+                dotenv_path=base / "no.env",
+            )
+        )
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = base / "gunicorn.log"
+        env = {
+            **os.environ,
+            "LVS_MEDIA_DIRS": str(self.root),
+            "LVS_DATA_DIR": str(self.data),
+            "LVS_HOST": "127.0.0.1",
+            "LVS_PORT": str(self.port),
+            "LVS_WORKERS": "2",
+            "LVS_THREADS": "4",
+            "LVS_WATCH": "off",
+            "LVS_PROBE_WORKERS": "1",
+            "LVS_METRICS_PORT": str(self.metrics_port),
+        }
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert self.proc.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "gunicorn did not get ready"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, media) -> Iterator[TwoWorkers]:
+    running = TwoWorkers(tmp_path_factory.mktemp("admin-browser"), media)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (scripts/test does)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        browser_sign_in(context, server.url, server.data)
+        tab = context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        yield tab
+        context.close()
+        browser.close()
+    assert [e for e in errors if "Failed to load resource" not in e] == []
+
+
+def _count(page) -> int:
+    return int(page.locator("#req-count").inner_text())
+
+
+def test_dashboard_updates_live_and_counts_both_workers(server, page):
+    SHOTS.mkdir(exist_ok=True)
+    page.goto(server.url + "/admin/performance")
+    assert page.locator("h1").inner_text() == "Server performance"
+    page.locator("#perf-live svg").first.wait_for()
+    page.screenshot(path=str(SHOTS / "admin-dashboard.png"), full_page=True)
+    page.evaluate("window.notReloaded = true")
+    first = _count(page)
+    generated = page.locator(".admin-updated").get_attribute("data-generated")
+
+    # Requests to both workers (new connections spread over them) show up after a poll.
+    for _ in range(40):
+        with urllib.request.urlopen(server.url + "/health", timeout=5) as r:
+            assert r.status == 200
+    wait_js(
+        page,
+        f"document.querySelector('.admin-updated').dataset.generated !== '{generated}'",
+        timeout=15,
+    )
+    wait_js(page, f"Number(document.querySelector('#req-count').textContent) >= {first + 40}", 15)
+    assert page.evaluate("window.notReloaded") is True  # swapped in place, no reload
+    assert "health.health" in page.locator("#perf-live table").inner_text()
+    assert "broken.mp4" in page.locator("#perf-live").inner_text()  # failed probe, with reason
+    page.screenshot(path=str(SHOTS / "admin-dashboard-updated.png"), full_page=True)
+
+    data = page.evaluate("fetch('/admin/performance.json').then(r => r.json())")
+    assert data["workers"] == 2  # both workers' numbers are merged
+    # Whichever worker answered, the jobs and watcher shown are the background owner's.
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies())
+    answered = set()
+    for _ in range(12):  # a new connection each: both workers answer
+        request = urllib.request.Request(
+            server.url + "/admin/performance.json", headers={"Cookie": cookie}
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            data = json.load(r)
+        answered.add(data["process"]["pid"])
+        assert data["jobs"]["owner"] is True
+        assert [w["mode"] for w in data["watcher"]] == ["off"]
+    assert len(answered) == 2
+    assert data["requests"]["endpoints"]["health.health"]["count"] >= 40
+
+
+def test_purge_confirmation_and_action_message(server, page):
+    page.goto(server.url + "/admin/performance")
+    page.get_by_role("link", name="Purge missing items…").click()
+    page.wait_for_url("**/admin/purge")
+    assert "Nothing is missing." in page.locator("main").inner_text()
+    page.screenshot(path=str(SHOTS / "admin-purge.png"))
+    page.goto(server.url + "/admin/performance")
+    page.get_by_role("button", name="Start a scan").click()
+    page.wait_for_url("**/admin/performance?done=*")
+    assert "Scan started" in page.locator(".admin-message").inner_text()
+    page.screenshot(path=str(SHOTS / "admin-action.png"))
+
+
+def test_metrics_port_serves_without_sign_in_and_main_port_needs_admin(server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(5):
+        urllib.request.urlopen(server.url + "/livez", timeout=5).close()
+    time.sleep(1.5)  # each worker writes its numbers at most once a second
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    (workers,) = families["lvs_workers"].samples
+    assert workers.value == 2
+    livez = [s for s in families["lvs_requests"].samples if s.labels["endpoint"] == "health.livez"]
+    assert livez and livez[0].value >= 5
+    request = urllib.request.Request(server.url + "/metrics")
+    try:
+        urllib.request.urlopen(request, timeout=5)
+        raise AssertionError("/metrics on the main port answered without sign-in")
+    except urllib.error.HTTPError as exc:
+        assert exc.code in (401, 403)
+    except AssertionError:
+        raise

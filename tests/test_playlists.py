@@ -1,0 +1,106 @@
+"""Playlists: create, add one or a selection, reorder, remove, play all and shuffle (the watch
+page's next link follows the playlist), per-user privacy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.organize_util import Users, make_users
+from tests.sample_library import Site
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Site:
+    return Site(tmp_path_factory.mktemp("playlists"), media)
+
+
+@pytest.fixture(scope="module")
+def who(site: Site) -> Users:
+    return make_users(site)
+
+
+@pytest.fixture
+def client(site: Site):
+    return site.app.test_client()
+
+
+def order(html: str) -> list[str]:
+    return re.findall(r'<li data-hash="([0-9a-f]{16})">', html)
+
+
+def make(client, who: Users, name: str, hashes: list[str]) -> int:
+    r = client.post(
+        "/playlists",
+        data={"name": name, "media": hashes},
+        headers={**who.viewer, "Accept": "application/json"},
+    )
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()["id"]
+
+
+def test_create_add_reorder_remove(client, who, site):
+    a, b, c = (site.hash(k) for k in ("ep1", "ep2", "ep3"))
+    pid = make(client, who, "  Evening  ", [a, b])
+    r = client.post(f"/playlists/{pid}/add", data={"media": [c]}, headers=who.viewer)
+    assert r.get_json() == {"added": 1}
+    html = client.get(f"/playlists/{pid}", headers=who.viewer).get_data(as_text=True)
+    assert order(html) == [a, b, c] and "<h1>Evening" in html
+    items = re.findall(r"/playlists/\d+/items/(\d+)/up", html)
+    hx = {**who.viewer, "HX-Request": "true", "HX-Target": "playlist-items"}
+    r = client.post(f"/playlists/{pid}/items/{items[2]}/up", headers=hx)
+    assert re.match(r'\s*<section id="playlist-items"', r.get_data(as_text=True))
+    assert order(r.get_data(as_text=True)) == [a, c, b]
+    r = client.post(f"/playlists/{pid}/items/{items[0]}/remove", headers=hx)
+    assert order(r.get_data(as_text=True)) == [c, b]
+    assert client.post(f"/playlists/{pid}/items/{items[1]}/sideways", headers=hx).status_code == 400
+    listing = client.get("/playlists.json", headers=who.viewer).get_json()
+    assert listing == {"playlists": [{"id": pid, "name": "Evening", "count": 2}]}
+
+
+def test_play_all_follows_the_playlist(client, who, site):
+    a, b = site.hash("hevc"), site.hash("bonus")
+    pid = make(client, who, "Mixed", [a, b])
+    r = client.get(f"/playlists/{pid}/play", headers=who.viewer)
+    assert r.status_code == 303
+    first = r.headers["Location"]
+    assert first.startswith(f"/watch/{a}?")
+    html = client.get(first, headers=who.viewer).get_data(as_text=True)
+    assert "Mixed</a>: 1 of 2" in html
+    nxt = re.search(r'id="next-link" rel="next" href="([^"]+)"', html).group(1)
+    assert nxt.startswith(f"/watch/{b}?") and "pos=1" in nxt
+    html = client.get(nxt.replace("&amp;", "&"), headers=who.viewer).get_data(as_text=True)
+    assert "2 of 2" in html and 'id="next-link"' not in html  # the end of the playlist
+
+
+def test_shuffle_plays_every_item_once(client, who, site):
+    keys = ("ep1", "ep2", "ep3", "h264", "vp9")
+    pid = make(client, who, "Shuffle", [site.hash(k) for k in keys])
+    target = client.get(f"/playlists/{pid}/play?shuffle=1", headers=who.viewer).headers["Location"]
+    seen = []
+    while target:
+        seen.append(urlsplit(target).path.rsplit("/", 1)[1])
+        assert parse_qs(urlsplit(target).query)["seed"][0] != "0"
+        html = client.get(target, headers=who.viewer).get_data(as_text=True)
+        m = re.search(r'id="next-link" rel="next" href="([^"]+)"', html)
+        target = m.group(1).replace("&amp;", "&") if m else None
+    assert sorted(seen) == sorted(site.hash(k) for k in keys)
+
+
+def test_other_users_playlists_are_private(client, who, site):
+    pid = make(client, who, "Mine", [site.hash("h264")])
+    assert client.get(f"/playlists/{pid}", headers=who.admin).status_code == 404
+    r = client.post(f"/playlists/{pid}/add", data={"media": [site.hash("vp9")]}, headers=who.admin)
+    assert r.status_code == 404
+    assert client.post(f"/playlists/{pid}/delete", headers=who.admin).status_code == 404
+    assert client.post(f"/playlists/{pid}/delete", headers=who.viewer).status_code == 303
+    assert client.get(f"/playlists/{pid}", headers=who.viewer).status_code == 404
+
+
+def test_bad_names(client, who):
+    assert client.post("/playlists", data={"name": "  "}, headers=who.viewer).status_code == 400
+    r = client.post("/playlists", data={"name": "x" * 101}, headers=who.viewer)
+    assert r.status_code == 400
