@@ -206,10 +206,3 @@ def _install_error_pages(app: Flask) -> None:
         if exc.code is None or exc.code < 400:
             return exc
         return page(exc.code, exc.name, exc.description or "")
-
-
-def _logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root.setLevel(level)

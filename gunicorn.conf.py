@@ -43,6 +43,8 @@ graceful_timeout = 10
 forwarded_allow_ips = ""
 loglevel = _settings.log_level.lower()
 accesslog = "-" if _settings.log_level == "DEBUG" else None
+# The request id the app logs with (and sends as X-Request-ID) ties an access line to app lines.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 errorlog = "-"
 # gunicorn's control socket sits at one path per user: a second server would take it over.
 control_socket_disable = True

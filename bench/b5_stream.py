@@ -35,7 +35,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-from bench.harness import CORPUS_DIR, ROOT, Bench, Samples
+from bench.harness import CORPUS_DIR, ROOT, Bench, Samples, session_cookie
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +171,15 @@ def nginx(root: Path, workers: int) -> Iterator[int]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+# Per port: the bench admin's session cookie (gunicorn() sets it; forked clients inherit it).
+AUTH: dict[int, dict[str, str]] = {}
+
+
 @contextmanager
 def gunicorn(lib: Path, data_dir: Path, workers: int, threads: int) -> Iterator[int]:
     """Run the app under a real gunicorn with gthread workers; yield its port."""
     port = free_port()
+    AUTH[port] = session_cookie(data_dir)  # every route needs a session (default deny)
     env = {
         **os.environ,
         "LVS_MEDIA_DIRS": str(lib),
@@ -215,11 +220,12 @@ class Client:
 
     def __init__(self, port: int) -> None:
         self.conn = HTTPConnection(HOST, port, timeout=60)
+        self.auth = AUTH.get(port, {})  # none for nginx
         self.buf = memoryview(bytearray(4 * MIB))
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, int]:
         """GET path; return (status, body bytes read)."""
-        self.conn.request("GET", path, headers=headers or {})
+        self.conn.request("GET", path, headers={**self.auth, **(headers or {})})
         r = self.conn.getresponse()
         total = 0
         while n := r.readinto(self.buf):
@@ -287,7 +293,7 @@ def _stream_worker(port: int, path: str, stop: Any) -> None:
     buf = memoryview(bytearray(MIB // 4))
     rate = STREAM_MBPS * 1e6
     while not stop.is_set():
-        conn.request("GET", path, headers={"Range": "bytes=0-"})
+        conn.request("GET", path, headers={**AUTH.get(port, {}), "Range": "bytes=0-"})
         r = conn.getresponse()
         began, total = time.monotonic(), 0
         while not stop.is_set() and (n := r.readinto(buf)):

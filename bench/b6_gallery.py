@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.harness import CORPUS_DIR, ROOT, Bench, Samples
+from bench.harness import CORPUS_DIR, ROOT, Bench, Samples, session_cookie
 
 SORTS = ("name", "added", "duration", "size")
 WORDS = (
@@ -122,6 +122,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+AUTH: dict[int, dict[str, str]] = {}  # per port: the bench admin's session cookie (server())
+
+
 @contextmanager
 def server(data_dir: Path, root: Path) -> Iterator[tuple[int, int]]:
     """Run the real server (gunicorn.conf.py) on the data dir; yield its port and master pid.
@@ -130,6 +133,7 @@ def server(data_dir: Path, root: Path) -> Iterator[tuple[int, int]]:
     whose files are not really there.
     """
     port = free_port()
+    AUTH[port] = session_cookie(data_dir)  # pages need a session (default deny)
     env = {
         **os.environ,
         "LVS_MEDIA_DIRS": str(root),
@@ -163,10 +167,11 @@ class Client:
 
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.auth = AUTH.get(port, {})
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> float:
         start = time.perf_counter()
-        self.conn.request("GET", path, headers=headers or {})
+        self.conn.request("GET", path, headers={**self.auth, **(headers or {})})
         response = self.conn.getresponse()
         body = response.read()
         took = time.perf_counter() - start

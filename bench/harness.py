@@ -449,3 +449,24 @@ class Bench:
         for note in self.notes:
             print(f"  note: {note}")
         return path
+
+
+def session_cookie(data_dir: Path) -> dict[str, str]:
+    """Return a Cookie header signing requests in as a bench admin (every page needs a session).
+
+    The account and its server-side session are written into the data dir's database, as a
+    browser's sign-in would leave them; the server finds them whichever worker answers.
+    """
+    sys.path.insert(0, str(ROOT))
+    from services import db as dbmod
+    from services import sessions, users
+
+    database = dbmod.open_db(data_dir)
+    try:
+        user = users.by_name(database, "bench") or users.create(
+            database, "bench", "admin", "bench password", rounds=4
+        )
+        token = sessions.create(database, user.id, user_agent="bench")
+    finally:
+        database.close()
+    return {"Cookie": f"lvs_session={token}"}

@@ -14,7 +14,8 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, redirect, request, url_for
+from flask import Flask, Response, current_app, g, redirect, request, url_for
+from flask import session as flask_session
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -104,8 +105,6 @@ def _find_user() -> Account | None:
 
 
 def _secret() -> bytes:
-    from flask import current_app
-
     return current_app.extensions["media_secret"]
 
 
@@ -224,8 +223,6 @@ def clear_session_cookie(response: Response) -> Response:
 
 def start_session(user_id: int, method: str, response: Response) -> Response:
     """Sign a user in: end the browser's old session (rotation), new token, new CSRF secret."""
-    from flask import session as flask_session
-
     db = get_db()
     old = request.cookies.get(COOKIE)
     if old:

@@ -30,7 +30,7 @@ def hms(timestamp: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(timestamp))
 
 
-REGIONS = {"perf-live": "admin/_performance_live.html"}
+REGIONS = {"performance-live": "admin/_performance_live.html"}
 
 
 def _background() -> Any:
@@ -133,12 +133,13 @@ def purge_confirm() -> Response:
 
 
 @bp.post("/actions/purge")
-def purge() -> Response | tuple[str, int]:
+def purge() -> Response:
     """Purge missing items, only when the form confirms the count it was shown."""
     db = get_db()
     count = maintenance.count_missing(db)
     expected = f"{count.files}:{count.media}"
     if request.form.get("confirm") != expected:
-        return render("admin/purge.html", status=409, count=count, changed=True)
+        # 200, not 409: htmx swaps only successful answers, and this page is the answer.
+        return render("admin/purge.html", count=count, changed=True)
     done = maintenance.purge_missing(db)
     return _done(f"Purged {done.files} missing files and {done.media} items.")

@@ -185,7 +185,7 @@ def serve_separately(app: Flask) -> bool:
 
 def install(app: Flask) -> None:
     """Add request ids, timing and query counting, and `/metrics`."""
-    registry = CollectorRegistry(auto_describe=True)
+    registry = CollectorRegistry()  # no auto_describe: registering must not read the database
     PrometheusMetrics(app, path=None, registry=registry, group_by="endpoint")
     registry.register(LvsCollector(app))
     app.extensions["lvs_prometheus"] = registry

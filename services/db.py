@@ -433,6 +433,11 @@ def m0005_organize(db: Database) -> None:
         )
         + "UPDATE organize_generation SET n = n + 1;",
     }
+    # Every change to the index counts in search_generation: services/search.py keeps the
+    # words a prefix stands for until the index changes.
+    triggers = {
+        head: body + "UPDATE search_generation SET n = n + 1;" for head, body in triggers.items()
+    }
     for table in ("ratings", "favorites"):
         for event in ("INSERT", "UPDATE", "DELETE"):
             triggers[f"{table}_gen_{event.lower()} AFTER {event} ON {table}"] = (
@@ -450,6 +455,8 @@ def m0005_organize(db: Database) -> None:
         """
         CREATE TABLE organize_generation (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
         INSERT INTO organize_generation (id, n) VALUES (1, 0);
+        CREATE TABLE search_generation (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+        INSERT INTO search_generation (id, n) VALUES (1, 0);
         CREATE TABLE tags (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE COLLATE NOCASE,

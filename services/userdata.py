@@ -54,6 +54,8 @@ DERIVED_TABLES = (
     "rate_hits",
     "organize_generation",
     "search_fts",
+    "search_vocab",
+    "search_generation",
     "_sqlite_migrations",
 )
 

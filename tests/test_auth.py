@@ -5,7 +5,6 @@ signed media URLs, guest mode, the admin's user pages and the account commands."
 from __future__ import annotations
 
 import re
-import statistics
 import time
 from pathlib import Path
 
@@ -121,7 +120,7 @@ def test_unknown_user_and_wrong_password_take_the_same_time(tmp_path: Path) -> N
         t = time.perf_counter()
         assert not passwords.verify("a wrong password", None)
         unknown.append(time.perf_counter() - t)
-    ratio = statistics.median(unknown) / statistics.median(wrong)
+    ratio = min(unknown) / min(wrong)  # the least-disturbed run of each: CPU-bound work
     assert 0.6 < ratio < 1.6, (wrong, unknown)
     db.close()
 
@@ -453,3 +452,23 @@ def test_a_passkey_challenge_is_single_use(app) -> None:
     again = client.post("/login/passkey", json=body, headers=headers, base_url="http://localhost")
     assert first.status_code == again.status_code == 400
     assert "already used" in again.json["error"]
+
+
+def test_passkeys_are_renamed_and_deleted_only_by_their_owner(app) -> None:
+    db = dbmod.open_db(app.config["SETTINGS"].data_dir)
+    ann = users.by_name(db, "ann").id
+    with dbmod.write(db):
+        key = db.execute(
+            "INSERT INTO passkeys (user_id, credential_id, public_key, name, created_at) "
+            "VALUES (?, x'01', x'02', 'Phone', 0)",
+            [ann],
+        ).lastrowid
+    owner, other = signed_in(app, "admin", "ann"), signed_in(app, "viewer", "bob")
+    assert other.post(f"/account/passkeys/{key}/rename", data={"name": "Mine"}).status_code == 404
+    assert other.post(f"/account/passkeys/{key}/delete").status_code == 404
+    assert owner.post(f"/account/passkeys/{key}/rename", data={"name": " "}).status_code == 400
+    assert owner.post(f"/account/passkeys/{key}/rename", data={"name": "Tablet"}).status_code == 303
+    assert 'value="Tablet"' in owner.get("/account").get_data(as_text=True)
+    assert owner.post(f"/account/passkeys/{key}/delete").status_code == 303
+    assert db.execute("SELECT count(*) FROM passkeys").fetchone()[0] == 0
+    db.close()

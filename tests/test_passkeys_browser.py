@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from services import db as dbmod
 from tests.conftest import TEST_PASSWORD, make_user
 from tests.test_browser import ARGS, CHROMIUM, ROOT, free_port
 
@@ -152,6 +153,16 @@ def test_first_run_setup_passkey_register_sign_out_and_sign_in(tab, server) -> N
     page.goto(server.url + "/account")
     assert "passkey" in page.locator("[data-session]").first.inner_text()
     assert not page.errors, page.errors
+
+    # A sign counter that goes backwards means a cloned authenticator: refused.
+    db = dbmod.open_db(server.data)
+    with dbmod.write(db):
+        db.execute("UPDATE passkeys SET sign_count = 1000000")
+    db.close()
+    with page.expect_response("**/login/passkey") as answer:
+        sign_out(page, server)
+    assert answer.value.status == 400
+    assert page.url == f"{server.url}/login"
 
 
 def test_a_tampered_passkey_signature_is_refused(tab, server) -> None:

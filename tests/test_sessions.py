@@ -170,3 +170,58 @@ def test_sign_out_ends_the_session_server_side(app, db) -> None:
     replay = app.test_client()
     replay.set_cookie(COOKIE, token)  # a copied cookie is worthless after sign out
     assert replay.get("/account").status_code == 401
+
+
+def test_gunicorn_serves_https_with_a_self_signed_certificate(tmp_path: Path) -> None:
+    """LVS_TLS=self-signed: gunicorn makes and serves a certificate for this machine's names,
+    which a client that trusts it accepts for `localhost`; the cookies are then Secure."""
+    import os
+    import ssl
+    import subprocess
+    import urllib.request
+
+    from tests.test_browser import ROOT, free_port
+
+    port = free_port()
+    (tmp_path / "lib").mkdir()
+    env = {
+        **os.environ,
+        "LVS_MEDIA_DIRS": str(tmp_path / "lib"),
+        "LVS_DATA_DIR": str(tmp_path / "data"),
+        "LVS_HOST": "127.0.0.1",
+        "LVS_PORT": str(port),
+        "LVS_WORKERS": "1",
+        "LVS_WATCH": "off",
+        "LVS_TLS": "self-signed",
+    }
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        cert = tmp_path / "data" / "tls" / "cert.pem"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                trusting = ssl.create_default_context(cafile=str(cert))
+                url = f"https://localhost:{port}/login"
+                with urllib.request.urlopen(url, context=trusting, timeout=5) as r:
+                    assert r.status == 200
+                    cookies = r.headers.get_all("Set-Cookie") or []
+                    break
+            except (OSError, ssl.SSLError):
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        assert cookies and all("Secure" in c for c in cookies)
+        assert "Open https://" in log.read_text()
+        with pytest.raises(urllib.error.URLError):  # not trusted: refused, as a browser would
+            urllib.request.urlopen(f"https://localhost:{port}/livez", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

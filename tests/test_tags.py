@@ -221,3 +221,40 @@ def test_duplicates_page(client, who, site):
     html = client.get("/duplicates", headers=who.viewer).get_data(as_text=True)
     assert hashes(html) == [site.hash("h264")]
     assert "Dupes/again.mp4" in html and "Movies/h264.mp4" in html and "2 copies" in html
+
+
+def test_rating_and_views_sorts_page_by_keyset(site, who):
+    """Paging a folder sorted by rating continues after the cursor, nothing lost or repeated."""
+    from services import browse, folders, ratings
+
+    db = dbmod.connect(site.settings.db_path)
+    try:
+        folder = folders.find_folder(db, site.settings.media_dirs, f"{site.lib}/Many")
+        cache = metacache.MetaCache()
+        first = browse.folder_page(
+            db, folder.id, browse.Query(sort="rating"), user_id=who.viewer_id
+        )
+        for n, c in enumerate(first.cards[:10]):
+            ratings.rate(db, cache, c.media_hash, who.viewer_id, 1 + n % 5)
+        for sort in ("rating", "views"):
+            query = browse.parse_query({"sort": sort})
+            seen, after = [], None
+            while True:
+                page = browse.folder_page(
+                    db, folder.id, query, user_id=who.viewer_id, after=after, limit=7
+                )
+                seen += [c.media_hash for c in page.cards]
+                if page.after is None:
+                    break
+                after = page.after
+            assert len(seen) == len(set(seen)) == 70
+        top = browse.folder_page(
+            db, folder.id, browse.parse_query({"sort": "rating"}), user_id=who.viewer_id
+        )
+        stars = [
+            ratings.summary(db, cache, c.media_hash, who.viewer_id).your_rating or 0
+            for c in top.cards
+        ]
+        assert stars == sorted(stars, reverse=True) and stars[0] == 5
+    finally:
+        db.close()
