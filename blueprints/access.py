@@ -83,16 +83,20 @@ def install(app: Flask) -> None:
 
 
 def _find_user() -> Account | None:
-    """Return who is asking (token, session cookie, signed media URL), or None."""
-    db = get_db()
+    """Return who is asking (token, session cookie, signed media URL), or None.
+
+    The database is touched only when a credential is offered: health probes must answer
+    (and say what is wrong) even when it cannot be opened.
+    """
     auth = request.headers.get("Authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")
-        uid = apitokens.authenticate(db, token.strip()) if scheme.lower() == "bearer" else None
+        bearer = scheme.lower() == "bearer"
+        uid = apitokens.authenticate(get_db(), token.strip()) if bearer else None
         return _account(uid, "token") if uid else None
     cookie = request.cookies.get(COOKIE)
     if cookie:
-        session = sessions.lookup(db, cookie)
+        session = sessions.lookup(get_db(), cookie)
         if session is not None:
             return _account(session.user_id, "session", session.token_hash)
     view_args = request.view_args or {}

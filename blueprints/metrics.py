@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -31,6 +31,7 @@ bp = Blueprint("admin_metrics", __name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LIBRARY_CACHE = 15.0  # seconds a library count is reused between scrapes
+STREAMING = frozenset({"media.file"})  # endpoints whose answers are played for minutes
 
 
 class LvsCollector:
@@ -67,6 +68,9 @@ class LvsCollector:
         cache.add_metric(["hit"], snap.counters.get("cache_hit", 0))
         cache.add_metric(["miss"], snap.counters.get("cache_miss", 0))
         yield cache
+        streams = GaugeMetricFamily("lvs_active_streams", "Media files being sent now")
+        streams.add_metric([], snap.active_streams())
+        yield streams
         estale = CounterMetricFamily("lvs_estale_retries", "Filesystem calls retried after ESTALE")
         estale.add_metric([], snap.counters.get("estale_retries", 0))
         yield estale
@@ -183,6 +187,40 @@ def serve_separately(app: Flask) -> bool:
     return True
 
 
+def _when_closed(response: Response, callback: Callable[[], None]) -> bool:
+    """Call `callback` once when the server closes the body; return whether it could be hooked.
+
+    A passed-through body (a file for sendfile, inside the server's wsgi.file_wrapper) skips
+    Flask's call_on_close, and wrapping it would cost sendfile(): the file's own close() is
+    hooked instead, which the file wrapper calls when it is done.
+    """
+    if not response.direct_passthrough:
+        response.call_on_close(callback)
+        return True
+    body = response.response
+    target = getattr(body, "filelike", body)
+    close = getattr(target, "close", None)
+    if close is None:
+        return False
+    done = []
+
+    def closing() -> None:
+        try:
+            close()
+        finally:
+            if not done:
+                done.append(True)
+                callback()
+
+    try:
+        target.close = closing
+        if body is not target:
+            body.close = closing  # gunicorn's FileWrapper copied the file's close at creation
+    except AttributeError:  # a body with __slots__ or a C type
+        return False
+    return True
+
+
 def install(app: Flask) -> None:
     """Add request ids, timing and query counting, and `/metrics`."""
     registry = CollectorRegistry()  # no auto_describe: registering must not read the database
@@ -210,6 +248,10 @@ def install(app: Flask) -> None:
             metrics.observe("db_queries", metrics.take_queries())
             if response.status_code >= 500:
                 metrics.count("errors")
+            if request.endpoint in STREAMING and response.status_code in (200, 206):
+                # Open until the last byte is sent: started - ended, summed over workers.
+                if _when_closed(response, lambda: metrics.count("streams_ended")):
+                    metrics.count("streams_started")
             metrics.REGISTRY.dump()
         response.headers["X-Request-ID"] = logs.REQUEST_ID.get()
         return response

@@ -63,6 +63,8 @@ def requests_part(snap: metrics.Snapshot) -> dict[str, Any]:
             "max": queries.max,
         },
         "errors_total": snap.counters.get("errors", 0),
+        "active_streams": snap.active_streams(),
+        "streams_total": snap.counters.get("streams_started", 0),
         "charts": {
             "requests_per_second": [[t, round(v, 3)] for t, v in snap.rate],
             "p95_ms": [[t, _ms(v)] for t, v in snap.p95],

@@ -307,6 +307,10 @@ class Snapshot:
         found = [s for n, s in self.series.items() if n.startswith("request:") and s.count]
         return sorted(found, key=lambda s: (-s.count, s.name))
 
+    def active_streams(self) -> int:
+        """Return how many media answers are still sending, over every worker."""
+        return self.counters.get("streams_started", 0) - self.counters.get("streams_ended", 0)
+
     def cache_hit_rate(self) -> float | None:
         """Return hits / (hits + misses), None before any lookup."""
         hits, misses = self.counters.get("cache_hit", 0), self.counters.get("cache_miss", 0)

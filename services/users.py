@@ -163,14 +163,6 @@ def set_disabled(db: Database, user_id: int, disabled: bool) -> None:
             db.execute("DELETE FROM sessions WHERE user_id = ?", [user_id])
 
 
-def set_role(db: Database, user_id: int, role: str) -> None:
-    """Make a user an admin or a viewer."""
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-    with dbmod.write(db):
-        db.execute("UPDATE users SET role = ? WHERE id = ?", [role, user_id])
-
-
 def remove(db: Database, user_id: int) -> None:
     """Delete an account with its sessions, passkeys, tokens and per-user data (cascades)."""
     with dbmod.write(db):
@@ -189,11 +181,3 @@ def webauthn_handle(db: Database, user_id: int) -> bytes:
         handle = secrets.token_bytes(32)
         db.execute("UPDATE users SET webauthn_handle = ? WHERE id = ?", [handle, user_id])
         return handle
-
-
-def active_admins(db: Database) -> int:
-    """Return how many enabled admins there are (the last one cannot be removed or demoted)."""
-    return db.execute(
-        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 "
-        "AND (password_hash IS NOT NULL OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = users.id))"
-    ).fetchone()[0]

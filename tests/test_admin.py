@@ -137,3 +137,25 @@ def test_health_probes(app):
     ready = client.get("/readyz")
     assert ready.status_code == 503  # never scanned: the library is not known yet
     assert ready.get_json()["database"] == "ok"
+
+
+def test_active_streams_count_while_a_file_is_being_sent(
+    app, admin_client, inline_jobs, media, library_dir
+):
+    shutil.copy2(media["h264_mp4"], library_dir / "clip.mp4")
+    admin_client.post("/admin/actions/scan")
+    db = dbmod.open_db(app.config["SETTINGS"].data_dir)
+    (media_hash,) = db.execute("SELECT media_hash FROM media").fetchone()
+    db.close()
+
+    def active() -> int:
+        return admin_client.get("/admin/performance.json").get_json()["active_streams"]
+
+    before = active()
+    playing = admin_client.get(f"/media/{media_hash}/file", buffered=False)
+    assert playing.status_code == 200
+    assert active() == before + 1
+    next(iter(playing.response))  # a first chunk arrives; the rest is still to send
+    assert active() == before + 1
+    playing.close()
+    assert active() == before

@@ -205,3 +205,35 @@ def test_metrics_port_serves_without_sign_in_and_main_port_needs_admin(server):
         assert exc.code in (401, 403)
     except AssertionError:
         raise
+
+
+def test_active_streams_under_gunicorn_sendfile(server, page):
+    """A file sent by sendfile counts as a stream while it is open and stops when done."""
+    import sqlite3
+
+    page.goto(server.url + "/admin/performance")
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies())
+    conn = sqlite3.connect(f"file:{server.data / 'library.db'}?mode=ro", uri=True)
+    (media_hash,) = conn.execute("SELECT media_hash FROM media WHERE kind = 'video'").fetchone()
+    conn.close()
+
+    def numbers() -> tuple[int, int]:
+        request = urllib.request.Request(
+            server.url + "/admin/performance.json", headers={"Cookie": cookie}
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            data = json.load(r)
+        return data["active_streams"], data["streams_total"]
+
+    _, started = numbers()
+
+    request = urllib.request.Request(
+        server.url + f"/media/{media_hash}/file", headers={"Cookie": cookie}
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        body = r.read()
+    assert len(body) > 1000
+    deadline = time.monotonic() + 10
+    while numbers() != (0, started + 1):  # its worker writes its numbers within a second
+        assert time.monotonic() < deadline, "the finished stream is still counted"
+        time.sleep(0.3)
