@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 
 from config import Settings
 from services import db as dbmod
-from services import library, previews
+from services import library, previews, search
 from services.errors import LVSError
 from services.probe_pool import ProbePool
 from services.scanner import scan as run_scan
@@ -103,6 +103,7 @@ def scan_command(full: bool, no_thumbnails: bool, paths: tuple[Path, ...]) -> No
         report = run_scan(
             db, settings, paths=list(paths) or None, full=full, progress=progress, probe_pool=pool
         )
+        search.optimize_after_scan(db, report)
         # What the scan added has no record in `thumbs`: no need to look at every file on disk.
         made = None
         if not no_thumbnails:

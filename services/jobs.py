@@ -30,7 +30,7 @@ from sqlite_utils import Database
 
 from config import Settings
 from services import db as dbmod
-from services import previews
+from services import previews, search
 from services.errors import LVSError, NotFound, ScanBusy
 from services.job_queue import Job, JobInfo, JobQueue, Priority
 from services.probe_pool import ProbePool, run_in_process
@@ -369,7 +369,7 @@ class Jobs:
         """Run the scan; while another process scans (the CLI), wait for it and try again."""
         while True:
             try:
-                return run_scan(
+                report = run_scan(
                     self._db(),
                     self.settings,
                     paths=job.paths,
@@ -377,6 +377,8 @@ class Jobs:
                     progress=progress,
                     probe_pool=self._pool,
                 )
+                search.optimize_after_scan(self._db(), report)
+                return report
             except ScanBusy:
                 job.phase = "waiting for another scan"
                 with self._cv:

@@ -10,8 +10,10 @@ first in rowid order, which FTS5 walks from its index without looking at the res
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,8 @@ from sqlite_utils import Database
 from services.browse import SORTS, Query, _filters
 from services.cards import CARD_COLUMNS, CARD_JOINS, Card, card
 from services.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 RANK_LIMIT = 2000  # matches ranked or sorted at most (bench B7)
 MAX_QUERY = 200  # characters of a query that count
@@ -219,3 +223,24 @@ def highlight(text: str, words: list[str]) -> list[tuple[str, bool]]:
 def optimize(db: Database) -> None:
     """Merge the index's segments: worth it after a big scan (SPEC §5 traps)."""
     db.execute("INSERT INTO search_fts (search_fts) VALUES ('optimize')")
+
+
+OPTIMIZE_AFTER = 5000  # files new, changed or moved in one scan before the index is merged
+
+
+def optimize_after_scan(db: Database, report: Any) -> bool:
+    """Merge the index after a scan that changed many files; return whether it did.
+
+    A big scan leaves the index in many segments, and every query reads each of them.
+    """
+    changed = report.new + report.changed + report.moved
+    if changed < OPTIMIZE_AFTER:
+        return False
+    started = time.perf_counter()
+    optimize(db)
+    log.info(
+        "search index merged after %d changed files in %.1f s",
+        changed,
+        time.perf_counter() - started,
+    )
+    return True

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import browser_sign_in
 from tests.sample_library import Site
-from tests.test_browser import ARGS, CHROMIUM, DESKTOP, Server, wait_js
+from tests.test_browser import ARGS, CHROMIUM, DESKTOP, SHOTS, Server, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -51,6 +51,11 @@ def card(page, title: str):
     return page.locator("ul.cards > li.card", has_text=re.compile(re.escape(title)))
 
 
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"organize-{name}.png"), caret="initial")
+
+
 def tag_names(page) -> list[str]:
     return [t.strip() for t in page.locator("#tags .tag-list .tag > a").all_inner_texts()]
 
@@ -65,6 +70,7 @@ def test_select_and_tag_in_bulk(page, server):
     page.locator("[data-bulk-tag]").fill("Cartoon, weekend")
     page.locator('[data-bulk="add"]').click()
     page.wait_for_selector(".sel-status:has-text('Tagged 3 items')")
+    shot(page, "bulk-tagged")
     page.goto(f"{server.url}/tag/cartoon")
     assert page.locator("ul.cards > li.card").count() == 3
     # Select all, then remove a tag from everything
@@ -118,6 +124,7 @@ def test_rate_favourite_and_marker_on_the_watch_page(page, server):
     page.locator("#markers .marker-add button").click()
     page.wait_for_selector("#markers [data-seek]")
     assert page.locator("#markers [data-seek]").inner_text() == "0:42"
+    shot(page, "watch")
     page.evaluate("document.querySelector('video').currentTime = 5")
     page.locator("#markers [data-seek]").click()
     wait_js(page, "document.querySelector('video').currentTime >= 41.5")
@@ -154,4 +161,5 @@ def test_find_a_video_by_typing_part_of_its_tag(page, server):
     page.locator("#q").press_sequentially("wilde", delay=60)
     page.wait_for_selector(f'#results a[href="/watch/{h}"]')
     assert page.locator("#results li.card").count() == 1
+    shot(page, "search")
     assert "q=wilde" in page.url  # live results keep the URL shareable

@@ -223,3 +223,19 @@ def test_long_prefixes_expand_to_the_words_they_begin(site):
         assert search.query_expression(db, ["café"]) == '"café"*'  # the tokenizer folds it
     finally:
         db.close()
+
+
+def test_index_is_merged_after_a_big_scan(site, monkeypatch):
+    from services import browse
+    from services import db as dbmod
+    from services.scanner import ScanReport
+
+    db = dbmod.connect(site.settings.db_path)
+    try:
+        small = ScanReport(new=3)
+        assert search.optimize_after_scan(db, small) is False
+        monkeypatch.setattr(search, "OPTIMIZE_AFTER", 3)
+        assert search.optimize_after_scan(db, small) is True
+        assert search.search(db, "show", browse.Query(), user_id=1).cards
+    finally:
+        db.close()
