@@ -30,8 +30,8 @@ bp = Blueprint("media", __name__, url_prefix="/media")
 
 CHUNK = 256 * 1024  # read size when the server cannot sendfile (TLS, test client)
 FILE_CACHE = "private, no-cache"  # revalidate with the ETag: a file can change under its hash
-IMMUTABLE = "public, max-age=31536000, immutable"  # generated files: content-addressed URLs
-PLACEHOLDER_CACHE = "public, max-age=60"  # the real thumbnail may exist a minute later
+IMMUTABLE = "private, max-age=31536000, immutable"  # content-addressed; private: behind sign-in
+PLACEHOLDER_CACHE = "private, max-age=60"  # the real thumbnail may exist a minute later
 THUMB_WAIT = 3.0  # seconds a thumbnail request waits for the job that makes it
 SPRITE_WAIT = 3.0  # seconds a sprite request waits (the player asks once, when it loads)
 

@@ -687,7 +687,7 @@ def test_thumbnail_is_served_with_long_lived_caching(served: Served) -> None:
     r = client.get(f"/media/{h}/thumb")
     assert r.status_code == 200 and r.data == dest.read_bytes()
     assert r.headers["Content-Type"] == "image/jpeg"
-    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert r.headers["Cache-Control"] == "private, max-age=31536000, immutable"
     again = client.get(f"/media/{h}/thumb", headers={"If-None-Match": r.headers["ETag"]})
     assert again.status_code == 304
 
@@ -716,7 +716,7 @@ def test_missing_thumbnail_without_jobs_is_the_placeholder(served: Served) -> No
     client = signed_in(app)
     r = client.get(f"/media/{h}/thumb")
     assert r.status_code == 200 and r.data == thumbnails.placeholder_path().read_bytes()
-    assert r.headers["Cache-Control"] == "public, max-age=60"  # the real one may come soon
+    assert r.headers["Cache-Control"] == "private, max-age=60"  # the real one may come soon
     assert client.get("/media/00000000000000aa/thumb").status_code == 404
 
 
