@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 import cli
 from blueprints import (
@@ -77,6 +78,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         raise SystemExit(f"Error: {exc}") from None
     logs.setup(settings.log_level, settings.log_format)
     app = Flask(__name__)
+    # Before any rule is added: an <int:…> part must fit SQLite's INTEGER, or it is a 404.
+    app.url_map.converters["int"] = SQLiteInt
     app.config["SETTINGS"] = settings
     # Static URLs carry a version (asset()), so browsers may keep the files for a year.
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 365 * 24 * 3600
@@ -93,6 +96,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     access.install(app)  # after the Host check: sign-in, roles, CSRF (default deny)
     _install_error_pages(app)
     return app
+
+
+class SQLiteInt(IntegerConverter):
+    """An `<int:…>` URL part that fits SQLite's 64-bit INTEGER; a larger number matches nothing.
+
+    Werkzeug's int converter has no upper bound, and SQLite raises OverflowError (a 500) on
+    /playlists/99999999999999999999.
+    """
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,
+                 max: int | None = 2**63 - 1, signed: bool = False) -> None:  # fmt: skip
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _asset_version(static: Path) -> str:

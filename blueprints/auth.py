@@ -122,10 +122,20 @@ def setup() -> Response:
     return Response(page, 400)
 
 
+def _too_many(wait: int) -> Response:
+    response = jsonify(error=f"Too many sign-in attempts; try again in {wait} s.")
+    response.status_code, response.headers["Retry-After"] = 429, str(wait)
+    return response
+
+
 @bp.post("/login/passkey/options")
 def passkey_login_options() -> Response:
     if passkey_blocker():
         abort(400, passkey_blocker())
+    # Public and it writes a challenge row: limited like a sign-in attempt, per address.
+    wait = access.limited(None)
+    if wait is not None:
+        return _too_many(wait)
     handle, options = passkeys.login_options(get_db(), rp_id())
     return jsonify(handle=handle, options=options)
 
@@ -134,9 +144,7 @@ def passkey_login_options() -> Response:
 def passkey_login() -> Response | tuple[Response, int]:
     wait = access.limited(None)
     if wait is not None:
-        response = jsonify(error=f"Too many sign-in attempts; try again in {wait} s.")
-        response.status_code, response.headers["Retry-After"] = 429, str(wait)
-        return response
+        return _too_many(wait)
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict | str):
         return jsonify(error="expected JSON with handle and credential"), 400

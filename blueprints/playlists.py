@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from blueprints.common import get_db, render, user_id
 from services import playlists, tags
 from services.cards import Card
-from services.errors import InvalidInput
+from services.errors import InvalidInput, NotFound
 
 bp = Blueprint("playlists", __name__)
 
@@ -18,7 +18,7 @@ REGIONS = {"playlist-items": "playlists/_playlist_items.html"}
 
 
 def _int(value: str | None, name: str) -> int:
-    if not value or not value.isdigit() or len(value) > 18:
+    if not value or not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise InvalidInput(f"{name}: not a number")
     return int(value)
 
@@ -30,10 +30,12 @@ def index() -> Response:
 
 @bp.post("/playlists")
 def create() -> Response:
-    found = playlists.create(get_db(), user_id(), request.form.get("name", ""))
-    media = request.form.getlist("media")
+    db = get_db()
+    # Check the selection before the playlist exists: a refused selection leaves nothing behind.
+    media = tags.media_ids(db, request.form.getlist("media"))
+    found = playlists.create(db, user_id(), request.form.get("name", ""))
     if media:
-        playlists.add(get_db(), user_id(), found.id, tags.media_ids(get_db(), media))
+        playlists.add(db, user_id(), found.id, media)
     if request.headers.get("Accept", "").startswith("application/json"):
         return jsonify(id=found.id, name=found.name, url=url_for(".show", playlist_id=found.id))
     return redirect(url_for(".show", playlist_id=found.id), 303)
@@ -106,7 +108,10 @@ def queue(args: Mapping[str, str], media_hash: str) -> dict | None:
     except InvalidInput:
         return None
     db, uid = get_db(), user_id()
-    entries = playlists.entries(db, uid, pid)
+    try:
+        entries = playlists.entries(db, uid, pid)
+    except NotFound:
+        return None  # a deleted or foreign playlist in an old link: just the video, no queue
     cards: list[Card] = [e.card for e in entries]
     if seed:
         random.Random(seed).shuffle(cards)

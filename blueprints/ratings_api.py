@@ -110,7 +110,9 @@ def rate_form(media_hash: str) -> Response:
     stars = (
         None
         if value in ("", "0", ratings.REMOVE)
-        else ratings.parse_rating({"rating": int(value) if value.isdigit() else value})
+        else ratings.parse_rating(
+            {"rating": int(value) if value.isascii() and value.isdigit() else value}
+        )
     )
     ratings.rate(get_db(), cache(), media_hash, user_id(), stars)
     return _panel(media_hash)

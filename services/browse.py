@@ -125,7 +125,7 @@ def parse_cursor(value: str | None) -> int | None:
     """Return the file id a page continues after, None for the first page."""
     if not value:
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise InvalidInput("after: not a position in this list")
     return int(value)
 

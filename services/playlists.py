@@ -115,12 +115,22 @@ def remove(db: Database, user_id: int, playlist_id: int, item_id: int) -> None:
 def move(db: Database, user_id: int, playlist_id: int, item_id: int, delta: int) -> None:
     """Move one item up (delta < 0) or down by swapping it with its neighbour."""
     with dbmod.write(db):
-        ids = [e.item_id for e in entries(db, user_id, playlist_id)]
-        if item_id not in ids:
+        shown = [e.item_id for e in entries(db, user_id, playlist_id)]
+        if item_id not in shown:
             raise NotFound(f"no item {item_id} in this playlist")
-        i = ids.index(item_id)
-        j = max(0, min(len(ids) - 1, i + (1 if delta > 0 else -1)))
-        ids[i], ids[j] = ids[j], ids[i]
+        i = shown.index(item_id)
+        neighbour = shown[max(0, min(len(shown) - 1, i + (1 if delta > 0 else -1)))]
+        # Renumber every item, hidden ones too (their file is missing now, they may come back),
+        # swapping only the two the user sees side by side.
+        ids = [
+            r[0]
+            for r in db.execute(
+                "SELECT id FROM playlist_items WHERE playlist_id = ? ORDER BY position, id",
+                [playlist_id],
+            )
+        ]
+        a, b = ids.index(item_id), ids.index(neighbour)
+        ids[a], ids[b] = ids[b], ids[a]
         db.execute(
             "UPDATE playlist_items SET position = (SELECT key + 1 FROM json_each(:ids) "
             "WHERE value = playlist_items.id) WHERE playlist_id = :pl",

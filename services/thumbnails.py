@@ -161,7 +161,7 @@ def remove_stale_temps(dest: Path) -> int:
         return 0
     for temp in entries:
         pid = temp.name[len(dest.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isascii() and pid.isdigit() and not _alive(int(pid)):
             temp.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -131,12 +131,19 @@ def import_(db: Database, doc: Any, progress: Callable[[str], None] | None = Non
     unknown = sorted(set(data) - set(USER_TABLES))
     if unknown:
         raise InvalidInput(f"the export holds tables that are not user data: {', '.join(unknown)}")
-    ids = dict(db.execute("SELECT media_hash, id FROM media").fetchall())
     present = _present(db)
+    # An import replaces all user data, and deleting a parent table (users, tags, playlists)
+    # cascades to its children: a document without every table would wipe the ones it lacks.
+    lacking = [t for t in present if t not in data]
+    if lacking:
+        raise InvalidInput(
+            f"the export lacks tables {', '.join(lacking)}: refusing a partial import, "
+            "which would erase them (export again with `flask export`)"
+        )
+    ids = dict(db.execute("SELECT media_hash, id FROM media").fetchall())
     written: dict[str, int] = {}
     skipped: dict[str, int] = {}
     with dbmod.write(db):
-        present = [t for t in present if t in data]  # a table the file lacks is left alone
         for table in reversed(present):
             db.execute(f"DELETE FROM [{table}]")
         for table in present:

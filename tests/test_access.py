@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from werkzeug.routing import Rule
+from werkzeug.routing import IntegerConverter, Rule
 
 from blueprints import access
 from tests.conftest import make_user, signed_in
@@ -43,7 +43,7 @@ def url_for_rule(rule: Rule) -> str:
         kind = type(converter).__name__.lower().replace("converter", "")
         if name == "media_hash":
             values[name] = SAMPLE["media_hash"]
-        elif kind in ("integer", "int"):
+        elif isinstance(converter, IntegerConverter):
             values[name] = 1
         elif kind == "path":
             values[name] = SAMPLE["path"]

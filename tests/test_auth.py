@@ -264,6 +264,19 @@ def test_passkey_sign_in_is_rate_limited_too(tmp_path: Path) -> None:
     assert codes == [400, 400, 429]
 
 
+def test_passkey_challenges_are_rate_limited(tmp_path: Path) -> None:
+    """The options call is public and writes a challenge row: it counts as an attempt."""
+    app = make_app(tmp_path, login_limit_ip=2)
+    make_user(tmp_path / "data", "admin", "ann")
+    client = app.test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    codes = [
+        client.post("/login/passkey/options", headers={"X-CSRFToken": token}).status_code
+        for _ in range(3)
+    ]
+    assert codes == [200, 200, 429]
+
+
 # ---- API tokens and signed media URLs ----
 
 

@@ -327,3 +327,16 @@ def test_export_carries_every_user_table_and_imports_into_a_fresh_index(
     assert fresh.execute("SELECT label FROM markers").fetchone()[0] == "start"
     assert fresh.execute("SELECT media_id FROM favorites").fetchone()[0] == by_hash[hashes[a]]
     fresh.close()
+
+
+def test_a_partial_import_is_refused_and_erases_nothing(runner, indexed, tmp_path):
+    """Importing only `users` would cascade-delete watch state, ratings, playlists: refused."""
+    out = tmp_path / "user.json"
+    assert runner.invoke(args=["export", str(out)]).exit_code == 0
+    doc = json.loads(out.read_text())
+    partial = tmp_path / "users-only.json"
+    partial.write_text(json.dumps({**doc, "tables": {"users": doc["tables"]["users"]}}))
+    before = indexed.execute("SELECT count(*) FROM watch_state").fetchone()[0]
+    result = runner.invoke(args=["import", "--yes", str(partial)])
+    assert result.exit_code == 1 and "refusing a partial import" in result.output
+    assert indexed.execute("SELECT count(*) FROM watch_state").fetchone()[0] == before == 1

@@ -104,3 +104,44 @@ def test_bad_names(client, who):
     assert client.post("/playlists", data={"name": "  "}, headers=who.viewer).status_code == 400
     r = client.post("/playlists", data={"name": "x" * 101}, headers=who.viewer)
     assert r.status_code == 400
+
+
+def test_moving_an_item_keeps_items_whose_file_is_missing(client, who, site):
+    a, b, c = (site.hash(k) for k in ("ep1", "ep2", "ep3"))
+    pid = make(client, who, "Gaps", [a, b, c])
+    from services import db as dbmod
+
+    db = dbmod.connect(site.settings.db_path)
+    hidden = (
+        "UPDATE files SET present = ? WHERE media_id = (SELECT id FROM media WHERE media_hash = ?)"
+    )
+    with dbmod.write(db):
+        db.execute(hidden, [0, b])
+    try:
+        html = client.get(f"/playlists/{pid}", headers=who.viewer).get_data(as_text=True)
+        assert order(html) == [a, c]
+        items = re.findall(r"/playlists/\d+/items/(\d+)/down", html)
+        r = client.post(f"/playlists/{pid}/items/{items[0]}/down", headers=who.viewer)
+        assert r.status_code in (200, 303)
+    finally:
+        with dbmod.write(db):
+            db.execute(hidden, [1, b])
+        db.close()
+    html = client.get(f"/playlists/{pid}", headers=who.viewer).get_data(as_text=True)
+    assert order(html) == [c, b, a] or order(html) == [c, a, b]  # b back, nothing lost
+    assert sorted(order(html)) == sorted([a, b, c])
+
+
+def test_a_refused_selection_creates_no_playlist(client, who, site):
+    too_many = [f"{n:016x}" for n in range(5001)]
+    r = client.post("/playlists", data={"name": "bulk", "media": too_many}, headers=who.viewer)
+    assert r.status_code == 400
+    names = [
+        p["name"] for p in client.get("/playlists.json", headers=who.viewer).get_json()["playlists"]
+    ]
+    assert "bulk" not in names
+
+
+def test_a_stale_playlist_link_still_plays_the_video(client, who, site):
+    r = client.get(f"/watch/{site.hash('ep1')}?playlist=999999&pos=0", headers=who.viewer)
+    assert r.status_code == 200
