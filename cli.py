@@ -131,6 +131,10 @@ def scan_command(full: bool, no_thumbnails: bool, paths: tuple[Path, ...]) -> No
         )
     for line in report.offline:
         click.echo(f"Offline, nothing marked missing: {line}", err=True)
+    for line in report.unmounted:
+        click.echo(
+            f"Offline, nothing marked missing: {line}: empty mount point (unmounted?)", err=True
+        )
     for line in report.unreadable:
         click.echo(f"Could not read (its files are kept): {line}", err=True)
     if made is not None and (made.made or made.failed):

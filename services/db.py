@@ -515,3 +515,9 @@ def m0005_organize(db: Database) -> None:
             f"\nCREATE TRIGGER {head}\nBEGIN\n{body}\nEND;" for head, body in triggers.items()
         ),
     )
+
+
+@migrations()
+def m0007_mounts(db: Database) -> None:
+    """Remember which folders are mount points, so an unmounted share is offline, not emptied."""
+    db.execute("ALTER TABLE folders ADD COLUMN is_mount INTEGER NOT NULL DEFAULT 0")

@@ -61,6 +61,8 @@ class Plan:
     vanished: list[FileRow] = field(default_factory=list)
     gone_folders: list[int] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    unmounted: list[str] = field(default_factory=list)  # mount points found empty: offline
+    mounts: dict[bytes, bool] = field(default_factory=dict)  # folder -> is a mount point now
     unchanged: int = 0
 
 
@@ -76,7 +78,7 @@ def plan_library(
 ) -> Plan:
     """Walk `start` in a library and work out what changed since the database last looked."""
     plan = Plan(lib, start)
-    sql = "SELECT id, path, digest, file_count, present FROM folders WHERE library_id = ?"
+    sql = "SELECT id, path, digest, file_count, present, is_mount FROM folders WHERE library_id = ?"
     args: list = [lib.id]
     if start:
         # The folder and everything under it: paths between "start/" and "start0" ("0" follows "/").
@@ -90,11 +92,17 @@ def plan_library(
         )
     except FileNotFoundError:
         walk = None  # the scanned folder itself is gone: everything under it vanished
+    offline: set[bytes] = set()
     if walk is not None:
         plan.unreadable = [os.fsdecode(p) for p in walk.failed]
         plan.seen_folders = set(walk.folders)
-    protected = tuple(p + b"/" for p in (walk.failed if walk else ()))
-    changed = [f for f in (walk.folders.values() if walk else ()) if f.entries is not None]
+        offline = set(walk.failed) | _unmounted(plan, walk.folders, folders)
+    protected = tuple(p + b"/" for p in offline)
+    changed = [
+        f
+        for f in (walk.folders.values() if walk else ())
+        if f.entries is not None and f.path not in offline and not f.path.startswith(protected)
+    ]
     plan.listings = changed
     plan.unchanged = sum(
         folders[f.path][3] for f in (walk.folders.values() if walk else ()) if f.entries is None
@@ -104,7 +112,7 @@ def plan_library(
         for path, row in folders.items()
         if row[4]
         and path not in plan.seen_folders
-        and not (walk and (path in walk.failed or path.startswith(protected)))
+        and not (path in offline or path.startswith(protected))
     ]
     plan.gone_folders = gone
     changed_ids = [folders[f.path][0] for f in changed if f.path in folders]
@@ -118,6 +126,30 @@ def plan_library(
         folder_id = folders[listing.path][0] if listing.path in folders else None
         _diff_folder(plan, listing, by_folder.get(folder_id, {}), full=full)
     return plan
+
+
+def _unmounted(
+    plan: Plan, seen: dict[bytes, FolderListing], rows: dict[bytes, tuple]
+) -> set[bytes]:
+    """Note which folders are mount points now; return the known ones found empty and unmounted.
+
+    A share mounted on a folder inside a library looks, once unmounted, like an empty folder on
+    the parent's device. Its files are then offline, not gone: nothing under it is marked missing
+    until it is mounted again (or filled with files as a plain folder).
+    """
+    offline = set()
+    for path, listing in seen.items():
+        parent = seen.get(path.rpartition(b"/")[0]) if path else None
+        if parent is None:
+            continue
+        mounted = listing.dev != parent.dev
+        was = bool(rows[path][5]) if path in rows else False
+        if mounted != was and (mounted or not listing.empty):
+            plan.mounts[path] = mounted
+        elif was and not mounted and listing.empty:
+            offline.add(path)
+            plan.unmounted.append(os.fsdecode(path))
+    return offline
 
 
 def _diff_folder(

@@ -88,6 +88,10 @@ class Writer:
                     "UPDATE folders SET present = 0 WHERE id = ?", [(i,) for i in plan.gone_folders]
                 )
                 self.db.conn.executemany(
+                    "UPDATE folders SET is_mount = ? WHERE library_id = ? AND path = ?",
+                    [(int(m), plan.library.id, path) for path, m in plan.mounts.items()],
+                )
+                self.db.conn.executemany(
                     "UPDATE folders SET digest = ?, file_count = ? WHERE id = ?",
                     [
                         (f.digest, len(f.entries or ()), folder_ids[plan.library.id][f.path])

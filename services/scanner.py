@@ -53,6 +53,7 @@ class ScanReport:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), at most 1000
     offline: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    unmounted: list[str] = field(default_factory=list)  # mount points inside libraries found empty
     duration: float = 0.0
 
 
@@ -139,6 +140,7 @@ def scan(
                 finally:
                     walker.close()
                 report.unreadable += [f"{lib.root}/{p}" for p in plan.unreadable]
+                report.unmounted += [f"{lib.root}/{p}" for p in plan.unmounted]
                 plans.append(plan)
             _hash_all(plans, settings, progress)
             writer = Writer(db, report)

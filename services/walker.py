@@ -86,6 +86,8 @@ class FolderListing:
     path: bytes
     digest: bytes
     entries: Entries | None
+    dev: int = 0  # st_dev of the folder: a child on another device is a mount point
+    empty: bool = False  # nothing at all in it (an unmounted share's mount point looks so)
 
 
 @dataclass
@@ -124,7 +126,9 @@ def _list_folder(
     entries.sort()
     d = digest(entries)
     same = known is not None and known.get(rel) == d
-    return FolderListing(rel, d, None if same else entries), subdirs
+    dev = fsutil.stat(folder).st_dev
+    empty = not entries and not subdirs
+    return FolderListing(rel, d, None if same else entries, dev, empty), subdirs
 
 
 def _follow(root: bytes, entry: os.DirEntry, entries: Entries) -> None:

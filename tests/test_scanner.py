@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -277,3 +278,46 @@ def test_data_dir_inside_the_library_is_not_walked(media, library_dir, tmp_path)
     db = dbmod.open_db(data)
     report = scan(db, settings)
     assert report.new == 1
+
+
+def _mount_tmpfs(path: Path) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(path)], capture_output=True,
+                              timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def test_an_unmounted_share_inside_a_library_is_offline_not_missing(media, library_dir, settings,
+                                                                    db):  # fmt: skip
+    """A NAS share mounted on a subfolder, then unmounted: its files wait, nothing is missing."""
+    share = library_dir / "nas"
+    if not _mount_tmpfs(share):
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        put(media, library_dir, "h264_mp4", "local/clip.mp4")
+        put(media, share, "hevc_mkv", "Shows/ep.mkv")
+        first = scan(db, settings)
+        assert first.new == 2
+        assert db.execute("SELECT is_mount FROM folders WHERE path = ?", [b"nas"]).fetchone()[0]
+    finally:
+        subprocess.run(["umount", str(share)], check=True, timeout=30)
+
+    gone = scan(db, settings)
+    assert gone.missing == 0 and gone.unmounted == [f"{library_dir}/nas"]
+    assert file_row(db, "ep.mkv")["present"] == 1
+
+    assert _mount_tmpfs(share)
+    try:
+        put(media, share, "hevc_mkv", "Shows/ep.mkv")
+        back = scan(db, settings)
+        assert back.unmounted == [] and back.missing == 0 and back.new == 0
+        assert file_row(db, "ep.mkv")["present"] == 1
+    finally:
+        subprocess.run(["umount", str(share)], check=True, timeout=30)
+    # Files put into the empty folder itself make it a plain folder again: normal rules apply.
+    put(media, library_dir, "png", "nas/picture.png")
+    plain = scan(db, settings)
+    assert plain.missing == 1 and plain.new == 1 and plain.unmounted == []
