@@ -5,9 +5,7 @@ action redirects back with a message. Screenshots: /tmp/shots/admin-*.png."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import browser_sign_in
-from tests.test_browser import ARGS, CHROMIUM, ROOT, SHOTS, free_port, wait_js
+from tests.server import Gunicorn, free_port
+from tests.test_browser import ARGS, CHROMIUM, SHOTS, wait_js
 
 pytestmark = pytest.mark.browser
 
 
-class TwoWorkers:
+class TwoWorkers(Gunicorn):
     """gunicorn (gunicorn.conf.py) with two workers over a small library, scanned first."""
 
     def __init__(self, base: Path, media: dict[str, Path]) -> None:
@@ -42,56 +41,16 @@ class TwoWorkers:
                 dotenv_path=base / "no.env",
             )
         )
-        self.port = free_port()
         self.metrics_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = base / "gunicorn.log"
         env = {
-            **os.environ,
             "LVS_MEDIA_DIRS": str(self.root),
             "LVS_DATA_DIR": str(self.data),
-            "LVS_HOST": "127.0.0.1",
-            "LVS_PORT": str(self.port),
             "LVS_WORKERS": "2",
             "LVS_THREADS": "4",
-            "LVS_WATCH": "off",
             "LVS_PROBE_WORKERS": "1",
             "LVS_METRICS_PORT": str(self.metrics_port),
         }
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()  # a server that never got ready must not outlive the test
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "gunicorn did not get ready"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.start(env, base / "gunicorn.log")
 
 
 @pytest.fixture(scope="module")

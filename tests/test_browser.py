@@ -7,10 +7,7 @@ Screenshots of every page at phone (390×844) and desktop (1440×900) sizes go t
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,10 +17,10 @@ import pytest
 
 from tests.conftest import api_token, browser_sign_in
 from tests.sample_library import Site
+from tests.server import Gunicorn
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
 ARGS += ["--disable-gpu"]
@@ -32,57 +29,18 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(Gunicorn):
     """A gunicorn process serving a Site, started with the project's gunicorn.conf.py."""
 
     def __init__(self, site: Site) -> None:
         self.site = site
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = site.data / "gunicorn.log"
         env = {
-            **os.environ,
             "LVS_MEDIA_DIRS": str(site.root),
             "LVS_DATA_DIR": str(site.data),
-            "LVS_HOST": "127.0.0.1",
-            "LVS_PORT": str(self.port),
             "LVS_WORKERS": "1",
             "LVS_THREADS": "8",
-            "LVS_WATCH": "off",
         }
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "gunicorn did not get ready"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.start(env, site.data / "gunicorn.log")
 
 
 @pytest.fixture(scope="module")

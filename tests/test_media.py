@@ -30,8 +30,8 @@ from services.playback import can_play
 from services.probe import probe_file
 from services.scanner import scan
 from tests.conftest import api_token, signed_in
+from tests.server import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 UNICODE_NAME = 'ünïcødé 日本語 "q" #1 100%.avi'
 SECRET = b"outside the library " * 512
 
@@ -324,12 +324,6 @@ def test_range_goes_to_the_servers_file_wrapper_at_its_offset(served: Served) ->
 def bearer(app: Flask) -> dict[str, str]:
     """Return the header a cookie-less client signs in with."""
     return {"Authorization": "Bearer " + api_token(app.config["SETTINGS"].data_dir)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_real_gunicorn_serves_ranges_by_sendfile(served: Served) -> None:

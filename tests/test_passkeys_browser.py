@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,57 +15,27 @@ import pytest
 
 from services import db as dbmod
 from tests.conftest import TEST_PASSWORD, make_user
-from tests.test_browser import ARGS, CHROMIUM, ROOT, free_port
+from tests.server import Gunicorn
+from tests.test_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.browser
 PASSWORD = "first admin password"
 
 
-class Server:
+class Server(Gunicorn):
     """gunicorn (gunicorn.conf.py) on an empty library and a fresh data dir: no accounts yet."""
 
     def __init__(self, base: Path) -> None:
         self.data = base / "data"
         (base / "lib").mkdir()
-        self.port = free_port()
-        self.url = f"http://localhost:{self.port}"  # localhost: a secure context over HTTP
         env = {
-            **os.environ,
             "LVS_MEDIA_DIRS": str(base / "lib"),
             "LVS_DATA_DIR": str(self.data),
-            "LVS_HOST": "127.0.0.1",
-            "LVS_PORT": str(self.port),
             "LVS_WORKERS": "2",  # sessions, challenges and limits must hold across workers
             "LVS_THREADS": "4",
-            "LVS_WATCH": "off",
         }
-        self.log = base / "gunicorn.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/livez", timeout=2):
-                    break
-            except OSError:
-                pass
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        # localhost: a secure context over plain HTTP, as WebAuthn needs.
+        self.start(env, base / "gunicorn.log", url_host="localhost", ready="/livez")
 
 
 @pytest.fixture(scope="module")

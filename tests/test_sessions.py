@@ -180,7 +180,7 @@ def test_gunicorn_serves_https_with_a_self_signed_certificate(tmp_path: Path) ->
     import subprocess
     import urllib.request
 
-    from tests.test_browser import ROOT, free_port
+    from tests.server import ROOT, free_port
 
     port = free_port()
     (tmp_path / "lib").mkdir()
