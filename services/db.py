@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import sqlite3
 from collections.abc import Iterator
@@ -57,11 +58,18 @@ def open_db(data_dir: Path, *, migrate: bool = True) -> Database:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"LVS_DATA_DIR: cannot create {data_dir}: {exc.strerror}") from None
-    db = connect(data_dir / "library.db")
-    if migrate:
+    if not migrate:
+        return connect(data_dir / "library.db")
+    # Several gunicorn workers start at once on a fresh data dir. One at a time: the first turns
+    # on WAL (a switch that does not wait on the busy timeout) and migrates; the others then find
+    # nothing to do (a migration's own transaction would let two processes create one table).
+    with open(data_dir / "migrate.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        db = connect(data_dir / "library.db")
         try:
             migrations.apply(db)
         except sqlite3.DatabaseError as exc:
+            db.close()
             raise StorageError(f"database {data_dir / 'library.db'}: {exc}") from None
     return db
 

@@ -156,3 +156,29 @@ def test_foreign_keys_are_enforced(tmp_path):
     db = dbmod.open_db(tmp_path)
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO streams (media_id, idx, type) VALUES (999, 0, 'video')")
+
+
+def _open_fresh(args: tuple[str, float]) -> str:
+    from pathlib import Path
+
+    data_dir, start = args
+    time.sleep(max(0.0, start - time.time()))  # all at once, as gunicorn's workers boot
+    try:
+        dbmod.open_db(Path(data_dir)).close()
+    except Exception as exc:  # noqa: BLE001 - the test reports whatever went wrong
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_workers_starting_together_migrate_once(tmp_path):
+    """gunicorn starts its workers at the same moment on a fresh data dir: none may fail."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        start = time.time() + 1.5
+        results = pool.map(_open_fresh, [(str(tmp_path / "data"), start)] * 4)
+    assert results == ["ok"] * 4
+    db = dbmod.open_db(tmp_path / "data")
+    names = [m.name for m in dbmod.migrations.applied(db)]
+    assert len(names) == len(set(names))
