@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import random
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.harness import CORPUS_DIR, ROOT, Bench, Samples, session_cookie
+from bench.harness import CORPUS_DIR, Bench, Samples, app_server, session_cookie
 
 SORTS = ("name", "added", "duration", "size")
 WORDS = (
@@ -127,39 +125,10 @@ AUTH: dict[int, dict[str, str]] = {}  # per port: the bench admin's session cook
 
 @contextmanager
 def server(data_dir: Path, root: Path) -> Iterator[tuple[int, int]]:
-    """Run the real server (gunicorn.conf.py) on the data dir; yield its port and master pid.
-
-    Background services are off: they would try to index, or make thumbnails for, a library
-    whose files are not really there.
-    """
-    port = free_port()
-    AUTH[port] = session_cookie(data_dir)  # pages need a session (default deny)
-    env = {
-        **os.environ,
-        "LVS_MEDIA_DIRS": str(root),
-        "LVS_DATA_DIR": str(data_dir),
-        "LVS_HOST": "127.0.0.1",
-        "LVS_PORT": str(port),
-        "LVS_WATCH": "off",
-        "LVS_BACKGROUND": "off",
-        "LVS_LOG_LEVEL": "WARNING",
-    }
-    argv = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    """Run the real server on the data dir with a bench admin's session; yield port and pid."""
+    with app_server(data_dir, root) as (port, pid):
+        AUTH[port] = session_cookie(data_dir)  # pages need a session (default deny)
+        yield port, pid
 
 
 class Client:

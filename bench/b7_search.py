@@ -26,18 +26,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
-import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from bench.harness import CORPUS_DIR, ROOT, Bench, Samples
+from bench.harness import CORPUS_DIR, Bench, Samples, app_server
 
 COMMON = (
     "holiday beach birthday garden concert wedding snow mountain river city night drone "
@@ -215,40 +210,6 @@ def bench_search(bench: Bench, data_dir: Path, rows: int, queries: int) -> dict[
     return p95
 
 
-@contextmanager
-def server(data_dir: Path, root: Path) -> Iterator[int]:
-    """Run the real server (gunicorn.conf.py, background work off) on the data dir; yield its port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "LVS_MEDIA_DIRS": str(root),
-        "LVS_DATA_DIR": str(data_dir),
-        "LVS_HOST": "127.0.0.1",
-        "LVS_PORT": str(port),
-        "LVS_WATCH": "off",
-        "LVS_BACKGROUND": "off",
-        "LVS_LOG_LEVEL": "WARNING",
-    }
-    argv = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
 def bench_ratings(bench: Bench, data_dir: Path, rows: int, clients: int = 8, per: int = 60) -> None:
     """POST ratings from `clients` threads with API tokens against the real server."""
     from services import apitokens, users
@@ -288,7 +249,7 @@ def bench_ratings(bench: Bench, data_dir: Path, rows: int, clients: int = 8, per
                 posts.add(t1 - t0)
                 gets.add(t2 - t1)
 
-    with server(data_dir, CORPUS_DIR / "b7-library") as port:
+    with app_server(data_dir, CORPUS_DIR / "b7-library") as (port, _):
         threads = [
             threading.Thread(target=client, args=(tokens[k], k, port)) for k in range(clients)
         ]

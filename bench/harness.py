@@ -470,3 +470,43 @@ def session_cookie(data_dir: Path) -> dict[str, str]:
     finally:
         database.close()
     return {"Cookie": f"lvs_session={token}"}
+
+
+@contextmanager
+def app_server(data_dir: Path, root: Path) -> Iterator[tuple[int, int]]:
+    """Run the real server (gunicorn.conf.py, background work off) on a data dir.
+
+    Yields its port and master pid. Background services are off: benches synthesize libraries
+    whose files are not really there, which a scan or thumbnail job would chase.
+    """
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "LVS_MEDIA_DIRS": str(root),
+        "LVS_DATA_DIR": str(data_dir),
+        "LVS_HOST": "127.0.0.1",
+        "LVS_PORT": str(port),
+        "LVS_WATCH": "off",
+        "LVS_BACKGROUND": "off",
+        "LVS_LOG_LEVEL": "WARNING",
+    }
+    argv = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.1)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
