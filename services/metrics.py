@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 SLICE = 10.0  # seconds per histogram slice
 SLICES = 30  # slices in the rolling window
 RATIO = 1.1  # bucket growth: percentiles are good to 10 %
@@ -203,7 +205,7 @@ class Metrics:
                     data = json.loads(path.read_text(encoding="utf-8"))
                 except (OSError, ValueError):
                     continue
-                if now - data.get("at", 0) > STALE_AFTER or not _alive(pid):
+                if now - data.get("at", 0) > STALE_AFTER or not psutil.pid_exists(pid):
                     path.unlink(missing_ok=True)
                     continue
                 states.append(data)
@@ -212,16 +214,6 @@ class Metrics:
     def snapshot(self) -> Snapshot:
         """Return this process's numbers only."""
         return Snapshot.of([self.state()], self._clock())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from PIL import Image, ImageStat, UnidentifiedImageError
 
 from services import frames
@@ -161,20 +162,10 @@ def remove_stale_temps(dest: Path) -> int:
         return 0
     for temp in entries:
         pid = temp.name[len(dest.name) + 2 :].split(".", 1)[0]
-        if pid.isascii() and pid.isdigit() and not _alive(int(pid)):
+        if pid.isascii() and pid.isdigit() and not psutil.pid_exists(int(pid)):
             temp.unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def render_thumbnail(source: str | bytes, kind: str, dest: str, width: int) -> Thumb:

@@ -144,3 +144,25 @@ def browser_sign_in(context, base_url: str, data_dir: Path, role: str = "admin")
     user = make_user(data_dir, role)
     token = session_token(data_dir, user.id)
     context.add_cookies([{"name": COOKIE, "value": token, "url": base_url}])
+
+
+@pytest.fixture(scope="module")
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, media):
+    """Return a scanned sample library and its app, one per test module (tests/sample_library.py)."""
+    from tests.sample_library import Site
+
+    return Site(tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2]), media)
+
+
+@pytest.fixture(scope="module")
+def who(site):
+    """Return an admin's and a viewer's Authorization headers for the module's site."""
+    from tests.organize_util import make_users
+
+    return make_users(site)
+
+
+@pytest.fixture
+def client(site):
+    """Return a test client of the module's site (sign in per request with `who`'s headers)."""
+    return site.app.test_client()

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.organize_util import make_users
 from tests.sample_library import Site
 
 HUGE = "9" * 25
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Site:
-    return Site(tmp_path_factory.mktemp("hostile"), media)
 
 
 @pytest.fixture(scope="module")

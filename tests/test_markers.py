@@ -3,22 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
-import pytest
-
-from tests.organize_util import Users, make_users
-from tests.sample_library import Site
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Site:
-    return Site(tmp_path_factory.mktemp("markers"), media)
-
-
-@pytest.fixture(scope="module")
-def who(site: Site) -> Users:
-    return make_users(site)
 
 
 def test_markers(site, who):

@@ -4,28 +4,9 @@ page's next link follows the playlist), per-user privacy."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
-from tests.organize_util import Users, make_users
-from tests.sample_library import Site
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Site:
-    return Site(tmp_path_factory.mktemp("playlists"), media)
-
-
-@pytest.fixture(scope="module")
-def who(site: Site) -> Users:
-    return make_users(site)
-
-
-@pytest.fixture
-def client(site: Site):
-    return site.app.test_client()
+from tests.organize_util import Users
 
 
 def order(html: str) -> list[str]:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from services import metrics
-from tests.organize_util import Users, make_users
 from tests.sample_library import Site
 
 ALLOWED = "http://allowed.com"
@@ -19,16 +18,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Si
     return Site(
         tmp_path_factory.mktemp("ratings"), media, cors_origins=[ALLOWED, "https://vr.lan:8443"]
     )
-
-
-@pytest.fixture(scope="module")
-def who(site: Site) -> Users:
-    return make_users(site)
-
-
-@pytest.fixture
-def client(site: Site):
-    return site.app.test_client()
 
 
 def url(site: Site, key: str = "h264") -> str:

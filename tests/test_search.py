@@ -4,30 +4,14 @@ rowid order, filters and sorts, highlighting, live-results fragments, hostile qu
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from services import search
-from tests.organize_util import Users, make_users
+from tests.organize_util import Users
 from tests.sample_library import Site
 
 HX = {"HX-Request": "true", "HX-Target": "results"}
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Site:
-    return Site(tmp_path_factory.mktemp("search"), media)
-
-
-@pytest.fixture(scope="module")
-def who(site: Site) -> Users:
-    return make_users(site)
-
-
-@pytest.fixture
-def client(site: Site):
-    return site.app.test_client()
 
 
 def hashes(html: str) -> list[str]:

@@ -5,29 +5,11 @@ related-by-tags, and the metadata cache across connections (other processes)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from services import db as dbmod
 from services import metacache, tags
-from tests.organize_util import Users, make_users
-from tests.sample_library import Site
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Site:
-    return Site(tmp_path_factory.mktemp("tags"), media)
-
-
-@pytest.fixture(scope="module")
-def who(site: Site) -> Users:
-    return make_users(site)
-
-
-@pytest.fixture
-def client(site: Site):
-    return site.app.test_client()
 
 
 def hashes(html: str) -> list[str]:
