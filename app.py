@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
-import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 import cli
@@ -24,9 +22,11 @@ from blueprints import (
     auth,
     common,
     gallery,
+    guards,
     health,
     markers,
     media,
+    media_direct,
     playlists,
     ratings_api,
     search,
@@ -34,7 +34,7 @@ from blueprints import (
     watch,
 )
 from blueprints import metrics as request_metrics
-from config import Settings, load_settings
+from config import load_settings
 from services import db as dbmod
 from services import logs
 from services.errors import (
@@ -56,14 +56,6 @@ ERROR_STATUS: list[tuple[type[LVSError], int, str]] = [
     (StorageError, 503, "Storage problem"),
     (ScanBusy, 409, "Busy"),
 ]
-# Names a DNS-rebinding attacker cannot own; "auto" trusts these, IP literals and this machine.
-LOCAL_SUFFIXES = (".local", ".lan", ".home.arpa", ".internal", ".home", ".localhost")
-CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-    "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-)
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -92,8 +84,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)
     common.install_template_helpers(app, _asset_version(Path(app.static_folder or "static")))
-    _install_guards(app, settings)
+    guards.install(app, settings)
     access.install(app)  # after the Host check: sign-in, roles, CSRF (default deny)
+    media_direct.install(app)  # the media file route answered in front of Flask
+    if settings.proxy_count:  # outermost: every path sees the client's address and host
+        n = settings.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     _install_error_pages(app)
     return app
 
@@ -118,80 +114,6 @@ def _asset_version(static: Path) -> str:
             st = path.stat()
             h.update(f"{path.relative_to(static)}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()[:10]
-
-
-def host_allowed(host: str, trusted: tuple[str, ...], machine: frozenset[str]) -> bool:
-    """Return whether the Host header names this server, per LVS_TRUSTED_HOSTS.
-
-    `auto` trusts IP literals, localhost, this machine's names, single-label LAN names and the
-    local-only suffixes: names a DNS-rebinding page on the internet cannot point at us.
-    """
-    if "*" in trusted:
-        return True
-    name = host.lower()
-    if name.startswith("["):
-        name = name.partition("]")[0][1:]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
-    name = name.rstrip(".")
-    if not name:
-        return False
-    for entry in trusted:
-        if entry == name or (entry.startswith(".") and (name.endswith(entry) or name == entry[1:])):
-            return True
-    if "auto" not in trusted:
-        return False
-    try:
-        ipaddress.ip_address(name)
-        return True
-    except ValueError:
-        pass
-    return (
-        name == "localhost" or name in machine or "." not in name or name.endswith(LOCAL_SUFFIXES)
-    )
-
-
-def _machine_names() -> frozenset[str]:
-    names = {socket.gethostname().lower()}
-    try:
-        names.add(socket.getfqdn().lower())
-    except OSError:
-        pass
-    names |= {n.split(".")[0] + ".local" for n in names}
-    return frozenset(names)
-
-
-def _install_guards(app: Flask, settings: Settings) -> None:
-    """Refuse foreign Host headers and cross-site writes; add security headers to every answer."""
-    machine = _machine_names()
-    allowed_origins = set(settings.cors_origins)
-
-    @app.before_request
-    def _check_request() -> Response | None:
-        host = request.headers.get("Host", "")
-        if not host_allowed(host, settings.trusted_hosts, machine):
-            log.warning("refused Host %r from %s", host[:100], request.remote_addr)
-            return Response(
-                "This server does not answer to that host name; add it to LVS_TRUSTED_HOSTS.\n",
-                400,
-                mimetype="text/plain",
-            )
-        origin = request.headers.get("Origin")
-        if request.method in UNSAFE_METHODS and origin and origin not in allowed_origins:
-            if urlsplit(origin).netloc.lower() != host.lower():
-                log.warning("refused cross-site %s from origin %r", request.method, origin[:100])
-                return Response("Cross-site request refused.\n", 403, mimetype="text/plain")
-        return None
-
-    @app.after_request
-    def _security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        if response.mimetype == "text/html":
-            headers.setdefault("Content-Security-Policy", CSP)
-            headers.setdefault("X-Frame-Options", "DENY")
-        return response
 
 
 def _install_error_pages(app: Flask) -> None:

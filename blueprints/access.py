@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from flask import Flask, Response, current_app, g, redirect, request, url_for
 from flask import session as flask_session
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.middleware.proxy_fix import ProxyFix
+from sqlite_utils import Database
 
 from blueprints.common import get_db, settings
 from services import apitokens, ratelimit, sessions, users
@@ -69,9 +70,6 @@ def install(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # valid as long as the browser's CSRF cookie
     )
     app.extensions["media_secret"] = secret
-    if cfg.proxy_count:
-        n = cfg.proxy_count
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     csrf.init_app(app)
     manager = LoginManager(app)
     manager.request_loader(lambda _request: g.get("user"))
@@ -83,28 +81,48 @@ def install(app: Flask) -> None:
 
 
 def _find_user() -> Account | None:
-    """Return who is asking (token, session cookie, signed media URL), or None.
-
-    The database is touched only when a credential is offered: health probes must answer
-    (and say what is wrong) even when it cannot be opened.
-    """
-    auth = request.headers.get("Authorization", "")
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        bearer = scheme.lower() == "bearer"
-        uid = apitokens.authenticate(get_db(), token.strip()) if bearer else None
-        return _account(uid, "token") if uid else None
-    cookie = request.cookies.get(COOKIE)
-    if cookie:
-        session = sessions.lookup(get_db(), cookie)
-        if session is not None:
-            return _account(session.user_id, "session", session.token_hash)
+    """Return who is asking (token, session cookie, signed media URL), or None."""
     view_args = request.view_args or {}
-    if "s" in request.args and "media_hash" in view_args and request.method in ("GET", "HEAD"):
-        uid = apitokens.check_media_signature(
-            _secret(), view_args["media_hash"], request.args.to_dict()
-        )
-        return _account(uid, "signed") if uid else None
+    return identify(
+        get_db,
+        _secret(),
+        authorization=request.headers.get("Authorization", ""),
+        cookie=request.cookies.get(COOKIE),
+        media_hash=view_args.get("media_hash") if request.method in ("GET", "HEAD") else None,
+        args=request.args,
+    )
+
+
+def identify(
+    open_db: Callable[[], Database],
+    secret: bytes,
+    *,
+    authorization: str,
+    cookie: str | None,
+    media_hash: str | None,
+    args: Mapping[str, str],
+) -> Account | None:
+    """Return who is asking from the credentials a request offers, or None.
+
+    In order: `Authorization: Bearer <API token>`, the session cookie, a signed URL for
+    `media_hash` (the media item a GET or HEAD names, if any). Without Flask, so the direct
+    media path (blueprints/media_direct.py) decides exactly as the guard does. The database is
+    opened only when a credential is offered: health probes must answer (and say what is wrong)
+    even when it cannot be opened.
+    """
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        bearer = scheme.lower() == "bearer"
+        uid = apitokens.authenticate(open_db(), token.strip()) if bearer else None
+        return _account(open_db(), uid, "token") if uid else None
+    if cookie:
+        session = sessions.lookup(open_db(), cookie)
+        if session is not None:
+            return _account(open_db(), session.user_id, "session", session.token_hash)
+    if media_hash and "s" in args:
+        params = {key: args[key] for key in ("s", "u", "e") if key in args}
+        uid = apitokens.check_media_signature(secret, media_hash, params)
+        return _account(open_db(), uid, "signed") if uid else None
     return None
 
 
@@ -112,8 +130,8 @@ def _secret() -> bytes:
     return current_app.extensions["media_secret"]
 
 
-def _account(uid: int | None, via: str, session_hash: str = "") -> Account | None:
-    user = users.get(get_db(), uid) if uid else None
+def _account(db: Database, uid: int | None, via: str, session_hash: str = "") -> Account | None:
+    user = users.get(db, uid) if uid else None
     if user is None or user.disabled:
         return None
     return Account(**user.__dict__, via=via, session_hash=session_hash)

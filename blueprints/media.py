@@ -10,14 +10,17 @@ file_wrapper (the test client) a bounded iterator reads the same bytes.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from flask import Blueprint, Response, current_app, request
+from sqlite_utils import Database
+from werkzeug.datastructures import EnvironHeaders
 
 from blueprints.common import get_db, settings
 from services import media_files, ranges, sprites, thumbnails
@@ -32,6 +35,7 @@ CHUNK = 256 * 1024  # read size when the server cannot sendfile (TLS, test clien
 FILE_CACHE = "private, no-cache"  # revalidate with the ETag: a file can change under its hash
 IMMUTABLE = "private, max-age=31536000, immutable"  # content-addressed; private: behind sign-in
 PLACEHOLDER_CACHE = "private, max-age=60"  # the real thumbnail may exist a minute later
+HEADERS_ONLY = frozenset({304, 412, 416})  # answers without a body
 THUMB_WAIT = 3.0  # seconds a thumbnail request waits for the job that makes it
 SPRITE_WAIT = 3.0  # seconds a sprite request waits (the player asks once, when it loads)
 
@@ -44,27 +48,53 @@ def _check_hash(endpoint: str | None, values: dict[str, Any] | None) -> None:
 
 
 @bp.errorhandler(NotFound)
-def _not_found(exc: NotFound) -> Response:
-    return Response(f"{exc}\n", 404, mimetype="text/plain")
-
-
 @bp.errorhandler(Unavailable)
-def _unavailable(exc: Unavailable) -> Response:
-    response = Response(f"{exc}; try again shortly\n", 503, mimetype="text/plain")
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response
+def error_answer(exc: NotFound | Unavailable) -> Response:
+    """Answer a missing file with 404, storage that does not answer with 503 and Retry-After."""
+    if isinstance(exc, Unavailable):
+        response = Response(f"{exc}; try again shortly\n", 503, mimetype="text/plain")
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return Response(f"{exc}\n", 404, mimetype="text/plain")
 
 
 @bp.get("/<media_hash>/file", endpoint="file")
 def original(media_hash: str) -> Response:
-    """Send the original file: whole, one range, or several (multipart/byteranges)."""
-    media = media_files.locate(get_db(), media_hash, settings().media_dirs)
+    """Send the original file: whole, one range, or several (multipart/byteranges).
+
+    Most requests for it never get here: blueprints/media_direct.py answers them in front of
+    Flask and hands this route only what it does not answer itself (errors, sign-in, multipart).
+    """
+    found = open_original(get_db(), media_hash, settings().media_dirs, request.args.get("download"))
+    return send(found.file, found.size, found.mtime, found.etag, found.content_type,
+                FILE_CACHE, found.disposition)  # fmt: skip
+
+
+class Original(NamedTuple):
+    """A media item's file, open, with what its answer needs."""
+
+    file: io.FileIO
+    size: int
+    mtime: int
+    etag: str
+    content_type: str
+    disposition: str
+
+
+def open_original(
+    db: Database, media_hash: str, media_dirs: Iterable[Path], download: str | None
+) -> Original:
+    """Find and open a media item's file (NotFound, Unavailable as media_files says)."""
+    media = media_files.locate(db, media_hash, media_dirs)
     f, st = media_files.open_file(media)
-    etag = ranges.make_etag(media_hash, st.st_size, st.st_mtime_ns)
-    disposition = media_files.content_disposition(
-        media.name, attachment=request.args.get("download") == "1"
+    return Original(
+        f,
+        st.st_size,
+        int(st.st_mtime),
+        ranges.make_etag(media_hash, st.st_size, st.st_mtime_ns),
+        media.content_type,
+        media_files.content_disposition(media.name, attachment=download == "1"),
     )
-    return send(f, st.st_size, int(st.st_mtime), etag, media.content_type, FILE_CACHE, disposition)
 
 
 @bp.get("/<media_hash>/thumb")
@@ -135,34 +165,37 @@ def send(
     disposition: str | None = None,
 ) -> Response:
     """Answer the current GET/HEAD for an open file per RFC 9110 (see services/ranges.py)."""
-    v = ranges.Validators(etag, mtime)
-    answer = ranges.decide(request.method, request.headers, size, v)
-    headers = {
-        "Accept-Ranges": "bytes",
-        "ETag": etag,
-        "Last-Modified": v.http_date,
-        "Cache-Control": cache_control,
-        "X-Content-Type-Options": "nosniff",
-    }
-    if answer.status in (304, 412, 416):
+    return answer_file(
+        request.environ, f, size, mtime, etag, content_type, cache_control, disposition
+    )
+
+
+def answer_file(
+    environ: dict[str, Any],
+    f: IO[bytes],
+    size: int,
+    mtime: int,
+    etag: str,
+    content_type: str,
+    cache_control: str,
+    disposition: str | None = None,
+) -> Response:
+    """Answer a WSGI request (GET/HEAD) for an open file; the answer closes the file.
+
+    Without Flask's request context, so blueprints/media_direct.py answers with it too.
+    """
+    answer, headers, start, length = prepare(
+        environ["REQUEST_METHOD"], EnvironHeaders(environ), size, mtime, etag, cache_control,
+        disposition,
+    )  # fmt: skip
+    if answer.status in HEADERS_ONLY:
         f.close()
-        if answer.status == 416:
-            headers["Content-Range"] = f"bytes */{size}"
         return Response(status=answer.status, headers=headers)
-    if disposition:
-        headers["Content-Disposition"] = disposition
     if answer.multipart:
         return _multipart(f, size, answer.ranges, content_type, headers)
-    if answer.status == 206:
-        first = answer.ranges[0]
-        start, length = first.start, first.length
-        headers["Content-Range"] = first.content_range(size)
-    else:
-        start, length = 0, size
     f.seek(start)
-    headers["Content-Length"] = str(length)
-    wrapper = request.environ.get("wsgi.file_wrapper")
-    body = _Bounded(f, length)
+    wrapper = environ.get("wsgi.file_wrapper")
+    body = Bounded(f, length)
     return Response(
         wrapper(body, CHUNK) if wrapper else body,
         answer.status,
@@ -172,7 +205,49 @@ def send(
     )
 
 
-class _Bounded:
+def prepare(
+    method: str,
+    request_headers: Mapping[str, str],
+    size: int,
+    mtime: int,
+    etag: str,
+    cache_control: str,
+    disposition: str | None = None,
+) -> tuple[ranges.Answer, dict[str, str], int, int]:
+    """Decide how to answer a GET/HEAD for a file: the answer, its headers, and for one body
+    (200 or a single-range 206) where it starts and how long it is (0, 0 otherwise).
+
+    `request_headers` must look names up case-insensitively (Werkzeug's Headers or
+    EnvironHeaders). Content-Type is left to the caller.
+    """
+    v = ranges.Validators(etag, mtime)
+    answer = ranges.decide(method, request_headers, size, v)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Last-Modified": v.http_date,
+        "Cache-Control": cache_control,
+        "X-Content-Type-Options": "nosniff",
+    }
+    if answer.status in HEADERS_ONLY:
+        if answer.status == 416:
+            headers["Content-Range"] = f"bytes */{size}"
+        return answer, headers, 0, 0
+    if disposition:
+        headers["Content-Disposition"] = disposition
+    if answer.multipart:
+        return answer, headers, 0, 0
+    if answer.status == 206:
+        first = answer.ranges[0]
+        start, length = first.start, first.length
+        headers["Content-Range"] = first.content_range(size)
+    else:
+        start, length = 0, size
+    headers["Content-Length"] = str(length)
+    return answer, headers, start, length
+
+
+class Bounded:
     """A file limited to `length` bytes from its current position.
 
     It keeps fileno() so a server can sendfile() it (gunicorn sends Content-Length bytes from the
@@ -217,7 +292,7 @@ class _Multipart:
         for part in parts:
             yield part.head
             self.f.seek(part.range.start)
-            yield from _Bounded(self.f, part.range.length)
+            yield from Bounded(self.f, part.range.length)
         yield tail
 
     def __iter__(self) -> Iterator[bytes]:

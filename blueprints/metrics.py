@@ -221,6 +221,20 @@ def _when_closed(response: Response, callback: Callable[[], None]) -> bool:
     return True
 
 
+def record(endpoint: str | None, response: Response, started: float) -> None:
+    """Record a request's latency (since `started`, a perf_counter), its SQL statements, a
+    server error, and for a stream its start and, once the server has sent it, its end."""
+    metrics.observe(f"request:{endpoint or 'not_found'}", time.perf_counter() - started)
+    metrics.observe("db_queries", metrics.take_queries())
+    if response.status_code >= 500:
+        metrics.count("errors")
+    if endpoint in STREAMING and response.status_code in (200, 206):
+        # Open until the last byte is sent: started - ended, summed over workers.
+        if _when_closed(response, lambda: metrics.count("streams_ended")):
+            metrics.count("streams_started")
+    metrics.REGISTRY.dump()
+
+
 def install(app: Flask) -> None:
     """Add request ids, timing and query counting, and `/metrics`."""
     registry = CollectorRegistry()  # no auto_describe: registering must not read the database
@@ -242,17 +256,7 @@ def install(app: Flask) -> None:
     def _finish(response: Response) -> Response:
         started = g.get("request_started")
         if started is not None:
-            metrics.observe(
-                f"request:{request.endpoint or 'not_found'}", time.perf_counter() - started
-            )
-            metrics.observe("db_queries", metrics.take_queries())
-            if response.status_code >= 500:
-                metrics.count("errors")
-            if request.endpoint in STREAMING and response.status_code in (200, 206):
-                # Open until the last byte is sent: started - ended, summed over workers.
-                if _when_closed(response, lambda: metrics.count("streams_ended")):
-                    metrics.count("streams_started")
-            metrics.REGISTRY.dump()
+            record(request.endpoint, response, started)
         response.headers["X-Request-ID"] = logs.REQUEST_ID.get()
         return response
 

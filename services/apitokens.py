@@ -108,8 +108,10 @@ def check_media_signature(
         return None
     if expires < (now or time.time()):
         return None
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+    offered = params.get("s", "").encode("utf-8", "replace")
     return (
         user_id
-        if hmac.compare_digest(_mac(secret, user_id, media_hash, expires), params.get("s", ""))
+        if hmac.compare_digest(_mac(secret, user_id, media_hash, expires).encode(), offered)
         else None
     )

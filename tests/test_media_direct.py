@@ -1,0 +1,208 @@
+"""The media file route answered in front of Flask (blueprints/media_direct.py) answers exactly as
+the Flask route does, for every kind of request, and keeps the request's metrics and id."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from flask import Flask, request
+from werkzeug.test import Client
+from werkzeug.wrappers import Response as WResponse
+
+from app import create_app
+from blueprints.access import COOKIE
+from blueprints.media_direct import MediaDirect
+from services import apitokens, metrics, users
+from services import db as dbmod
+from services.scanner import scan
+from tests.conftest import TEST_PASSWORD, api_token, make_user, session_token
+from tests.test_auth import login
+
+# Headers that differ between two answers to the same request by design.
+UNSTABLE = {"X-Request-ID", "Date"}
+
+
+def _build(tmp_path: Path, media: dict[str, Path], **config) -> tuple[Flask, dict[str, str]]:
+    lib = tmp_path / "lib"
+    (lib / "Movies").mkdir(parents=True, exist_ok=True)
+    shutil.copy(media["h264_mp4"], lib / "Movies" / "clip.mp4")
+    shutil.copy(media["vp9_webm"], lib / "Movies" / "gone.webm")
+    app = create_app({"media_dirs": [str(lib)], "data_dir": str(tmp_path / "data"), **config})
+    settings = app.config["SETTINGS"]
+    db = dbmod.open_db(settings.data_dir)
+    try:
+        scan(db, settings)
+        hashes = dict(
+            db.execute(
+                "SELECT f.name, m.media_hash FROM files f JOIN media m ON m.id = f.media_id"
+            ).fetchall()
+        )
+    finally:
+        db.close()
+    (lib / "Movies" / "gone.webm").unlink()  # indexed, then gone from disk: 404
+    return app, hashes
+
+
+@pytest.fixture
+def served(tmp_path: Path, media: dict[str, Path]) -> tuple[Flask, dict[str, str]]:
+    return _build(tmp_path, media)
+
+
+def _flask_only(app: Flask) -> Client:
+    """A client of the app without the direct path: what Flask's own route answers."""
+    direct = app.wsgi_app
+    assert isinstance(direct, MediaDirect)
+    return Client(direct.flask, WResponse, use_cookies=False)
+
+
+def _same(app: Flask, path: str, method: str = "GET", **kw) -> WResponse:
+    """Ask both ways; assert status, headers and body agree; return the direct answer."""
+    direct = Client(app.wsgi_app, WResponse, use_cookies=False).open(path, method=method, **kw)
+    flask = _flask_only(app).open(path, method=method, **kw)
+    assert direct.status == flask.status, (path, kw, direct.data[:200], flask.data[:200])
+    got = {k: v for k, v in direct.headers.items() if k not in UNSTABLE}
+    want = {k: v for k, v in flask.headers.items() if k not in UNSTABLE}
+    if direct.mimetype == "multipart/byteranges":  # a random boundary each time
+        b1, b2 = direct.mimetype_params["boundary"], flask.mimetype_params["boundary"]
+        assert direct.data.replace(b1.encode(), b"B") == flask.data.replace(b2.encode(), b"B")
+        got.pop("Content-Type"), want.pop("Content-Type")
+    else:
+        assert direct.data == flask.data
+    assert got == want, (path, method, kw)
+    assert direct.headers["X-Request-ID"]
+    return direct
+
+
+def test_every_kind_of_request_answers_as_flask_does(served) -> None:
+    app, hashes = served
+    data_dir = app.config["SETTINGS"].data_dir
+    user = make_user(data_dir, "viewer")
+    cookie = f"{COOKIE}={session_token(data_dir, user.id)}"
+    url = f"/media/{hashes['clip.mp4']}/file"
+    size = len(Client(app.wsgi_app, WResponse, use_cookies=False).get(url, headers={"Cookie": cookie}).data)
+    assert size > 10_000
+    etag = Client(app.wsgi_app, WResponse, use_cookies=False).head(url, headers={"Cookie": cookie}).headers["ETag"]
+    signed = apitokens.sign_media(app.extensions["media_secret"], user.id, hashes["clip.mp4"])
+    expired = apitokens.sign_media(
+        app.extensions["media_secret"], user.id, hashes["clip.mp4"], now=time.time() - 10**5
+    )
+    token = api_token(data_dir, "viewer")
+    signed_in = {"Cookie": cookie}
+    cases = [
+        ({}, {}),  # nobody signed in: the guard's 401
+        ({"Accept": "text/html"}, {}),  # a browser: the sign-in redirect
+        (signed_in, {}),
+        ({**signed_in, "Range": "bytes=0-99"}, {}),
+        ({**signed_in, "Range": f"bytes={size - 100}-"}, {}),
+        ({**signed_in, "Range": "bytes=-1"}, {}),
+        ({**signed_in, "Range": "bytes=-0"}, {}),  # 416
+        ({**signed_in, "Range": f"bytes={size}-"}, {}),  # 416
+        ({**signed_in, "Range": "bytes=0-9,100-199,50-60"}, {}),  # multipart
+        ({**signed_in, "Range": "items=0-1"}, {}),  # unknown unit: whole file
+        ({**signed_in, "Range": "bytes=5-2"}, {}),  # invalid: whole file
+        ({**signed_in, "If-None-Match": etag}, {}),  # 304
+        ({**signed_in, "If-None-Match": etag, "Range": "bytes=0-1"}, {}),  # 304
+        ({**signed_in, "If-Match": '"other"'}, {}),  # 412
+        ({**signed_in, "If-Range": "W/" + etag, "Range": "bytes=0-1"}, {}),  # weak: 200
+        ({**signed_in, "If-Range": etag, "Range": "bytes=0-1"}, {}),
+        (signed_in, {"download": "1"}),
+        ({"Authorization": f"Bearer {token}"}, {}),
+        ({"Authorization": "Bearer not-a-token"}, {}),  # 401 with WWW-Authenticate
+        ({"Authorization": "Basic abc"}, {}),
+        ({}, signed),
+        ({}, expired),
+        ({}, {**signed, "s": "0" * 32}),
+        ({}, {**signed, "u": "²"}),
+        ({}, {**signed, "s": "é" * 32}),
+        ({"Cookie": f"{COOKIE}=forged"}, {}),
+        ({**signed_in, "Host": "evil.example.com"}, {}),  # refused Host: 400
+        ({**signed_in, "X-Request-ID": "abc-123"}, {}),
+    ]
+    for headers, query in cases:
+        for method in ("GET", "HEAD"):
+            _same(app, url, method, headers=headers, query_string=query)
+    for missing in (f"/media/{hashes['gone.webm']}/file", "/media/0123456789abcdef/file"):
+        assert _same(app, missing, headers=signed_in).status_code == 404
+    # Other methods and routes are Flask's alone (its pages carry a fresh CSRF token each time);
+    # a malformed hash never matches the direct path.
+    for method, path, status in (
+        ("POST", url, 405),
+        ("GET", "/media/0123456789ABCDEF/file", 404),
+        ("GET", f"/media/{hashes['clip.mp4']}/thumb", 200),
+    ):
+        direct = Client(app.wsgi_app, WResponse, use_cookies=False).open(
+            path, method=method, headers=signed_in
+        )
+        flask = _flask_only(app).open(path, method=method, headers=signed_in)
+        assert direct.status_code == flask.status_code == status
+
+
+def test_a_disabled_user_and_a_guest(tmp_path: Path, media: dict[str, Path]) -> None:
+    app, hashes = _build(tmp_path, media, guest=True)
+    data_dir = app.config["SETTINGS"].data_dir
+    user = make_user(data_dir, "viewer", "dora")
+    cookie = {"Cookie": f"{COOKIE}={session_token(data_dir, user.id)}"}
+    url = f"/media/{hashes['clip.mp4']}/file"
+    db = dbmod.open_db(data_dir)
+    try:
+        users.set_disabled(db, user.id, True)
+    finally:
+        db.close()
+    # A guest may watch (LVS_GUEST=on); a disabled user's cookie counts for nothing more.
+    assert _same(app, url, headers=cookie).status_code == 200
+    assert _same(app, url, headers={"Range": "bytes=0-9"}).status_code == 206
+    assert _same(app, url, headers={"Authorization": "Bearer x"}).status_code == 401
+
+
+def test_the_direct_path_skips_flask_and_keeps_the_metrics(served) -> None:
+    app, hashes = served
+    data_dir = app.config["SETTINGS"].data_dir
+    hooks: list[str] = []
+    app.before_request(lambda: hooks.append(request.path) and None)
+    user = make_user(data_dir, "admin")
+    client = Client(app.wsgi_app, WResponse)
+    client.set_cookie(COOKIE, session_token(data_dir, user.id))
+    url = f"/media/{hashes['clip.mp4']}/file"
+    before = metrics.REGISTRY.state()
+    started = before["counters"].get("streams_started", 0)
+    ended = before["counters"].get("streams_ended", 0)
+    answer = client.get(url, headers={"Range": "bytes=0-9", "X-Request-ID": "play-42"})
+    assert answer.status_code == 206 and len(answer.data) == 10
+    answer.close()  # as a server does once the last byte is sent
+    assert answer.headers["X-Request-ID"] == "play-42"
+    assert answer.headers["Referrer-Policy"] == "same-origin"
+    assert hooks == []  # Flask's hooks did not run: the direct path answered
+    after = metrics.REGISTRY.state()
+    assert after["counters"]["streams_started"] == started + 1
+    assert after["counters"]["streams_ended"] == ended + 1  # the body was read and closed
+    assert metrics.REGISTRY.merged().get("request:media.file").total >= 1
+    # What it hands on, Flask answers: its hooks run.
+    assert client.get(f"/media/{hashes['gone.webm']}/thumb").status_code in (200, 404)
+    assert hooks == [f"/media/{hashes['gone.webm']}/thumb"]
+
+
+def test_behind_a_proxy_the_forwarded_host_is_checked(tmp_path: Path, media) -> None:
+    app, hashes = _build(tmp_path, media, proxy_count=1)
+    data_dir = app.config["SETTINGS"].data_dir
+    user = make_user(data_dir, "viewer")
+    cookie = f"{COOKIE}={session_token(data_dir, user.id)}"
+    url = f"/media/{hashes['clip.mp4']}/file"
+    client = Client(app.wsgi_app, WResponse, use_cookies=False)
+    ok = client.get(url, headers={"Cookie": cookie, "X-Forwarded-Host": "tv.local"})
+    assert ok.status_code == 200
+    refused = client.get(url, headers={"Cookie": cookie, "X-Forwarded-Host": "evil.example.com"})
+    assert refused.status_code == 400
+
+
+def test_a_password_sign_in_cookie_streams(served) -> None:
+    """End to end with a real sign-in: the cookie the login page sets opens the file directly."""
+    app, hashes = served
+    make_user(app.config["SETTINGS"].data_dir, "admin", "eve")
+    client = app.test_client()
+    page = login(client, "eve", TEST_PASSWORD)
+    assert page.status_code == 303
+    answer = client.get(f"/media/{hashes['clip.mp4']}/file", headers={"Range": "bytes=0-3"})
+    assert answer.status_code == 206 and len(answer.data) == 4
