@@ -82,9 +82,15 @@ def test_every_kind_of_request_answers_as_flask_does(served) -> None:
     user = make_user(data_dir, "viewer")
     cookie = f"{COOKIE}={session_token(data_dir, user.id)}"
     url = f"/media/{hashes['clip.mp4']}/file"
-    size = len(Client(app.wsgi_app, WResponse, use_cookies=False).get(url, headers={"Cookie": cookie}).data)
+    size = len(
+        Client(app.wsgi_app, WResponse, use_cookies=False).get(url, headers={"Cookie": cookie}).data
+    )
     assert size > 10_000
-    etag = Client(app.wsgi_app, WResponse, use_cookies=False).head(url, headers={"Cookie": cookie}).headers["ETag"]
+    etag = (
+        Client(app.wsgi_app, WResponse, use_cookies=False)
+        .head(url, headers={"Cookie": cookie})
+        .headers["ETag"]
+    )
     signed = apitokens.sign_media(app.extensions["media_secret"], user.id, hashes["clip.mp4"])
     expired = apitokens.sign_media(
         app.extensions["media_secret"], user.id, hashes["clip.mp4"], now=time.time() - 10**5
