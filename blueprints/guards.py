@@ -7,6 +7,7 @@ media file route in front of Flask, calls the same `Guards` methods.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import socket
@@ -26,8 +27,12 @@ CSP = (
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# On every answer; pages (text/html) get PAGE_HEADERS too.
+EVERY_ANSWER = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"))
+PAGE_HEADERS = (("Content-Security-Policy", CSP), ("X-Frame-Options", "DENY"))
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request; a few names in practice
 def host_allowed(host: str, trusted: tuple[str, ...], machine: frozenset[str]) -> bool:
     """Return whether the Host header names this server, per LVS_TRUSTED_HOSTS.
 
@@ -104,11 +109,9 @@ class Guards:
 def security_headers(response: Response) -> Response:
     """Add the headers every answer carries (and pages a CSP the templates satisfy)."""
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    if response.mimetype == "text/html":
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Frame-Options", "DENY")
+    page = response.mimetype == "text/html"
+    for name, value in EVERY_ANSWER + PAGE_HEADERS if page else EVERY_ANSWER:
+        headers.setdefault(name, value)
     return response
 
 

@@ -9,7 +9,7 @@ route would by calling the same functions:
 - the Host check and the security headers: blueprints/guards.py;
 - who is asking: access.identify (API token, session cookie, signed URL), or a guest when
   LVS_GUEST=on — as the guard allows them;
-- the file: media.open_original (media_files.locate + open_file: library-bound, no symlinks out);
+- the file: media.open_original (media_files.open_media: inside a library, checked once open);
 - the answer: media.answer_file (services/ranges.py; sendfile through wsgi.file_wrapper), with
   media.error_answer's 404 and 503 + Retry-After;
 - metrics: the latency under `media.file`, its SQL statements, the active-stream count, and a
@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl
 
 from flask import Flask, Response
 from sqlite_utils import Database
-from werkzeug.http import parse_cookie
+from werkzeug.http import HTTP_STATUS_CODES, parse_cookie
 
 from blueprints import access, guards, media
 from blueprints import metrics as request_metrics
@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 FILE_PATH = re.compile(r"/media/([0-9a-f]{16})/file")
 ENDPOINT = "media.file"
+STATUS_LINES = {
+    code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 206)
+}  # as Werkzeug
+VARY = "Cookie"  # who is asking decides the answer (Flask's session says the same)
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -54,41 +58,46 @@ class MediaDirect:
     def __init__(self, app: Flask, flask: WSGIApp) -> None:
         self.flask = flask
         self.settings = app.config["SETTINGS"]
+        self.db_path = self.settings.db_path
         self.guards: guards.Guards = app.extensions["guards"]
         self.secret: bytes = app.extensions["media_secret"]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"]
         found = FILE_PATH.fullmatch(environ.get("PATH_INFO", ""))
-        if found is None or method not in ("GET", "HEAD"):
+        if found is None or environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
             return self.flask(environ, start_response)
         started = time.perf_counter()
         metrics.take_queries()  # statements before this request are not its own
         rid = logs.new_request_id(environ.get("HTTP_X_REQUEST_ID"))
         token = logs.REQUEST_ID.set(rid)
-        db = thread_db(self.settings.db_path)
+        db = thread_db(self.db_path)
         try:
-            response = self._answer(environ, db, found[1])
+            return self._answer(environ, start_response, db, found[1], rid, started)
         except Exception:  # Flask answers it as any failing request (logged, error page)
             log.exception("the direct media path failed; Flask answers instead")
-            response = None
+            return self._to_flask(environ, start_response, rid)
         finally:
             if db.conn.in_transaction:  # nothing may stay open in a transaction
                 db.conn.rollback()
             logs.REQUEST_ID.reset(token)
-        if response is None:
-            environ["HTTP_X_REQUEST_ID"] = rid  # Flask's log lines carry the same id
-            return self.flask(environ, start_response)
-        guards.security_headers(response)
-        response.headers["Vary"] = "Cookie"  # who is asking decides the answer (as Flask says)
-        response.headers["X-Request-ID"] = rid
-        request_metrics.record(ENDPOINT, response, started)
-        return response(environ, start_response)
 
-    def _answer(self, environ: dict[str, Any], db: Database, media_hash: str) -> Response | None:
-        """Return the answer, or None to leave the request to Flask."""
+    def _to_flask(
+        self, environ: dict[str, Any], start_response: StartResponse, rid: str
+    ) -> Iterable[bytes]:
+        environ["HTTP_X_REQUEST_ID"] = rid  # Flask's log lines carry the same id
+        return self.flask(environ, start_response)
+
+    def _answer(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        db: Database,
+        media_hash: str,
+        rid: str,
+        started: float,
+    ) -> Iterable[bytes]:
         if not self.guards.host_ok(environ.get("HTTP_HOST", "")):
-            return None  # Flask refuses it, logging who asked
+            return self._to_flask(environ, start_response, rid)  # refused there, logged
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         args = dict(reversed(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)))
         user = access.identify(
@@ -100,17 +109,49 @@ class MediaDirect:
             args=args,
         )
         if user is None and (authorization or not self.settings.guest):
-            return None  # the guard's 401, sign-in redirect or login page
+            return self._to_flask(environ, start_response, rid)  # 401, sign-in page
         try:
             found = media.open_original(
                 db, media_hash, self.settings.media_dirs, args.get("download")
             )
         except (NotFound, Unavailable) as exc:
-            return media.error_answer(exc)
-        return media.answer_file(
-            environ, found.file, found.size, found.mtime, found.etag, found.content_type,
+            return self._respond(environ, start_response, media.error_answer(exc), rid, started)
+        method = environ["REQUEST_METHOD"]
+        answer, headers, start, length = media.prepare(
+            method, media.RequestHeaders(environ), found.size, found.mtime, found.etag,
             media.FILE_CACHE, found.disposition,
         )  # fmt: skip
+        if method == "HEAD" or answer.status not in STATUS_LINES or answer.multipart:
+            response = media.answer_file(
+                environ, found.file, found.size, found.mtime, found.etag, found.content_type,
+                media.FILE_CACHE, found.disposition,
+            )  # fmt: skip
+            return self._respond(environ, start_response, response, rid, started)
+        # A 200 or a 206 of one range, the answer to nearly every request: no Response object.
+        body = media.passthrough(environ, found.file, start, length)
+        headers["Content-Type"] = found.content_type
+        for name, value in guards.EVERY_ANSWER:
+            headers.setdefault(name, value)
+        headers["Vary"] = VARY
+        headers["X-Request-ID"] = rid
+        request_metrics.record(ENDPOINT, answer.status, started, body)
+        start_response(STATUS_LINES[answer.status], list(headers.items()))
+        return body
+
+    def _respond(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        response: Response,
+        rid: str,
+        started: float,
+    ) -> Iterable[bytes]:
+        guards.security_headers(response)
+        response.headers["Vary"] = VARY
+        response.headers["X-Request-ID"] = rid
+        body = response.response if response.direct_passthrough else None
+        request_metrics.record(ENDPOINT, response.status_code, started, body)
+        return response(environ, start_response)
 
 
 def install(app: Flask) -> None:

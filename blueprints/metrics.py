@@ -187,17 +187,13 @@ def serve_separately(app: Flask) -> bool:
     return True
 
 
-def _when_closed(response: Response, callback: Callable[[], None]) -> bool:
-    """Call `callback` once when the server closes the body; return whether it could be hooked.
+def _when_closed(body: Any, callback: Callable[[], None]) -> bool:
+    """Call `callback` once when the server closes a passed-through body (a file for sendfile,
+    maybe inside the server's wsgi.file_wrapper); return whether it could be hooked.
 
-    A passed-through body (a file for sendfile, inside the server's wsgi.file_wrapper) skips
-    Flask's call_on_close, and wrapping it would cost sendfile(): the file's own close() is
-    hooked instead, which the file wrapper calls when it is done.
+    Wrapping the body would cost sendfile(): the file's own close() is hooked instead, which
+    the file wrapper calls when it is done.
     """
-    if not response.direct_passthrough:
-        response.call_on_close(callback)
-        return True
-    body = response.response
     target = getattr(body, "filelike", body)
     close = getattr(target, "close", None)
     if close is None:
@@ -221,16 +217,17 @@ def _when_closed(response: Response, callback: Callable[[], None]) -> bool:
     return True
 
 
-def record(endpoint: str | None, response: Response, started: float) -> None:
+def record(endpoint: str | None, status: int, started: float, body: Any = None) -> None:
     """Record a request's latency (since `started`, a perf_counter), its SQL statements, a
-    server error, and for a stream its start and, once the server has sent it, its end."""
+    server error, and for a stream (`body`: the passed-through file it sends) its start and,
+    once the server has sent it, its end."""
     metrics.observe(f"request:{endpoint or 'not_found'}", time.perf_counter() - started)
     metrics.observe("db_queries", metrics.take_queries())
-    if response.status_code >= 500:
+    if status >= 500:
         metrics.count("errors")
-    if endpoint in STREAMING and response.status_code in (200, 206):
+    if body is not None and endpoint in STREAMING and status in (200, 206):
         # Open until the last byte is sent: started - ended, summed over workers.
-        if _when_closed(response, lambda: metrics.count("streams_ended")):
+        if _when_closed(body, lambda: metrics.count("streams_ended")):
             metrics.count("streams_started")
     metrics.REGISTRY.dump()
 
@@ -256,7 +253,8 @@ def install(app: Flask) -> None:
     def _finish(response: Response) -> Response:
         started = g.get("request_started")
         if started is not None:
-            record(request.endpoint, response, started)
+            body = response.response if response.direct_passthrough else None
+            record(request.endpoint, response.status_code, started, body)
         response.headers["X-Request-ID"] = logs.REQUEST_ID.get()
         return response
 

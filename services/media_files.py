@@ -2,10 +2,11 @@
 
 A path never comes from a request: the media_hash (16 hex characters, checked before the database
 is asked) selects rows, and the path is built from a configured library root and the path the
-scanner recorded. It is then resolved (symlinks followed) and must still lie inside that root's
-resolved path, so a symlink planted after the scan, or a folder swapped for one, cannot lead out
-of the library; the final open refuses a symlink (O_NOFOLLOW), closing the gap between the check
-and the open for the file itself.
+scanner recorded. What that path opens (symlinks followed) must lie inside that root's resolved
+path and be a regular file, so a symlink planted after the scan, or a folder swapped for one,
+cannot lead out of the library. The check is made on the opened descriptor, not on the name
+before opening it, so nothing swapped between the check and the read can slip through
+(`_open_inside`).
 
 Errors: an unknown hash or a file gone from disk is NotFound (404). Storage that does not answer
 now — NFS's ESTALE after retries, EIO, a library root that is missing or empty while the database
@@ -16,6 +17,7 @@ is still there, the client should come back.
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import logging
 import os
@@ -86,12 +88,13 @@ CONTENT_TYPES = {
 
 @dataclass(frozen=True)
 class MediaFile:
-    """A present copy of a media item: a resolved absolute path inside a configured library."""
+    """A present copy of a media item, open for reading: inside a configured library."""
 
     media_id: int
     media_hash: str
     kind: str  # video | picture
-    path: Path
+    file: io.FileIO  # unbuffered: gunicorn's sendfile starts at the descriptor's offset
+    stat: os.stat_result
     name: str  # the file's name as shown (invalid UTF-8 replaced)
     content_type: str
 
@@ -106,6 +109,7 @@ def content_type(name: str) -> str:
     return CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every range request of a playing file
 def content_disposition(name: str, *, attachment: bool) -> str:
     """Return a Content-Disposition value with an ASCII fallback and an RFC 5987 `filename*`.
 
@@ -141,8 +145,8 @@ def _inside(real: bytes, root: bytes) -> bool:
     return False
 
 
-def locate(db: Database, media_hash: str, roots: Iterable[Path]) -> MediaFile:
-    """Return a present copy of the media with this hash in one of the configured `roots`.
+def open_media(db: Database, media_hash: str, roots: Iterable[Path]) -> MediaFile:
+    """Open a present copy of the media with this hash in one of the configured `roots`.
 
     Raise NotFound for a malformed or unknown hash or when no copy is on disk; Unavailable when a
     copy may be there but its storage does not answer (see the module docstring).
@@ -161,20 +165,17 @@ def locate(db: Database, media_hash: str, roots: Iterable[Path]) -> MediaFile:
         raise NotFound("no such media")
     storage_trouble: OSError | None = None
     for media_id, kind, root_text, rel, name in rows:
-        root = os.fsencode(root_text)
-        real = os.path.realpath(root + b"/" + bytes(rel))
-        if not _inside(real, root):
-            log.warning("refusing %r: it resolves outside its library %s", real, root_text)
-            continue
         try:
-            st = fsutil.stat(real)
+            opened = _open_inside(os.fsencode(root_text), bytes(rel))
         except OSError as exc:
             if exc.errno in TRANSIENT_ERRNOS:
                 storage_trouble = exc
+            elif exc.errno != errno.ENOENT:
+                log.warning("media %s: cannot open %r: %s", media_hash, bytes(rel), exc)
             continue
-        if stat.S_ISREG(st.st_mode):
-            path = Path(os.fsdecode(real))
-            return MediaFile(media_id, media_hash, kind, path, name, content_type(name))
+        if opened is not None:
+            f, st = opened
+            return MediaFile(media_id, media_hash, kind, f, st, name, content_type(name))
     if storage_trouble is not None:
         log.warning("media %s: storage error %s", media_hash, storage_trouble)
         raise Unavailable(f"storage error: {storage_trouble.strerror}", RETRY_AFTER)
@@ -184,6 +185,32 @@ def locate(db: Database, media_hash: str, roots: Iterable[Path]) -> MediaFile:
     raise NotFound("the file is no longer on disk")
 
 
+def _open_inside(root: bytes, rel: bytes) -> tuple[io.FileIO, os.stat_result] | None:
+    """Open root/rel for reading if it resolves to a regular file inside `root`, else None.
+
+    The path is first opened with O_PATH, which resolves every symlink but opens nothing for
+    reading (a device or FIFO planted in the library is never opened, so it cannot block or
+    act); the kernel then says where that descriptor really is (/proc/self/fd), which must be
+    inside the library, and the file is reopened through it — the very file that was checked,
+    whatever is renamed or swapped meanwhile. Symlinks inside the library are followed.
+    """
+    path = root + b"/" + rel
+    handle = fsutil.retry_estale(lambda: os.open(path, os.O_PATH | os.O_CLOEXEC), "open")
+    try:
+        link = b"/proc/self/fd/%d" % handle
+        real = os.readlink(link)
+        if not _inside(real, root):
+            log.warning("refusing %r: it resolves outside its library %s", real, os.fsdecode(root))
+            return None
+        st = os.fstat(handle)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        fd = os.open(link, os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(handle)
+    return io.FileIO(fd, "rb", closefd=True), st
+
+
 def _root_offline(root: bytes) -> bool:
     """Return True when a library root is missing, unreadable or empty (an unmounted share)."""
     try:
@@ -191,30 +218,3 @@ def _root_offline(root: bytes) -> bool:
             return next(it, None) is None
     except OSError:
         return True
-
-
-def open_file(media: MediaFile) -> tuple[io.FileIO, os.stat_result]:
-    """Open a located file for reading and return it with its fstat.
-
-    Unbuffered, so the file position is the descriptor's: gunicorn's sendfile starts from it.
-    """
-
-    def opener(name: str, flags: int) -> int:
-        # O_NOFOLLOW: a symlink swapped in since locate() is refused; O_NONBLOCK: a FIFO swapped
-        # in cannot hang the open (fstat then refuses it).
-        return os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-
-    try:
-        f = fsutil.retry_estale(lambda: open(media.path, "rb", buffering=0, opener=opener), "open")
-    except OSError as exc:
-        if exc.errno in TRANSIENT_ERRNOS:
-            log.warning("media %s: cannot open %s: %s", media.media_hash, media.path, exc)
-            raise Unavailable(f"storage error: {exc.strerror}", RETRY_AFTER) from None
-        if exc.errno != errno.ENOENT:
-            log.warning("media %s: cannot open %s: %s", media.media_hash, media.path, exc)
-        raise NotFound("the file is no longer on disk") from None
-    st = os.fstat(f.fileno())
-    if not stat.S_ISREG(st.st_mode):
-        f.close()
-        raise NotFound("not a regular file")
-    return f, st

@@ -26,10 +26,10 @@ where Werkzeug and Go's net/http differ from it, each tested in tests/test_range
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Protocol
 
 MAX_PARTS = 16  # disjoint ranges served as multipart; more and the whole file is sent instead
 _HUGE = 10**18  # a position longer than 18 digits is past the end of any file
@@ -192,7 +192,13 @@ def _if_range_holds(value: str, v: Validators) -> bool:
     return date is not None and date == v.last_modified
 
 
-def decide(method: str, headers: Mapping[str, str], size: int, v: Validators) -> Answer:
+class Headers(Protocol):
+    """A request's headers, looked up by name as HTTP does (case-insensitively)."""
+
+    def get(self, name: str, default: str | None = None, /) -> str | None: ...
+
+
+def decide(method: str, headers: Headers, size: int, v: Validators) -> Answer:
     """Return how to answer a GET or HEAD for a file of `size` bytes with validators `v`.
 
     `headers` must look names up as HTTP does (case-insensitively, e.g. Werkzeug's Headers) or

@@ -69,6 +69,8 @@ _opened: list[str] | None = None
 
 def _audit(event: str, args: tuple) -> None:
     if event == "open" and _opened is not None and isinstance(args[0], str | bytes | os.PathLike):
+        if isinstance(args[2], int) and args[2] & os.O_PATH:
+            return  # resolves a name, opens nothing for reading (open(2): "not opened")
         _opened.append(os.path.realpath(os.fsdecode(args[0])))
 
 
@@ -447,6 +449,32 @@ def test_file_swapped_for_a_symlink_out_of_the_library(served: Served, client: F
         path.write_bytes(kept)
 
 
+@pytest.mark.parametrize("swap", ["fifo", "device"])
+def test_file_swapped_for_a_fifo_or_a_device_is_never_opened(
+    served: Served, client: FlaskClient, swap: str
+) -> None:
+    """A FIFO would block a reader forever; a device could act on open. Neither is opened."""
+    rel = LAYOUT["rotated_mov"]
+    path = served.lib / rel
+    kept = path.read_bytes()
+    path.unlink()
+    if swap == "fifo":
+        os.mkfifo(path)
+    else:
+        (served.lib / "Swap" / "zero").symlink_to("/dev/zero")
+        path.symlink_to(served.lib / "Swap" / "zero")
+    try:
+        with opened_files() as opened:
+            began = time.monotonic()
+            r = client.get(served.url(rel))
+        assert r.status_code == 404 and time.monotonic() - began < 5
+        assert not _outside(served, opened) and str(path) not in opened
+    finally:
+        path.unlink()
+        (served.lib / "Swap" / "zero").unlink(missing_ok=True)
+        path.write_bytes(kept)
+
+
 def test_folder_swapped_for_a_sibling_sharing_its_prefix(
     served: Served, client: FlaskClient
 ) -> None:
@@ -526,7 +554,7 @@ def _fail(monkeypatch: pytest.MonkeyPatch, name: str, target: Path, err: int, ti
     return calls
 
 
-@pytest.mark.parametrize(("call", "err"), [("stat", errno.ESTALE), ("open", errno.EIO)])
+@pytest.mark.parametrize(("call", "err"), [("open", errno.ESTALE), ("open", errno.EIO)])
 def test_storage_errors_answer_503_with_retry_after(
     served: Served, monkeypatch: pytest.MonkeyPatch, call: str, err: int
 ) -> None:
@@ -540,7 +568,7 @@ def test_storage_errors_answer_503_with_retry_after(
 
 def test_one_stale_handle_is_retried(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     rel = LAYOUT["subtitle_mkv"]
-    calls = _fail(monkeypatch, "stat", served.lib / rel, errno.ESTALE, times=1)
+    calls = _fail(monkeypatch, "open", served.lib / rel, errno.ESTALE, times=1)
     r = served.client().get(served.url(rel))
     assert r.status_code == 200 and r.data == data_of(served, rel)
     assert len(calls) == 1
