@@ -1,7 +1,9 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py` (scripts/run does this).
 
 - gthread workers: a playing video holds a thread for as long as it streams; sync workers would
-  be pinned by a few streams and pages would wait seconds (SPEC §5 traps).
+  be pinned by a few streams and pages would wait seconds (SPEC §5 traps). gunicorn_worker.py's
+  class is gthread that keeps a kept-alive connection on its thread while the client sends its
+  next request at once (a player's burst of ranges): one hand-off instead of three per request.
 - Background services start in every worker through services/background.py, which makes one
   of them the owner (an exclusive flock on `<data dir>/background.lock`): it scans at start,
   watches the folders and works through missing thumbnails; the other workers only make what
@@ -33,7 +35,7 @@ _scheme = "https" if _tls else "http"
 _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 bind = [f"{_host}:{_settings.port}"]
 wsgi_app = "app:create_app()"
-worker_class = "gthread"
+worker_class = "gunicorn_worker.Worker"
 workers = _settings.workers
 threads = _settings.threads
 keepalive = 5

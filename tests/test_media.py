@@ -328,7 +328,9 @@ def bearer(app: Flask) -> dict[str, str]:
     return {"Authorization": "Bearer " + api_token(app.config["SETTINGS"].data_dir)}
 
 
-def test_real_gunicorn_serves_ranges_by_sendfile(served: Served) -> None:
+@contextmanager
+def real_gunicorn(served: Served, threads: int = 2) -> Iterator[int]:
+    """Run the app under a real gunicorn with the project's worker class; yield its port."""
     port = free_port()
     settings = served.app.config["SETTINGS"]
     env = {
@@ -339,8 +341,8 @@ def test_real_gunicorn_serves_ranges_by_sendfile(served: Served) -> None:
         "LVS_BACKGROUND": "off",
     }
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "-k", "gthread", "--threads", "2", "-w", "1"]
-        + ["-b", f"127.0.0.1:{port}", "app:create_app()"],
+        [str(ROOT / ".venv/bin/gunicorn"), "-k", "gunicorn_worker.Worker", "-w", "1"]
+        + ["--threads", str(threads), "-b", f"127.0.0.1:{port}", "app:create_app()"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -356,6 +358,14 @@ def test_real_gunicorn_serves_ranges_by_sendfile(served: Served) -> None:
                 assert server.poll() is None, server.stderr.read().decode()
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_real_gunicorn_serves_ranges_by_sendfile(served: Served) -> None:
+    with real_gunicorn(served) as port:
         data = data_of(served, H264)
         start = len(data) * 99 // 100
         conn = HTTPConnection("127.0.0.1", port, timeout=10)
@@ -372,10 +382,43 @@ def test_real_gunicorn_serves_ranges_by_sendfile(served: Served) -> None:
         conn.request("GET", "/media/0000000000000000/file", headers=auth)
         r = conn.getresponse()
         assert (r.status, r.read()) == (404, b"no such media\n")
+        # A player's burst: many ranges back to back on one connection, each one right.
+        for i in range(40):
+            first = (i * 7919) % (len(data) - 1000)
+            conn.request("GET", served.url(H264), headers={"Range": f"bytes={first}-", **auth})
+            r = conn.getresponse()
+            assert (r.status, r.read()) == (206, data[first:])
         conn.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+
+
+def test_real_gunicorn_pipelined_requests_and_a_free_thread(served: Served) -> None:
+    """The worker keeps a busy connection on its thread (gunicorn_worker.py): requests sent
+    together are all answered, and a quiet kept-alive client never holds the only thread."""
+    auth = bearer(served.app)["Authorization"]
+    data = data_of(served, H264)
+    with real_gunicorn(served, threads=1) as port:
+        url = served.url(H264)
+        one = f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                (one + "Range: bytes=0-9\r\n\r\n" + one + "Range: bytes=10-19\r\n\r\n").encode()
+            )
+            got = b""
+            while got.count(b"HTTP/1.1 206") < 2 or not got.endswith(data[10:20]):
+                chunk = s.recv(65536)
+                assert chunk, got
+                got += chunk
+            assert data[0:10] in got and got.endswith(data[10:20])
+        quiet = HTTPConnection("127.0.0.1", port, timeout=10)
+        quiet.request("GET", url, headers={"Range": "bytes=0-0", "Authorization": auth})
+        assert quiet.getresponse().read() == data[:1]  # now kept alive, and silent
+        began = time.monotonic()
+        other = HTTPConnection("127.0.0.1", port, timeout=10)
+        other.request("GET", url, headers={"Range": "bytes=0-0", "Authorization": auth})
+        assert other.getresponse().read() == data[:1]
+        assert time.monotonic() - began < 1.0  # the one thread was not kept by the quiet one
+        quiet.close()
+        other.close()
 
 
 # --- unknown and hostile paths ----------------------------------------------------------------
