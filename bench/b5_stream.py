@@ -8,8 +8,9 @@ gunicorn_worker.py's gthread) and background work off (nothing but serving is me
 - full GET throughput, MB/s: ours ≥ 0.8× nginx (higher is better).
 - 1 MiB Range at 99 % offset, latency per request: ours ≤ 3× nginx (median).
 - random 256 KiB ranges from 8 concurrent client processes, req/s: ours ≥ 0.5× nginx. A
-  "floor" row beside it: the same 8 clients on our `/health` (no database, no file), the most
-  any route of a Flask app under gunicorn reaches on this machine.
+  "ceiling" row beside it: the same 8 clients on bench/bare_ranges_app.py (parse the range,
+  sendfile; no sign-in, no lookup) under the same gunicorn worker class, workers and threads —
+  what gunicorn itself reaches on this machine.
 - page p95 while 3 streams play: the page (`/`, else `/health`) on our server with three
   clients streaming the file at STREAM_MBPS each, ≤ 2× the same page's p95 on the idle server.
 
@@ -176,6 +177,33 @@ AUTH: dict[int, dict[str, str]] = {}
 
 
 @contextmanager
+def bare_gunicorn(path: Path, workers: int, threads: int) -> Iterator[int]:
+    """Run bench/bare_ranges_app.py under gunicorn with the app's worker class; yield its port."""
+    port = free_port()
+    argv = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "/dev/null"]
+    argv += ["-k", "gunicorn_worker.Worker", "-w", str(workers), "--threads", str(threads)]
+    argv += ["--keep-alive", "5", "-b", f"{HOST}:{port}", "bench.bare_ranges_app:app"]
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, "B5_FILE": str(path)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(port, "/", proc)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
 def gunicorn(lib: Path, data_dir: Path, workers: int, threads: int) -> Iterator[int]:
     """Run the app under a real gunicorn with the project's configuration; yield its port."""
     port = free_port()
@@ -246,10 +274,7 @@ def _check(status: int, got: int, want_status: int, want_bytes: int, what: str) 
 
 
 def _random_worker(port: int, path: str, size: int, seed: int, start: float, q: Any) -> None:
-    """Issue random 256 KiB ranges from one connection until RANDOM_SECONDS after `start`.
-
-    size 0: plain GETs of `path` instead (the floor: what the server does with no file at all).
-    """
+    """Issue random 256 KiB ranges from one connection until RANDOM_SECONDS after `start`."""
     rng = random.Random(seed)
     client = Client(port)
     while time.time() < start:
@@ -257,14 +282,10 @@ def _random_worker(port: int, path: str, size: int, seed: int, start: float, q: 
     end = start + RANDOM_SECONDS
     done = 0
     while time.time() < end:
-        if size:
-            offset = rng.randrange(0, size - RANDOM_RANGE)
-            rng_header = {"Range": f"bytes={offset}-{offset + RANDOM_RANGE - 1}"}
-            status, got = client.get(path, rng_header)
-            _check(status, got, 206, RANDOM_RANGE, "random range")
-        else:
-            status, got = client.get(path)
-            _check(status, got, 200, got, path)
+        offset = rng.randrange(0, size - RANDOM_RANGE)
+        rng_header = {"Range": f"bytes={offset}-{offset + RANDOM_RANGE - 1}"}
+        status, got = client.get(path, rng_header)
+        _check(status, got, 206, RANDOM_RANGE, "random range")
         done += 1
     client.close()
     q.put(done)
@@ -374,6 +395,7 @@ def main() -> int:
     with (
         nginx(lib, args.workers) as nport,
         gunicorn(lib, data_dir, args.workers, args.threads) as oport,
+        bare_gunicorn(path, args.workers, args.threads) as bport,
     ):
         page = "/"
         probe = Client(oport)
@@ -444,15 +466,15 @@ def main() -> int:
 
         log.info("random ranges, %d clients", CLIENTS)
         rps = {name: Samples(name, "req/s") for name in servers}
-        floor = Samples("/health", "req/s")
+        ceiling = Samples("bare WSGI app", "req/s")
         for round_no in rounds:
             for name, (port, url) in servers.items():
                 value = random_ranges(port, url, size, round_no)
                 if round_no:
                     rps[name].add(value)
-            value = random_ranges(oport, "/health", 0, round_no)
+            value = random_ranges(bport, nginx_path, size, round_no)
             if round_no:
-                floor.add(value)
+                ceiling.add(value)
         bench.compare(
             f"random {RANDOM_RANGE // 1024} KiB ranges, {CLIENTS} clients",
             rps["nginx"],
@@ -460,13 +482,17 @@ def main() -> int:
             target=0.5,
             higher_is_better=True,
         )
-        # What any route of this Flask app under gunicorn reaches with the same 8 clients: the
-        # ceiling for the row above, with no database, no file and no Range work at all.
+        # What gunicorn itself reaches with the same clients, workers and threads: an app that
+        # only parses the range and sendfile()s it (bench/bare_ranges_app.py). The row above cannot
+        # be higher than this one.
         bench.compare(
-            f"floor: GET /health, {CLIENTS} clients (vs nginx ranges)",
+            f"ceiling: bare WSGI ranges under the same gunicorn, {CLIENTS} clients (vs nginx)",
             rps["nginx"],
-            floor,
+            ceiling,
             higher_is_better=True,
+        )
+        bench.compare(
+            f"ours vs that ceiling, {CLIENTS} clients", ceiling, rps["ours"], higher_is_better=True
         )
 
         log.info("page p95 while %d streams play", STREAMS)
