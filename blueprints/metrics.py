@@ -8,7 +8,8 @@ endpoint, and the SQL statements it ran (the trace hook blueprints.common.get_db
 admin role, so a Prometheus scraper sends an admin's API token (`Authorization: Bearer …`).
 The `lvs_*` series are computed at scrape time from every worker's merged numbers and from the
 database, so they are whole whichever worker answers; prometheus-flask-exporter's own
-`flask_http_*` series describe the answering worker only.
+`flask_http_*` series describe the answering worker only, and leave out the media file route
+(answered in front of Flask, blueprints/media_direct.py; `lvs_requests` counts it).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ scanner recorded. What that path opens (symlinks followed) must lie inside that 
 path and be a regular file, so a symlink planted after the scan, or a folder swapped for one,
 cannot lead out of the library. The check is made on the opened descriptor, not on the name
 before opening it, so nothing swapped between the check and the read can slip through
-(`_open_inside`).
+(`_open_inside`; Linux: O_PATH and /proc).
 
 Errors: an unknown hash or a file gone from disk is NotFound (404). Storage that does not answer
 now — NFS's ESTALE after retries, EIO, a library root that is missing or empty while the database
