@@ -9,6 +9,9 @@ the same file twice. When the owner stops, its lock is released with its descrip
 
 LVS_BACKGROUND=inline runs every piece of work in the caller (tests); `off` starts nothing:
 thumbnails are then made only by `flask thumbnails` and `flask scan`.
+
+Whatever the mode, every server process holds a shared flock on data_dir/server.lock while it
+runs, so `flask restore` can tell that a server is up (services/maintenance.server_running).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from services.jobs import Jobs
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "background.lock"
+SERVER_LOCK = "server.lock"  # shared by every server process while it runs
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Background:
     owner: bool  # this process feeds the queue and runs the watcher
     watcher: Any = None
     _lock_fd: int | None = None
+    _server_fd: int | None = None
 
     def stop(self) -> None:
         """Stop the watcher, then the jobs (queued work is dropped, a running scan cancelled)."""
@@ -46,10 +51,20 @@ class Background:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock: another process may take over
             self._lock_fd = None
+        if self._server_fd is not None:
+            os.close(self._server_fd)
+            self._server_fd = None
 
 
 def start(settings: Settings) -> Background:
     """Start this process's background services; see the module docstring."""
+    background = _start(settings)
+    background._server_fd = _open_lock(settings, SERVER_LOCK)
+    fcntl.flock(background._server_fd, fcntl.LOCK_SH)  # only an exclusive holder waits it out
+    return background
+
+
+def _start(settings: Settings) -> Background:
     if settings.background == "off":
         return Background(None, owner=False)
     if settings.background == "inline":
@@ -74,9 +89,13 @@ def start(settings: Settings) -> Background:
     return background
 
 
-def _take_lock(settings: Settings) -> int | None:
+def _open_lock(settings: Settings, name: str) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    return os.open(settings.data_dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def _take_lock(settings: Settings) -> int | None:
+    fd = _open_lock(settings, LOCK_NAME)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -3,7 +3,7 @@
 - backup: SQLite's online backup API copies the database page by page in one step (one read
   transaction), so the copy is consistent while the server keeps writing; it is checked
   (integrity_check) before it is renamed into place.
-- restore: only onto a stopped server (no process holds the background lock); the file must be
+- restore: only onto a stopped server (no process holds the server or background lock); the file must be
   an SQLite database that passes integrity_check and whose schema this version knows. The
   current database is kept beside it first; the restored one is then migrated up.
 - cache prune: thumbnails and sprites whose media_hash no media has any more.
@@ -31,7 +31,8 @@ from services.thumbnails import HASH_RE
 log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-LOCK_NAME = "background.lock"  # services.background's owner lock: held while a server runs
+# services.background's locks: every server process holds the first, its owner the second.
+SERVER_LOCKS = ("server.lock", "background.lock")
 CACHE_DIRS = {"thumbs": (".jpg",), "sprites": (".jpg", ".vtt")}
 
 Progress = Callable[[int, int], None]  # done, total
@@ -109,17 +110,18 @@ def backup(db_path: Path, dest: Path, *, overwrite: bool = False) -> int:
 
 
 def server_running(data_dir: Path) -> bool:
-    """Return True when a server process holds the data dir's background lock."""
-    path = data_dir / LOCK_NAME
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops a lock we may have taken
+    """Return True when a server process holds one of the data dir's server locks."""
+    for name in SERVER_LOCKS:
+        path = data_dir / name
+        if not path.exists():
+            continue
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock we may have taken
     return False
 
 

@@ -106,6 +106,45 @@ def test_restore_refuses_while_the_server_runs(app, runner, indexed, tmp_path):
     assert "the server is running: stop it before restoring" in result.output
 
 
+def test_restore_refuses_while_a_server_without_background_work_runs(
+    app, runner, indexed, tmp_path
+):
+    """LVS_BACKGROUND=off takes no owner lock; the server lock still says a server is up."""
+    from services import background
+    from tests.server import Gunicorn
+
+    dest = tmp_path / "b.db"
+    assert runner.invoke(args=["backup", str(dest)]).exit_code == 0
+    settings = app.config["SETTINGS"]
+    server = Gunicorn()
+    env = {"LVS_MEDIA_DIRS": str(settings.media_dirs[0]), "LVS_DATA_DIR": str(settings.data_dir)}
+    server.start({**env, "LVS_BACKGROUND": "off", "LVS_WORKERS": "1"}, tmp_path / "g.log")
+    try:
+        owner_lock = settings.data_dir / background.LOCK_NAME
+        assert not owner_lock.exists() or _free(owner_lock)  # alone, it would say "stopped"
+        result = runner.invoke(args=["restore", "--yes", str(dest)])
+        assert result.exit_code == 1
+        assert "the server is running: stop it before restoring" in result.output
+    finally:
+        server.stop()
+    assert runner.invoke(args=["restore", "--yes", str(dest)]).exit_code == 0  # stopped: fine
+
+
+def _free(path: Path) -> bool:
+    """Return whether nobody holds a lock on `path`."""
+    import fcntl
+    import os
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def test_backup_while_requests_write_is_consistent(app, indexed, tmp_path):
     """Threads keep recording watch progress through the app while backups are taken."""
     media_hash = indexed.execute("SELECT media_hash FROM media WHERE kind = 'video'").fetchone()[0]
