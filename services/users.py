@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from sqlite_utils import Database
 from services import db as dbmod
 from services import passwords
 from services.errors import InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
 
 ROLES = ("admin", "viewer")
 DEFAULT_USER = 1  # the row migration m0002 made; the first admin takes it over
@@ -34,6 +37,12 @@ class User:
 
 
 _COLUMNS = "id, name, role, disabled, password_hash IS NOT NULL, created_at"
+# An admin who can act: enabled, and able to sign in (a password or a passkey). The default
+# user row (m0002) is an admin by default but, until /setup claims it, can do neither.
+_ACTIVE_ADMIN = (
+    "role = 'admin' AND disabled = 0 AND (password_hash IS NOT NULL "
+    "OR EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = users.id))"
+)
 
 
 def _row(row: tuple) -> User:
@@ -168,6 +177,40 @@ def remove(db: Database, user_id: int) -> None:
     with dbmod.write(db):
         if db.execute("DELETE FROM users WHERE id = ?", [user_id]).rowcount != 1:
             raise NotFound("no such user")
+
+
+def active_admins(db: Database) -> list[int]:
+    """Return the ids of the admins who can sign in and are not disabled."""
+    return [r[0] for r in db.execute(f"SELECT id FROM users WHERE {_ACTIVE_ADMIN}").fetchall()]
+
+
+def set_role(db: Database, user_id: int, role: str, *, by: int) -> User:
+    """Make an account an admin or a viewer on behalf of the admin `by`; return it changed.
+
+    The last active admin is never demoted, so someone can always manage the server; the check
+    and the change are one write transaction, so two admins demoting each other at the same
+    moment cannot both win. Sessions and API tokens stay: the role is read on every request.
+    """
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    with dbmod.write(db):
+        user = get(db, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        admins = active_admins(db)
+        if by not in admins:  # demoted or disabled since this request was let in
+            raise InvalidInput("only an active admin may change roles")
+        if user.role == role:
+            return user
+        if role == "viewer" and not [a for a in admins if a != user_id]:
+            raise InvalidInput(
+                f"{user.name} is the only active admin: make someone else an admin first"
+            )
+        db.execute("UPDATE users SET role = ? WHERE id = ?", [role, user_id])
+    log.info("role of user %d (%r): %s -> %s, by user %d", user_id, user.name, user.role, role, by)
+    changed = get(db, user_id)
+    assert changed is not None
+    return changed
 
 
 def webauthn_handle(db: Database, user_id: int) -> bytes:
