@@ -38,10 +38,16 @@ def host_allowed(host: str, trusted: tuple[str, ...], machine: frozenset[str]) -
 
     `auto` trusts IP literals, localhost, this machine's names, single-label LAN names and the
     local-only suffixes: names a DNS-rebinding page on the internet cannot point at us.
+    A name Werkzeug's router cannot take (not IDNA: `a..b`, a label over 63 characters) is
+    refused even with `*`: Flask could not route it, and its error page then failed (a 500).
     """
+    name = host.lower()
+    try:
+        name.partition(":")[0].encode("idna")  # as werkzeug.routing.Map.bind does
+    except UnicodeError:
+        return False
     if "*" in trusted:
         return True
-    name = host.lower()
     if name.startswith("["):
         name = name.partition("]")[0][1:]
     elif name.count(":") == 1:

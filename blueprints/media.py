@@ -183,22 +183,26 @@ def answer_file(
 
     Without Flask's request context, so blueprints/media_direct.py answers with it too.
     """
-    answer, headers, start, length = prepare(
-        environ["REQUEST_METHOD"], RequestHeaders(environ), size, mtime, etag, cache_control,
-        disposition,
-    )  # fmt: skip
-    if answer.status in HEADERS_ONLY:
-        f.close()
-        return Response(status=answer.status, headers=headers)
-    if answer.multipart:
-        return _multipart(f, size, answer.ranges, content_type, headers)
-    return Response(
-        passthrough(environ, f, start, length),
-        answer.status,
-        headers,
-        content_type=content_type,
-        direct_passthrough=True,
-    )
+    try:
+        answer, headers, start, length = prepare(
+            environ["REQUEST_METHOD"], RequestHeaders(environ), size, mtime, etag, cache_control,
+            disposition,
+        )  # fmt: skip
+        if answer.status in HEADERS_ONLY:
+            f.close()
+            return Response(status=answer.status, headers=headers)
+        if answer.multipart:
+            return _multipart(f, size, answer.ranges, content_type, headers)
+        return Response(
+            passthrough(environ, f, start, length),
+            answer.status,
+            headers,
+            content_type=content_type,
+            direct_passthrough=True,
+        )
+    except BaseException:
+        f.close()  # no answer holds it: it would stay open until the garbage collector ran
+        raise
 
 
 class RequestHeaders:

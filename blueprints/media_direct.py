@@ -31,7 +31,8 @@ from urllib.parse import parse_qsl
 
 from flask import Flask, Response
 from sqlite_utils import Database
-from werkzeug.http import HTTP_STATUS_CODES, parse_cookie
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.sansio.http import parse_cookie
 
 from blueprints import access, guards, media
 from blueprints import metrics as request_metrics
@@ -70,14 +71,15 @@ class MediaDirect:
         metrics.take_queries()  # statements before this request are not its own
         rid = logs.new_request_id(environ.get("HTTP_X_REQUEST_ID"))
         token = logs.REQUEST_ID.set(rid)
-        db = thread_db(self.db_path)
+        db = None
         try:
+            db = thread_db(self.db_path)
             return self._answer(environ, start_response, db, found[1], rid, started)
         except Exception:  # Flask answers it as any failing request (logged, error page)
             log.exception("the direct media path failed; Flask answers instead")
             return self._to_flask(environ, start_response, rid)
         finally:
-            if db.conn.in_transaction:  # nothing may stay open in a transaction
+            if db is not None and db.conn.in_transaction:  # nothing may stay open in one
                 db.conn.rollback()
             logs.REQUEST_ID.reset(token)
 
@@ -104,7 +106,9 @@ class MediaDirect:
             lambda: db,
             self.secret,
             authorization=authorization,
-            cookie=parse_cookie(environ).get(access.COOKIE),
+            # The header as Flask's request.cookies reads it: werkzeug.http.parse_cookie(environ)
+            # decodes it as UTF-8 first and raised on any other cookie of the browser's.
+            cookie=parse_cookie(environ.get("HTTP_COOKIE")).get(access.COOKIE),
             media_hash=media_hash,
             args=args,
         )
@@ -116,27 +120,44 @@ class MediaDirect:
             )
         except (NotFound, Unavailable) as exc:
             return self._respond(environ, start_response, media.error_answer(exc), rid, started)
-        method = environ["REQUEST_METHOD"]
-        answer, headers, start, length = media.prepare(
-            method, media.RequestHeaders(environ), found.size, found.mtime, found.etag,
-            media.FILE_CACHE, found.disposition,
-        )  # fmt: skip
-        if method == "HEAD" or answer.status not in STATUS_LINES or answer.multipart:
-            response = media.answer_file(
-                environ, found.file, found.size, found.mtime, found.etag, found.content_type,
+        return self._send(environ, start_response, found, rid, started)
+
+    def _send(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        found: media.Original,
+        rid: str,
+        started: float,
+    ) -> Iterable[bytes]:
+        """Answer with the open file; close it if anything fails before the server has it
+        (Flask answers then, and the file would stay open until the garbage collector ran)."""
+        closer: Any = found.file  # what closes it: the file, then the body that holds it
+        try:
+            method = environ["REQUEST_METHOD"]
+            answer, headers, start, length = media.prepare(
+                method, media.RequestHeaders(environ), found.size, found.mtime, found.etag,
                 media.FILE_CACHE, found.disposition,
             )  # fmt: skip
-            return self._respond(environ, start_response, response, rid, started)
-        # A 200 or a 206 of one range, the answer to nearly every request: no Response object.
-        body = media.passthrough(environ, found.file, start, length)
-        headers["Content-Type"] = found.content_type
-        for name, value in guards.EVERY_ANSWER:
-            headers.setdefault(name, value)
-        headers["Vary"] = VARY
-        headers["X-Request-ID"] = rid
-        request_metrics.record(ENDPOINT, answer.status, started, body)
-        start_response(STATUS_LINES[answer.status], list(headers.items()))
-        return body
+            if method == "HEAD" or answer.status not in STATUS_LINES or answer.multipart:
+                closer = media.answer_file(
+                    environ, found.file, found.size, found.mtime, found.etag, found.content_type,
+                    media.FILE_CACHE, found.disposition,
+                )  # fmt: skip
+                return self._respond(environ, start_response, closer, rid, started)
+            # A 200 or a 206 of one range, the answer to nearly every request: no Response.
+            body = closer = media.passthrough(environ, found.file, start, length)
+            headers["Content-Type"] = found.content_type
+            for name, value in guards.EVERY_ANSWER:
+                headers.setdefault(name, value)
+            headers["Vary"] = VARY
+            headers["X-Request-ID"] = rid
+            request_metrics.record(ENDPOINT, answer.status, started, body)
+            start_response(STATUS_LINES[answer.status], list(headers.items()))
+            return body
+        except BaseException:
+            closer.close()
+            raise
 
     def _respond(
         self,

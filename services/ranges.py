@@ -100,7 +100,7 @@ def parse_http_date(value: str | None) -> int | None:
         return None
     try:
         when = parsedate_to_datetime(value.strip())
-    except (ValueError, TypeError, IndexError):
+    except (ValueError, TypeError, IndexError, OverflowError):  # Overflow: a 25-digit year
         return None
     if when.tzinfo is None:  # asctime() format carries no zone; HTTP dates are UTC
         when = when.replace(tzinfo=UTC)
