@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from blueprints.common import get_db, render, settings, user_id
-from services import metacache, tags
-from services.cards import CARD_COLUMNS, CARD_JOINS, card
+from services import browse, metacache, tags
 
 bp = Blueprint("tags", __name__)
 
-TAG_REGIONS = {"tagged": "tags/_tagged.html"}
+TAG_REGIONS = {"tagged": "tags/_tagged.html", "more": "tags/_more.html"}
 
 
 def cache() -> metacache.MetaCache:
@@ -32,15 +31,12 @@ def suggest() -> Response:
 
 @bp.get("/tag/<path:name>")
 def tag_page(name: str) -> Response:
+    """Show a tag's media, newest first, a page at a time (infinite scroll, as folders do)."""
     db = get_db()
-    tag = tags.find(db, name)
-    rows = db.execute(
-        f"SELECT {CARD_COLUMNS} FROM media_tags mt JOIN files f ON f.id = (SELECT min(x.id) "
-        "FROM files x WHERE x.media_id = mt.media_id AND x.present = 1) "
-        f"{CARD_JOINS} WHERE mt.tag_id = :tag ORDER BY mt.media_id DESC LIMIT 500",
-        {"tag": tag.id, "user": user_id()},
-    ).fetchall()
-    return render("tags/tag.html", TAG_REGIONS, tag=tag, cards=[card(r) for r in rows])
+    after = browse.parse_cursor(request.args.get("after"))
+    tag = tags.with_count(db, cache(), tags.find(db, name, count=False))
+    page = tags.tagged_page(db, tag.id, user_id=user_id(), after=after)
+    return render("tags/tag.html", TAG_REGIONS, tag=tag, page=page)
 
 
 def _item_tags(media_hash: str, status: int = 200) -> Response:

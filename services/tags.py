@@ -10,12 +10,13 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlite_utils import Database
 
 from services import db as dbmod
-from services.cards import valid_hash
+from services.browse import PAGE, Page
+from services.cards import CARD_COLUMNS, CARD_JOINS, card, valid_hash
 from services.errors import InvalidInput, NotFound
 from services.metacache import MetaCache, generation
 
@@ -166,16 +167,55 @@ def all_tags(db: Database) -> list[Tag]:
     return [Tag(*r) for r in rows]
 
 
-def find(db: Database, name: str) -> Tag:
-    """Return the tag with this name (any case); raise NotFound."""
+def find(db: Database, name: str, *, count: bool = True) -> Tag:
+    """Return the tag with this name (any case); raise NotFound.
+
+    Without `count`, Tag.count is 0: the next page of a tag's items needs no count, and a count
+    walks every entry of the tag (media_tags_by_tag).
+    """
+    counted = "(SELECT count(*) FROM media_tags mt WHERE mt.tag_id = t.id)" if count else "0"
     row = db.execute(
-        "SELECT t.id, t.name, (SELECT count(*) FROM media_tags mt WHERE mt.tag_id = t.id) "
-        "FROM tags t WHERE t.name = ?",
-        [name],
+        f"SELECT t.id, t.name, {counted} FROM tags t WHERE t.name = ?", [name]
     ).fetchone()
     if row is None:
         raise NotFound(f"no tag {name[:40]!r}")
     return Tag(*row)
+
+
+def with_count(db: Database, cache: MetaCache, tag: Tag) -> Tag:
+    """Return the tag with its count, kept in the cache until a tag changes anywhere."""
+    return replace(tag, count=cache.get(db, ("tag_count", tag.id), lambda: _count(db, tag.id)))
+
+
+def _count(db: Database, tag_id: int) -> int:
+    return db.execute("SELECT count(*) FROM media_tags WHERE tag_id = ?", [tag_id]).fetchone()[0]
+
+
+def tagged_page(
+    db: Database, tag_id: int, *, user_id: int, after: int | None = None, limit: int = PAGE
+) -> Page:
+    """Return one page of the media carrying a tag, newest first, after the file `after`.
+
+    Keyset paging as the folder pages do it (services/browse.py): the cursor is the last card's
+    file id, and its sort key (the media id) is read back from the row, so a cursor is only ever
+    a position. The page walks media_tags_by_tag (tag_id, media_id) backwards from there: page
+    200 costs what page 1 costs. Media with no file present are skipped, as everywhere.
+    """
+    params: dict[str, int] = {"tag": tag_id, "user": user_id, "limit": limit + 1}
+    cursor = ""
+    if after is not None:
+        row = db.execute("SELECT media_id FROM files WHERE id = ?", [after]).fetchone()
+        if row is None or row[0] is None:
+            raise InvalidInput("after: not a position in this list")
+        params["k"], cursor = row[0], " AND mt.media_id < :k"
+    rows = db.execute(
+        f"SELECT {CARD_COLUMNS} FROM media_tags mt JOIN files f ON f.id = (SELECT min(x.id) "
+        "FROM files x WHERE x.media_id = mt.media_id AND x.present = 1) "
+        f"{CARD_JOINS} WHERE mt.tag_id = :tag{cursor} ORDER BY mt.media_id DESC LIMIT :limit",
+        params,
+    ).fetchall()
+    cards = [card(r) for r in rows[:limit]]
+    return Page(cards, cards[-1].file_id if len(rows) > limit else None)
 
 
 def rename(db: Database, old: str, new: str) -> Tag:
