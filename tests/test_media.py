@@ -566,6 +566,33 @@ def test_a_library_no_longer_configured_is_not_served(served: Served, tmp_path: 
     assert signed_in(app).get(served.url(H264)).status_code == 404
 
 
+def test_a_library_root_that_is_a_symlink_is_judged_by_where_it_points_now(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    """The root's resolution was cached and redone only before refusing: once the root was
+    re-pointed, a symlink in the new library into the old one (no longer a library) was served."""
+    old, new = tmp_path / "disk1", tmp_path / "disk2"
+    (old / "Movies").mkdir(parents=True)
+    (new / "Movies").mkdir(parents=True)
+    shutil.copy2(media["h264_mp4"], old / "Movies" / "a.mp4")
+    root = tmp_path / "share"
+    root.symlink_to(old)
+    app = create_app({"media_dirs": [str(root)], "data_dir": str(tmp_path / "data")})
+    db = dbmod.open_db(app.config["SETTINGS"].data_dir)
+    scan(db, app.config["SETTINGS"])
+    h = db.execute("SELECT media_hash FROM media").fetchone()[0]
+    db.close()
+    client = signed_in(app)
+    assert client.get(f"/media/{h}/file").status_code == 200  # through the symlinked root
+    (new / "Movies" / "a.mp4").symlink_to(old / "Movies" / "a.mp4")  # planted: into disk1
+    root.unlink()
+    root.symlink_to(new)  # the library moved to disk2; disk1 is not a library any more
+    with opened_files() as opened:
+        r = client.get(f"/media/{h}/file")
+    assert r.status_code == 404
+    assert not [p for p in opened if p.startswith(str(old))]
+
+
 # --- files that went away, storage that does not answer ---------------------------------------
 
 
