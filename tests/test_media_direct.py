@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask, request
@@ -18,7 +19,7 @@ from werkzeug.wrappers import Response as WResponse
 from app import create_app
 from blueprints.access import COOKIE
 from blueprints.media_direct import MediaDirect
-from services import apitokens, logs, metrics, ranges, users
+from services import apitokens, logs, metrics, ranges, sessions, users
 from services import db as dbmod
 from services.scanner import scan
 from tests.conftest import TEST_PASSWORD, api_token, make_user, session_token
@@ -314,3 +315,54 @@ def test_a_database_that_cannot_be_opened_is_flasks_503(tmp_path: Path, media) -
     )
     assert got.status_code == 503
     assert logs.REQUEST_ID.get() == "-"
+
+
+def test_odd_paths_methods_and_credentials_answer_as_flask_does(served) -> None:
+    """What an attacker varies: the path's form, the method's case, stale or borrowed
+    credentials, repeated query keys. Either path gives the same answer to each."""
+    app, hashes = served
+    data_dir = app.config["SETTINGS"].data_dir
+    user = make_user(data_dir, "viewer")
+    gone = make_user(data_dir, "viewer", "gone")
+    secret = app.extensions["media_secret"]
+    h = hashes["clip.mp4"]
+    url = f"/media/{h}/file"
+    db = dbmod.open_db(data_dir)
+    try:
+        expired = sessions.create(db, user.id, lifetime=-1)
+        gone_cookie = sessions.create(db, gone.id)
+        with dbmod.write(db):
+            db.execute("DELETE FROM users WHERE id = ?", [gone.id])
+    finally:
+        db.close()
+    cookie = {"Cookie": f"{COOKIE}={session_token(data_dir, user.id)}"}
+    good = apitokens.sign_media(secret, user.id, h)
+    # The path's form and the method: Flask's pages (a fresh CSRF token each) where not 200.
+    for environ, status in (
+        ({"PATH_INFO": url + "/"}, 404),
+        ({"PATH_INFO": f"/media//{h}/file"}, 308),
+        ({"PATH_INFO": "/" + url}, 200),
+        ({"SCRIPT_NAME": "/lvs"}, 200),
+        ({"REQUEST_METHOD": "get"}, 200),
+        ({"REQUEST_METHOD": "OPTIONS"}, 200),
+    ):
+        method = environ.pop("REQUEST_METHOD", "GET")
+        for wsgi in (app.wsgi_app, _flask_only(app).application):
+            got = Client(wsgi, WResponse, use_cookies=False).open(
+                url, method=method, headers=cookie, environ_overrides=environ
+            )
+            assert got.status_code == status, (environ, method)
+    cases: list[tuple[dict[str, str], str, int]] = [
+        ({"Cookie": f"{COOKIE}={expired}"}, "", 401),
+        ({"Cookie": f"{COOKIE}={gone_cookie}"}, "", 401),
+        ({"Cookie": f"{COOKIE}=forged; {cookie['Cookie']}"}, "", 401),  # the first one counts
+        ({"Cookie": f"{cookie['Cookie']}; {COOKIE}=forged"}, "", 200),
+        ({}, urlencode(apitokens.sign_media(secret, user.id, "0123456789abcdef")), 401),
+        ({}, urlencode(apitokens.sign_media(secret, gone.id, h)), 401),
+        ({}, urlencode(good) + "&s=forged", 200),  # the first value counts, as in Flask
+        ({}, "s=forged&" + urlencode(good), 401),
+        ({"Authorization": "bearer"}, urlencode(good), 401),
+    ]
+    for headers, query, status in cases:
+        got = _same(app, url, headers=headers, query_string=query)
+        assert got.status_code == status, (headers, query)
