@@ -102,6 +102,21 @@ def test_copy_and_paste_tags(page, server):
     assert tag_names(page) == ["Nature", "Slow"]
 
 
+def test_a_refused_change_says_why(page, server):
+    """A 400 to an htmx request shows its reason in the toast; nothing changes silently."""
+    page.goto(f"{server.url}/watch/{server.site.hash('bonus')}")
+    before = tag_names(page)
+    page.locator("#tags input[name=tag]").fill("x" * 80)
+    page.locator("#tags .tag-add button").click()
+    toast = page.locator("#toast")
+    toast.wait_for(state="visible")
+    assert "longer than 64 characters" in toast.inner_text()
+    shot(page, "refused-tag")
+    assert tag_names(page) == before
+    toast.click()
+    toast.wait_for(state="hidden")
+
+
 def test_rate_favourite_and_marker_on_the_watch_page(page, server):
     h = server.site.hash("long")
     page.goto(f"{server.url}/watch/{h}")

@@ -6,6 +6,7 @@ import { initLightbox, installLightbox } from "./lightbox.js";
 import { initSelection, installSelection } from "./selection.js";
 import { installOrganize } from "./organize.js";
 import { initPasskeys } from "./passkeys.js";
+import { installErrors } from "./errors.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -13,6 +14,7 @@ installGallery();
 installLightbox();
 installSelection();
 installOrganize();
+installErrors();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
