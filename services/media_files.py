@@ -36,6 +36,7 @@ from services.errors import NotFound, Unavailable
 log = logging.getLogger(__name__)
 
 HASH_RE = re.compile(r"[0-9a-f]{16}")
+PROC_FD = os.path.isdir("/proc/self/fd")  # where _open_inside asks the kernel about a file
 RETRY_AFTER = 10  # seconds a client waits before asking again for a file on unresponsive storage
 
 # Errors that say the storage is unwell rather than the file absent: NFS/SMB trouble, disk errors.
@@ -140,6 +141,9 @@ def open_media(db: Database, media_hash: str, roots: Iterable[Path]) -> MediaFil
     Raise NotFound for a malformed or unknown hash or when no copy is on disk; Unavailable when a
     copy may be there but its storage does not answer (see the module docstring).
     """
+    if not PROC_FD:
+        log.error("cannot serve media: /proc is not mounted (Linux's /proc/self/fd is needed)")
+        raise Unavailable("the server cannot open media files: /proc is not mounted", RETRY_AFTER)
     if not is_media_hash(media_hash):
         raise NotFound("no such media")
     configured = {str(r) for r in roots}

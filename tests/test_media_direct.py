@@ -366,3 +366,18 @@ def test_odd_paths_methods_and_credentials_answer_as_flask_does(served) -> None:
     for headers, query, status in cases:
         got = _same(app, url, headers=headers, query_string=query)
         assert got.status_code == status, (headers, query)
+
+
+def test_without_proc_media_answers_503_and_says_why(served, monkeypatch, caplog) -> None:
+    """Files are checked through /proc/self/fd; a system without /proc gets a clear 503."""
+    from services import media_files
+
+    app, hashes = served
+    data_dir = app.config["SETTINGS"].data_dir
+    user = make_user(data_dir, "viewer")
+    cookie = {"Cookie": f"{COOKIE}={session_token(data_dir, user.id)}"}
+    monkeypatch.setattr(media_files, "PROC_FD", False)
+    answer = _same(app, f"/media/{hashes['clip.mp4']}/file", headers=cookie)
+    assert answer.status_code == 503 and b"/proc is not mounted" in answer.data
+    assert "Retry-After" in answer.headers
+    assert "/proc is not mounted" in caplog.text
