@@ -44,9 +44,8 @@ log = logging.getLogger(__name__)
 
 FILE_PATH = re.compile(r"/media/([0-9a-f]{16})/file")
 ENDPOINT = "media.file"
-STATUS_LINES = {
-    code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 206)
-}  # as Werkzeug
+# The status lines Werkzeug writes ("206 PARTIAL CONTENT"), for the answers sent without it.
+STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 206)}
 VARY = "Cookie"  # who is asking decides the answer (Flask's session says the same)
 
 StartResponse = Callable[..., Any]
