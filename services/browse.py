@@ -4,6 +4,11 @@ Every listing is a handful of queries whatever its size: a folder page walks one
 (`files_by_<sort>`, migration m0002) from the cursor, so page 1,000 costs what page 1 costs — never
 OFFSET (SPEC §5 traps). The cursor is the last file's id; its sort key is read back from the row,
 so a cursor cannot be forged into anything but a position.
+
+The per-user sorts (rating, views) have no index beside the folder — the key lives in the user's
+rows — so a page is two ordered arms concatenated: the files the user gave a key (their ratings or
+plays joined to the folder's files: a sort of the user's rows, never of the folder) and the rest,
+key 0, walked by `files_folder` in id order. Descending, the keyed arm comes first; ascending, last.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ SORTS: dict[str, tuple[str, str, str]] = {
     "added": ("f.first_seen", "files_by_added", "desc"),
     "duration": ("f.sort_duration", "files_by_duration", "desc"),
     "size": ("f.size", "files_by_size", "desc"),
-    # Per-user keys have no index beside the folder: the folder's rows are sorted (issue 6).
+    # Per-user keys: the index is unused; folder_page pages them in two arms (USER_KEYS).
     "rating": (
         "coalesce((SELECT r.stars FROM ratings r WHERE r.user_id = :user "
         "AND r.media_id = f.media_id), 0)",
@@ -33,6 +38,11 @@ SORTS: dict[str, tuple[str, str, str]] = {
         "desc",
     ),
     "views": ("coalesce(ws.play_count, 0)", "files_by_name", "desc"),
+}
+# per-user sort -> the user's table whose rows give a file a non-zero key, and its key column
+USER_KEYS: dict[str, tuple[str, str]] = {
+    "rating": ("ratings", "stars"),
+    "views": ("watch_state", "play_count"),
 }
 RATINGS = ("1", "2", "3", "4", "5")
 KINDS = ("video", "picture")
@@ -179,9 +189,10 @@ def _filters(query: Query, params: dict[str, Any]) -> str:
 
 
 def page_sql(query: Query, params: dict[str, Any], *, after: bool) -> str:
-    """Return the SQL of a folder page (adding the filters' parameters to `params`).
+    """Return the SQL of a folder page in an indexed sort (adding the filters' parameters).
 
     It walks the sort's index from the cursor and stops after :limit rows: no OFFSET, no sort.
+    The per-user sorts page by `keyed_sql` and `unkeyed_sql` instead.
     """
     key, index, _ = SORTS[query.sort]
     desc = query.order == "desc"
@@ -199,6 +210,90 @@ def page_sql(query: Query, params: dict[str, Any], *, after: bool) -> str:
     )
 
 
+# What the filters read besides the file, for the narrow inner queries below.
+_FILTER_JOINS = (
+    "JOIN media m ON m.id = f.media_id "
+    "LEFT JOIN watch_state ws ON ws.user_id = :user AND ws.media_id = f.media_id"
+)
+_LISTED = "f.folder_id = :folder AND f.present = 1 AND f.media_id IS NOT NULL"
+
+
+def _cards_of(inner: str, order: str) -> str:
+    # Sorting needs only ids and keys: the cards are joined for the page's rows alone.
+    return (
+        f"SELECT {CARD_COLUMNS} FROM ({inner}) k CROSS JOIN files f ON f.id = k.id "
+        f"{CARD_JOINS} ORDER BY {order}"
+    )
+
+
+def keyed_sql(query: Query, params: dict[str, Any], *, after: bool) -> str:
+    """Return the SQL of the folder's files that the user gave a non-zero key, in the query's order.
+
+    It starts from the user's rows (CROSS JOIN keeps that order: the folder is never walked),
+    walked by key on `ratings_by_user`/`watch_state_by_plays` (migration m0008), so only the ids
+    within one key are sorted, and the walk stops when the page is full.
+    """
+    table, column = USER_KEYS[query.sort]
+    direction = "DESC" if query.order == "desc" else "ASC"
+    where = _filters(query, params)
+    joins = _FILTER_JOINS if where else ""
+    if after:
+        # Expanded as in page_sql, so that the user's index is seeked from the cursor's key.
+        op, strict = ("<=", "<") if query.order == "desc" else (">=", ">")
+        where += f" AND u.{column} {op} :k AND (u.{column} {strict} :k OR f.id {strict} :after)"
+    inner = (
+        f"SELECT f.id AS id, u.{column} AS key FROM {table} u "
+        f"CROSS JOIN files f ON f.media_id = u.media_id {joins} "
+        f"WHERE u.user_id = :user AND u.{column} > 0 AND {_LISTED}{where} "
+        f"ORDER BY u.{column} {direction}, f.id {direction} LIMIT :limit"
+    )
+    return _cards_of(inner, f"k.key {direction}, k.id {direction}")
+
+
+def unkeyed_sql(query: Query, params: dict[str, Any], *, after: bool) -> str | None:
+    """Return the SQL of the folder's files whose per-user key is 0, by id in the query's order.
+
+    It walks `files_folder` (folder, present, id) from the cursor, skipping the files the user
+    gave a key. A rating or favourite filter keeps only files in the user's rows, so those rows
+    drive it instead of a folder walk that would find few. None when no file can be in it.
+    """
+    table, column = USER_KEYS[query.sort]
+    if query.sort == "rating" and query.rating:
+        return None  # at least N stars: every file has a rating
+    direction = "DESC" if query.order == "desc" else "ASC"
+    where = _filters(query, params) + (
+        f" AND NOT EXISTS (SELECT 1 FROM {table} u WHERE u.user_id = :user"
+        f" AND u.media_id = f.media_id AND u.{column} > 0)"
+    )
+    if after:
+        where += f" AND f.id {'<' if query.order == 'desc' else '>'} :after"
+    if query.rating or query.favorite:
+        mine = "ratings" if query.rating else "favorites"
+        inner = (
+            f"SELECT f.id AS id FROM {mine} d CROSS JOIN files f ON f.media_id = d.media_id "
+            f"{_FILTER_JOINS} WHERE d.user_id = :user AND {_LISTED}{where} "
+            f"ORDER BY f.id {direction} LIMIT :limit"
+        )
+        return _cards_of(inner, f"k.id {direction}")
+    return (
+        f"SELECT {CARD_COLUMNS} FROM files f INDEXED BY files_folder {CARD_JOINS} "
+        f"WHERE {_LISTED}{where} ORDER BY f.id {direction} LIMIT :limit"
+    )
+
+
+def _cursor_key(db: Database, query: Query, user_id: int, after: int) -> Any:
+    """Return the sort key of the cursor's file (for this user); raise InvalidInput if none."""
+    key = SORTS[query.sort][0]
+    row = db.execute(
+        f"SELECT {key} FROM files f LEFT JOIN watch_state ws ON ws.user_id = :user "
+        "AND ws.media_id = f.media_id WHERE f.id = :after",
+        {"user": user_id, "after": after},
+    ).fetchone()
+    if row is None:
+        raise InvalidInput("after: not a position in this list")
+    return row[0]
+
+
 def folder_page(
     db: Database,
     folder_id: int,
@@ -211,18 +306,37 @@ def folder_page(
     """Return one page of a folder's media in the query's order, after the file `after`."""
     params: dict[str, Any] = {"folder": folder_id, "user": user_id, "limit": limit + 1}
     if after is not None:
-        key = SORTS[query.sort][0]
-        row = db.execute(
-            f"SELECT {key} FROM files f LEFT JOIN watch_state ws ON ws.user_id = :user "
-            "AND ws.media_id = f.media_id WHERE f.id = :after",
-            {"user": user_id, "after": after},
-        ).fetchone()
-        if row is None:
-            raise InvalidInput("after: not a position in this list")
-        params["k"], params["after"] = row[0], after
-    rows = db.execute(page_sql(query, params, after=after is not None), params).fetchall()
+        params["k"], params["after"] = _cursor_key(db, query, user_id, after), after
+    if query.sort in USER_KEYS:
+        rows = _user_sort_rows(db, query, params, limit + 1)
+    else:
+        rows = db.execute(page_sql(query, params, after=after is not None), params).fetchall()
     cards = [card(r) for r in rows[:limit]]
     return Page(cards, cards[-1].file_id if len(rows) > limit else None)
+
+
+def _user_sort_rows(db: Database, query: Query, params: dict[str, Any], want: int) -> list[Any]:
+    """Return up to `want` rows of a per-user sort: its two arms, from the cursor's arm on.
+
+    Descending, the keyed files (key > 0) come first; ascending, the unkeyed ones (key 0).
+    A cursor in the second arm skips the first; one in the first continues into the second.
+    """
+    arms = [keyed_sql, unkeyed_sql]
+    if query.order == "asc":
+        arms.reverse()
+    cursor = "after" in params
+    if cursor and ((params["k"] or 0) > 0) == (arms[1] is keyed_sql):
+        arms = arms[1:]
+    rows: list[Any] = []
+    for arm in arms:
+        arm_params = {**params, "limit": want - len(rows)}
+        sql = arm(query, arm_params, after=cursor)
+        if sql is not None:
+            rows += db.execute(sql, arm_params).fetchall()
+        if len(rows) >= want:
+            break
+        cursor = False  # the next arm starts from its beginning
+    return rows
 
 
 def recently_added(db: Database, *, user_id: int, limit: int = 24) -> list[Card]:

@@ -529,3 +529,20 @@ def m0005_organize(db: Database) -> None:
 def m0007_mounts(db: Database) -> None:
     """Remember which folders are mount points, so an unmounted share is offline, not emptied."""
     db.execute("ALTER TABLE folders ADD COLUMN is_mount INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m0008_user_sort_indexes(db: Database) -> None:
+    """Index the user's ratings and plays by key, for the rating and views sorts (services/browse).
+
+    A page in those sorts sorts only the folder's files the user rated or played; walked by key,
+    SQLite sorts one key's files at a time and stops when the page is full. Both tables hold
+    one row per user and item, so the indexes are as small as the users' own data.
+    """
+    _run_script(
+        db,
+        """
+        CREATE INDEX ratings_by_user ON ratings (user_id, stars, media_id);
+        CREATE INDEX watch_state_by_plays ON watch_state (user_id, play_count, media_id);
+        """,
+    )
