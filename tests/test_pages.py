@@ -125,6 +125,20 @@ def test_sort_by_size_and_order(client, site):
     assert titles(html)[1:] == shown[::-1]
 
 
+@pytest.mark.parametrize(
+    ("sort", "asc", "desc"),
+    [
+        ("name", "A → Z", "Z → A"),
+        ("added", "Oldest first", "Newest first"),
+        ("rating", "Lowest rated first", "Highest rated first"),
+        ("views", "Least watched first", "Most watched first"),
+    ],
+)
+def test_the_order_menu_speaks_of_the_sort(client, site, sort, asc, desc):
+    html = client.get(f"/browse/{site.lib}/Movies?sort={sort}").get_data(as_text=True)
+    assert f">{asc}</option>" in html and f">{desc}</option>" in html
+
+
 def test_sort_by_duration_puts_the_long_video_first(client, site):
     html = client.get(f"/browse/{site.lib}/Movies?sort=duration").get_data(as_text=True)
     assert titles(html)[1] == "long"
