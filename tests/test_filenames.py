@@ -515,10 +515,12 @@ def test_parse_name_is_fast() -> None:
     rounds = 40
     batches = [[f"Word{r}x{i} {c.name}" for i, c in enumerate(CASES)] for r in range(rounds * 3)]
     best = float("inf")
-    for attempt in range(3):  # best of three: the machine is shared and noisy
-        t0 = time.perf_counter()
+    # The thread's CPU time, best of three: on a shared machine, wall time measures the load
+    # (four times the CPU time with two busy processes beside the suite on two cores).
+    for attempt in range(3):
+        t0 = time.thread_time()
         for names in batches[attempt * rounds : (attempt + 1) * rounds]:
             for name in names:
                 parse_name(name)
-        best = min(best, (time.perf_counter() - t0) / (rounds * len(CASES)))
+        best = min(best, (time.thread_time() - t0) / (rounds * len(CASES)))
     assert best < 150e-6, f"parse_name took {best * 1e6:.1f} µs per call"
