@@ -147,15 +147,25 @@ def test_metrics_port_serves_without_sign_in_and_main_port_needs_admin(server):
 
     for _ in range(5):
         urllib.request.urlopen(server.url + "/livez", timeout=5).close()
-    time.sleep(1.5)  # each worker writes its numbers at most once a second
     url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as r:
-        text = r.read().decode()
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def scrape() -> tuple[dict, list]:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        samples = families["lvs_requests"].samples
+        return families, [s for s in samples if s.labels["endpoint"] == "health.livez"]
+
+    # Each worker writes its numbers within a second of a change; a loaded machine may take
+    # longer, so wait for them rather than for a fixed time.
+    deadline = time.monotonic() + 15
+    families, livez = scrape()
+    while not (livez and livez[0].value >= 5):
+        assert time.monotonic() < deadline, f"/metrics never counted the 5 requests: {livez}"
+        time.sleep(0.2)
+        families, livez = scrape()
     (workers,) = families["lvs_workers"].samples
     assert workers.value >= 1  # each worker that has answered (both: see the dashboard test)
-    livez = [s for s in families["lvs_requests"].samples if s.labels["endpoint"] == "health.livez"]
-    assert livez and livez[0].value >= 5
     request = urllib.request.Request(server.url + "/metrics")
     try:
         urllib.request.urlopen(request, timeout=5)

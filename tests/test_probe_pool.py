@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +34,14 @@ MIX = [
 def pool() -> Iterator[ProbePool]:
     with ProbePool(workers=2, timeout=20) as p:
         yield p
+
+
+def _unread_bytes(pool: ProbePool) -> int:
+    """Return how many bytes sent to a one-worker pool's worker it has not read yet (SIOCOUTQ)."""
+    [worker] = pool._workers
+    assert worker.conn is not None
+    raw = fcntl.ioctl(worker.conn.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    return struct.unpack("i", raw)[0]
 
 
 def _gone(pid: int) -> bool:
@@ -114,7 +125,10 @@ def test_worker_crash_during_a_probe_is_reported_and_replaced(media: dict[str, P
 
         asker = threading.Thread(target=ask)
         asker.start()
-        time.sleep(0.5)  # the request is sent microseconds after the worker is taken
+        deadline = time.monotonic() + 10  # not a fixed sleep: a loaded machine may be slower
+        while not _unread_bytes(p):
+            assert time.monotonic() < deadline, "the request never reached the worker's pipe"
+            time.sleep(0.01)
         os.kill(victim, signal.SIGSEGV)
         os.kill(victim, signal.SIGCONT)  # the pending SIGSEGV kills it as it resumes
         asker.join(timeout=20)

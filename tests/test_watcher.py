@@ -205,7 +205,9 @@ def test_file_written_in_chunks_is_probed_once_after_it_settles(live, media, lib
 
 
 def test_polling_settles_a_growing_file_and_finds_every_change(live, media, library_dir: Path):
-    w = live(watch="poll", watch_poll_interval=0.3, watch_settle=0.8)
+    # Settle 1.2 s against 0.4 s pauses: a writer stalled 0.8 s by a loaded machine still
+    # counts as one copy.
+    w = live(watch="poll", watch_poll_interval=0.3, watch_settle=1.2)
     assert (w.status.mode, w.status.reason) == ("poll", "LVS_WATCH=poll")
     assert w.watcher._roots[0]._observer is None  # no inotify at all
     data = media["h264_mp4"].read_bytes()
