@@ -30,7 +30,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.client import HTTPConnection
 from pathlib import Path
@@ -153,23 +153,37 @@ def nginx(root: Path, workers: int) -> Iterator[int]:
     work.mkdir(parents=True, exist_ok=True)
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(workers=workers, dir=work, host=HOST, port=port, root=root))
+    argv = [exe, "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")]
+    try:
+        with serving(argv, os.environ, port, "/", stop=signal.SIGQUIT):
+            yield port
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def serving(
+    argv: list[str], env: Mapping[str, str], port: int, ready: str, stop: int = signal.SIGTERM
+) -> Iterator[None]:
+    """Run a server process until the block ends (`stop`, then a kill after 30 s)."""
     proc = subprocess.Popen(
-        [exe, "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")],
+        argv,
+        cwd=ROOT,
+        env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_ready(port, "/", proc)
-        yield port
+        wait_ready(port, ready, proc)
+        yield
     finally:
-        proc.send_signal(signal.SIGQUIT)
+        proc.send_signal(stop)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # Per port: the bench admin's session cookie (gunicorn() sets it; forked clients inherit it).
@@ -183,24 +197,8 @@ def bare_gunicorn(path: Path, workers: int, threads: int) -> Iterator[int]:
     argv = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "/dev/null"]
     argv += ["-k", "gunicorn_worker.Worker", "-w", str(workers), "--threads", str(threads)]
     argv += ["--keep-alive", "5", "-b", f"{HOST}:{port}", "bench.bare_ranges_app:app"]
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, "B5_FILE": str(path)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(port, "/", proc)
+    with serving(argv, {**os.environ, "B5_FILE": str(path)}, port, "/"):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextmanager
@@ -225,24 +223,8 @@ def gunicorn(lib: Path, data_dir: Path, workers: int, threads: int) -> Iterator[
         argv += ["-k", "gthread"]
     argv += ["-w", str(workers), "--threads", str(threads)]
     argv += ["-b", f"{HOST}:{port}", "app:create_app()"]
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(port, "/health", proc)
+    with serving(argv, env, port, "/health"):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Client:

@@ -61,12 +61,13 @@ def error_answer(exc: NotFound | Unavailable) -> Response:
 def original(media_hash: str) -> Response:
     """Send the original file: whole, one range, or several (multipart/byteranges).
 
-    Most requests for it never get here: blueprints/media_direct.py answers them in front of
-    Flask and hands this route only what it does not answer itself (errors, sign-in, multipart).
+    Requests for it seldom get here: blueprints/media_direct.py answers them in front of Flask
+    and hands on only those the guard refuses (foreign Host, no sign-in) and, should it fail
+    unexpectedly, the request it failed on — which this route then answers the same way.
     """
     found = open_original(get_db(), media_hash, settings().media_dirs, request.args.get("download"))
-    return send(found.file, found.size, found.mtime, found.etag, found.content_type,
-                FILE_CACHE, found.disposition)  # fmt: skip
+    return answer_file(request.environ, found.file, found.size, found.mtime, found.etag,
+                       found.content_type, FILE_CACHE, found.disposition)  # fmt: skip
 
 
 class Original(NamedTuple):
@@ -151,22 +152,7 @@ def send_path(path: Path, cache_control: str) -> Response:
     st = os.fstat(f.fileno())
     etag = ranges.make_etag(path.stem, st.st_size, st.st_mtime_ns)
     kind = media_files.content_type(path.name)
-    return send(f, st.st_size, int(st.st_mtime), etag, kind, cache_control)
-
-
-def send(
-    f: IO[bytes],
-    size: int,
-    mtime: int,
-    etag: str,
-    content_type: str,
-    cache_control: str,
-    disposition: str | None = None,
-) -> Response:
-    """Answer the current GET/HEAD for an open file per RFC 9110 (see services/ranges.py)."""
-    return answer_file(
-        request.environ, f, size, mtime, etag, content_type, cache_control, disposition
-    )
+    return answer_file(request.environ, f, st.st_size, int(st.st_mtime), etag, kind, cache_control)
 
 
 def answer_file(
@@ -179,10 +165,9 @@ def answer_file(
     cache_control: str,
     disposition: str | None = None,
 ) -> Response:
-    """Answer a WSGI request (GET/HEAD) for an open file; the answer closes the file.
-
-    Without Flask's request context, so blueprints/media_direct.py answers with it too.
-    """
+    """Answer a WSGI request (GET/HEAD) for an open file per RFC 9110 (services/ranges.py);
+    the answer closes the file. Without Flask's request context: blueprints/media_direct.py
+    answers with it too."""
     try:
         answer, headers, start, length = prepare(
             environ["REQUEST_METHOD"], RequestHeaders(environ), size, mtime, etag, cache_control,
