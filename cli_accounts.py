@@ -1,4 +1,4 @@
-"""The `flask` account commands: create-user, reset-password."""
+"""The `flask` account commands: create-user, reset-password, set-role."""
 
 from __future__ import annotations
 
@@ -57,7 +57,26 @@ def reset_password_command(name: str, password_stdin: bool) -> None:
     click.echo(f"Password of {user.name!r} changed; {ended} session(s) ended.")
 
 
+@click.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(users.ROLES))
+@with_appcontext
+def set_role_command(name: str, role: str) -> None:
+    """Make an account an admin or a viewer (never the last active admin a viewer)."""
+    try:
+        db = dbmod.open_db(current_app.config["SETTINGS"].data_dir)
+        user = users.by_name(db, name)
+        if user is None:
+            raise click.ClickException(f"no user called {name!r}")
+        changed = users.set_role(db, user.id, role, by=None)
+    except LVSError as exc:
+        raise click.ClickException(str(exc)) from None
+    was = "already" if user.role == changed.role else "now"
+    click.echo(f"{changed.name!r} is {was} {'an' if role == 'admin' else 'a'} {role}.")
+
+
 def register(app: Flask) -> None:
     """Add the account commands to `flask`."""
     app.cli.add_command(create_user_command)
     app.cli.add_command(reset_password_command)
+    app.cli.add_command(set_role_command)

@@ -184,8 +184,9 @@ def active_admins(db: Database) -> list[int]:
     return [r[0] for r in db.execute(f"SELECT id FROM users WHERE {_ACTIVE_ADMIN}").fetchall()]
 
 
-def set_role(db: Database, user_id: int, role: str, *, by: int) -> User:
-    """Make an account an admin or a viewer on behalf of the admin `by`; return it changed.
+def set_role(db: Database, user_id: int, role: str, *, by: int | None) -> User:
+    """Make an account an admin or a viewer on behalf of the admin `by` (None: the server's
+    operator, at the `flask set-role` command); return it changed.
 
     The last active admin is never demoted, so someone can always manage the server; the check
     and the change are one write transaction, so two admins demoting each other at the same
@@ -198,7 +199,7 @@ def set_role(db: Database, user_id: int, role: str, *, by: int) -> User:
         if user is None:
             raise NotFound("no such user")
         admins = active_admins(db)
-        if by not in admins:  # demoted or disabled since this request was let in
+        if by is not None and by not in admins:  # demoted or disabled since let in
             raise InvalidInput("only an active admin may change roles")
         if user.role == role:
             return user
@@ -207,7 +208,8 @@ def set_role(db: Database, user_id: int, role: str, *, by: int) -> User:
                 f"{user.name} is the only active admin: make someone else an admin first"
             )
         db.execute("UPDATE users SET role = ? WHERE id = ?", [role, user_id])
-    log.info("role of user %d (%r): %s -> %s, by user %d", user_id, user.name, user.role, role, by)
+    who = "the operator (flask set-role)" if by is None else f"user {by}"
+    log.info("role of user %d (%r): %s -> %s, by %s", user_id, user.name, user.role, role, who)
     changed = get(db, user_id)
     assert changed is not None
     return changed

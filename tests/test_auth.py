@@ -396,6 +396,32 @@ def test_create_user_and_reset_password_commands(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "no user" in r.output
 
 
+def test_set_role_command(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    runner = app.test_cli_runner()
+    for name, flags in (("dora", ["--admin"]), ("eli", [])):
+        r = runner.invoke(
+            args=["create-user", name, *flags, "--password-stdin"], input="pw long 1\n"
+        )
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(args=["set-role", "dora", "viewer"])
+    assert r.exit_code == 1 and "the only active admin" in r.output
+    eli = signed_in(app, "viewer", "eli")
+    assert eli.get("/admin/users").status_code == 403
+    r = runner.invoke(args=["set-role", "ELI", "admin"])  # names match in any case
+    assert r.exit_code == 0 and "'eli' is now an admin." in r.output
+    assert eli.get("/admin/users").status_code == 200  # from the very next request
+    r = runner.invoke(args=["set-role", "dora", "viewer"])
+    assert r.exit_code == 0 and "'dora' is now a viewer." in r.output
+    assert (
+        runner.invoke(args=["set-role", "eli", "admin"]).output.strip()
+        == "'eli' is already an admin."
+    )
+    for bad in (["set-role", "nobody", "admin"], ["set-role", "eli", "root"]):
+        r = runner.invoke(args=bad)
+        assert r.exit_code != 0 and "Traceback" not in r.output
+
+
 # ---- security headers ----
 
 
