@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import chromium, watched_tab
 from tests.conftest import browser_sign_in
 from tests.server import Gunicorn, free_port
-from tests.test_browser import ARGS, CHROMIUM, SHOTS, wait_js
+from tests.test_browser import SHOTS, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -62,22 +63,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, media) -> Iterator[TwoWorke
 
 @pytest.fixture
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (scripts/test does)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1440, "height": 1000})
         browser_sign_in(context, server.url, server.data)
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        yield tab
-        context.close()
-        browser.close()
-    assert [e for e in errors if "Failed to load resource" not in e] == []
+        with watched_tab(context) as tab:
+            yield tab
 
 
 def _count(page) -> int:

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import chromium, watched_tab
 from tests.conftest import api_token, browser_sign_in
 from tests.sample_library import Site
 from tests.server import Gunicorn
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
-ARGS += ["--disable-gpu"]
 SHOTS = Path("/tmp/shots")
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
@@ -52,14 +50,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (scripts/test does)")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -71,15 +63,9 @@ def page(request, browser, server):
         device_scale_factor=1,
     )
     browser_sign_in(context, server.url, server.site.data)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    tab.size_name = "phone" if request.param is PHONE else "desktop"
-    yield tab
-    context.close()
-    # A 404 for a not-yet-made sprite or thumbnail is not a page error; anything else is.
-    assert [e for e in errors if "Failed to load resource" not in e] == []
+    with watched_tab(context) as tab:
+        tab.size_name = "phone" if request.param is PHONE else "desktop"
+        yield tab
 
 
 def shot(page, name: str) -> None:

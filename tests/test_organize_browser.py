@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import chromium, watched_tab
 from tests.conftest import browser_sign_in
 from tests.sample_library import Site
-from tests.test_browser import ARGS, CHROMIUM, DESKTOP, SHOTS, Server, wait_js
+from tests.test_browser import DESKTOP, SHOTS, Server, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -26,25 +27,16 @@ def server(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def page(browser, server):
     context = browser.new_context(viewport=DESKTOP)
     browser_sign_in(context, server.url, server.site.data)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    yield tab
-    context.close()
-    assert [e for e in errors if "Failed to load resource" not in e] == []
+    with watched_tab(context) as tab:
+        yield tab
 
 
 def card(page, title: str):

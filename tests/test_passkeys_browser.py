@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from services import db as dbmod
+from tests.chromium import chromium
 from tests.conftest import TEST_PASSWORD, make_user
 from tests.server import Gunicorn
-from tests.test_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.browser
 PASSWORD = "first admin password"
@@ -47,14 +47,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (scripts/test does)")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.chromium import chromium, watched_tab
 from tests.conftest import TEST_PASSWORD, browser_sign_in
 from tests.server import Gunicorn
-from tests.test_browser import ARGS, CHROMIUM, SHOTS, wait_js
+from tests.test_browser import SHOTS, wait_js
 
 pytestmark = pytest.mark.browser
 PICTURES = 75  # more than one page of 60
@@ -66,22 +67,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneWorker]:
 
 def open_page(server, role: str, size: dict[str, int]):
     """Yield a signed-in tab; fail on page errors (CSP violations included)."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (scripts/test does)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport=size)
         browser_sign_in(context, server.url, server.data, role)
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        yield tab
-        context.close()
-        browser.close()
-    assert [e for e in errors if "Failed to load resource" not in e] == []
+        with watched_tab(context) as tab:
+            yield tab
 
 
 def test_tag_page_scrolls_through_every_item_once(server):
