@@ -7,6 +7,7 @@ import sys
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlite_utils import Database
 
 from services import db as dbmod
 from services import sessions, users
@@ -17,6 +18,15 @@ def _password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _named(name: str) -> tuple[Database, users.User]:
+    """Return the database and the account called `name` (any case), or stop with a message."""
+    db = dbmod.open_db(current_app.config["SETTINGS"].data_dir)
+    user = users.by_name(db, name)
+    if user is None:
+        raise click.ClickException(f"no user called {name!r}")
+    return db, user
 
 
 @click.command("create-user")
@@ -46,10 +56,7 @@ def create_user_command(name: str, admin: bool, password_stdin: bool) -> None:
 def reset_password_command(name: str, password_stdin: bool) -> None:
     """Set a new password for an account and end all its sessions."""
     try:
-        db = dbmod.open_db(current_app.config["SETTINGS"].data_dir)
-        user = users.by_name(db, name)
-        if user is None:
-            raise click.ClickException(f"no user called {name!r}")
+        db, user = _named(name)
         users.set_password(db, user.id, _password(password_stdin))
         ended = sessions.end_all(db, user.id)
     except LVSError as exc:
@@ -64,10 +71,7 @@ def reset_password_command(name: str, password_stdin: bool) -> None:
 def set_role_command(name: str, role: str) -> None:
     """Make an account an admin or a viewer (never the last active admin a viewer)."""
     try:
-        db = dbmod.open_db(current_app.config["SETTINGS"].data_dir)
-        user = users.by_name(db, name)
-        if user is None:
-            raise click.ClickException(f"no user called {name!r}")
+        db, user = _named(name)
         changed = users.set_role(db, user.id, role, by=None)
     except LVSError as exc:
         raise click.ClickException(str(exc)) from None
