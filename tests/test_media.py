@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import string
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -30,7 +29,7 @@ from services.playback import can_play
 from services.probe import probe_file
 from services.scanner import scan
 from tests.conftest import api_token, signed_in
-from tests.server import ROOT, free_port
+from tests.server import Gunicorn
 
 UNICODE_NAME = 'ünïcødé 日本語 "q" #1 100%.avi'
 SECRET = b"outside the library " * 512
@@ -330,38 +329,21 @@ def bearer(app: Flask) -> dict[str, str]:
 
 @contextmanager
 def real_gunicorn(served: Served, threads: int = 2) -> Iterator[int]:
-    """Run the app under a real gunicorn with the project's worker class; yield its port."""
-    port = free_port()
+    """Run the app under a real gunicorn (gunicorn.conf.py, its worker class); yield its port."""
     settings = served.app.config["SETTINGS"]
     env = {
-        **os.environ,
         "LVS_MEDIA_DIRS": str(served.lib),
         "LVS_DATA_DIR": str(settings.data_dir),
-        "LVS_WATCH": "off",
         "LVS_BACKGROUND": "off",
+        "LVS_WORKERS": "1",
+        "LVS_THREADS": str(threads),
     }
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "-k", "gunicorn_worker.Worker", "-w", "1"]
-        + ["--threads", str(threads), "-b", f"127.0.0.1:{port}", "app:create_app()"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = Gunicorn()
+    server.start(env, settings.data_dir / "gunicorn.log", ready="/livez")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
-        yield port
+        yield server.port
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
 
 
 def test_real_gunicorn_serves_ranges_by_sendfile(served: Served) -> None:
