@@ -36,7 +36,6 @@ from blueprints import (
 from blueprints import metrics as request_metrics
 from config import load_settings
 from services import db as dbmod
-from services import logs
 from services.errors import (
     InvalidInput,
     LVSError,
@@ -45,6 +44,7 @@ from services.errors import (
     StorageError,
     Unavailable,
 )
+from services.operate import logs
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from config import load_settings
 from services.errors import LVSError
-from services.tls import cert_files
+from services.people.tls import cert_files
 
 try:
     _settings = load_settings()
@@ -87,7 +87,7 @@ def post_worker_init(worker: Any) -> None:
     app.extensions["background"] = background.start(app.config["SETTINGS"])
     if app.extensions["background"].owner:
         from blueprints import metrics
-        from services import dashboard
+        from services.operate import dashboard
 
         dashboard.publish_owner(app.extensions["background"])  # for the other workers' dashboards
         metrics.serve_separately(app)  # LVS_METRICS_PORT, from one process only

@@ -12,7 +12,7 @@ Each round, interleaved:
   only: a full rescan fails the bench.
 Headline row: (ours - debounce) / (probe + thumbnail), target ≤ 1.5 (SPEC §5). The file is B3's 60 s
 1080p H.264 clip; each copy gets a unique MP4 'free' box at its end so its media_hash is new.
-Extra rows: one poll of a polled root (services.watch_root's re-walk) over B1's 100k-file tree
+Extra rows: one poll of a polled root (services.library.watch_root's re-walk) over B1's 100k-file tree
 against `find`, and a 10,000-file storm (bench.extra): time to a matching database, calls, memory.
 
     python -m bench.b10_new_file [--pairs 7] [--no-poll] [--no-storm]
@@ -90,10 +90,10 @@ def main() -> int:
     from config import load_settings
     from services import db as dbmod
     from services.jobs import Jobs
-    from services.probe_pool import ProbePool
-    from services.scanner import scan
-    from services.thumbnails import is_ready, thumb_path
-    from services.watcher import Watcher
+    from services.library.probe_pool import ProbePool
+    from services.library.scanner import scan
+    from services.library.watcher import Watcher
+    from services.previews.thumbnails import is_ready, thumb_path
 
     clip = ensure_clips()[0].path  # 60 s 1080p H.264
     shutil.rmtree(WORK, ignore_errors=True)
@@ -247,7 +247,7 @@ def storm(db: Any, settings: Any, watcher: Any, jobs: Any, calls: list, lib: Pat
 def poll_row(bench: Bench, pairs: int) -> None:
     """Time one poll of an unchanged 100k-file root against `find` over the same tree."""
     from config import load_settings
-    from services.watch_root import RootWatch
+    from services.library.watch_root import RootWatch
 
     tree = ensure_tree(100_000, 1_000)
     settings = load_settings(

@@ -1,6 +1,6 @@
 """B1: unchanged re-scan of a 100k-file tree, including the database diff, warm cache.
 
-Ours: `services.scanner.scan(database, settings)` in-process, after a first (untimed) index of the
+Ours: `services.library.scanner.scan(database, settings)` in-process, after a first (untimed) index of the
 tree; every timed run must report nothing new, changed, moved or missing. Second row: the whole
 `flask scan` CLI process. Baseline: `find ROOT -type f -printf '%s %T@ %p\\n' > /dev/null` as a
 process. Target: ours ≤ 1.5× the baseline (SPEC §5).
@@ -64,7 +64,7 @@ def main() -> int:
     try:
         from config import load_settings
         from services import db as dbmod
-        from services.scanner import scan
+        from services.library.scanner import scan
     except ImportError as exc:
         print(f"B1 cannot run yet: {exc}", file=sys.stderr)
         return 2

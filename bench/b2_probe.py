@@ -3,11 +3,11 @@
 Baseline: the bundled `ffmpeg -hide_banner -i FILE`, one process per file, one after another
 (it exits 1, "no output file", after printing the stream info: that is the probe).
 Ours, each timed in the same rounds as the baseline:
-- pool×N warm: `services.probe_pool.ProbePool(N, timeout)` already started, files fed from N
+- pool×N warm: `services.library.probe_pool.ProbePool(N, timeout)` already started, files fed from N
   threads, as the scanner feeds it (N = the default worker count). Headline row.
 - pool×N cold: the same, starting and closing the pool inside the timed region.
 - pool×1 warm: one worker, the per-core comparison with the sequential baseline.
-- probe_file: `services.probe.probe_file(path, kind)` in this process, sequentially.
+- probe_file: `services.library.probe.probe_file(path, kind)` in this process, sequentially.
 An extra row compares pool×N with the baseline run N processes at a time, so that both sides
 use the same number of cores. Targets: ≤ 0.25× short, ≤ 1.0× long (headline rows).
 
@@ -90,8 +90,8 @@ def run_group(
     pairs: int,
 ) -> None:
     """Time the baseline and every variant of ours over `files`, interleaved, and add rows."""
-    from services.probe import probe_file
-    from services.probe_pool import ProbePool
+    from services.library.probe import probe_file
+    from services.library.probe_pool import ProbePool
 
     warm_n = ProbePool(workers, timeout)
     warm_1 = ProbePool(1, timeout)
@@ -150,8 +150,8 @@ def main() -> int:
     corpus = ensure_videos(args.count)
     try:
         from config import load_settings
-        from services.probe import probe_file  # noqa: F401 — fail early, before any timing
-        from services.probe_pool import ProbePool  # noqa: F401
+        from services.library.probe import probe_file  # noqa: F401 — fail early, before any timing
+        from services.library.probe_pool import ProbePool  # noqa: F401
     except ImportError as exc:
         print(f"B2 cannot run yet: {exc}", file=sys.stderr)
         return 2

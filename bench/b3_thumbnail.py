@@ -6,7 +6,7 @@ Ours, timed in the same rounds:
 - worker warm (headline): `ProbePool.run("thumbnail", ...)` on a pool whose worker process is
   already started, which is how the server makes thumbnails (the job runner sends each one to
   a killable worker process);
-- in-process: `services.thumbnails.render_thumbnail(...)` called directly.
+- in-process: `services.previews.thumbnails.render_thumbnail(...)` called directly.
 Both write the JPEG to disk, as the baseline does. Targets: ≤ 0.2× H.264, ≤ 0.1× HEVC.
 The clips (60 s, 1080p30, noisy test pattern so decoding costs what camera footage does) are
 encoded once into bench/corpus/clips/ (about 2 minutes); B4 uses them too.
@@ -97,7 +97,7 @@ def _check_jpeg(path: Path, width: int) -> None:
 
 def run_clip(bench: Bench, clip: Clip, pool, out: Path, pairs: int, target: float) -> None:
     """Time the baseline, ours in a warm worker and ours in-process on one clip."""
-    from services.thumbnails import render_thumbnail
+    from services.previews.thumbnails import render_thumbnail
 
     at = clip.duration * 0.10
     base_out, ours_out, inproc_out = (out / f"{clip.codec}-{n}.jpg" for n in ("ff", "w", "p"))
@@ -133,7 +133,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     clips = ensure_clips()
-    from services.probe_pool import ProbePool
+    from services.library.probe_pool import ProbePool
 
     out = CORPUS_DIR / "b3-out"
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def main() -> int:
         for clip in clips:
             run_clip(bench, clip, pool, out, args.pairs, TARGETS[clip.codec])
     bench.note(
-        "Headline: ours in a warm worker process of services.probe_pool (how the server makes "
+        "Headline: ours in a warm worker process of services.library.probe_pool (how the server makes "
         "thumbnails: the job runner sends each render to a killable worker), including the "
         "request/reply over its pipe; in-process is render_thumbnail() called directly. Both "
         "open the file, seek to the keyframe at or before 10 %, decode it alone, check it is not "

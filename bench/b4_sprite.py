@@ -5,7 +5,7 @@ Baseline (SPEC §5): `ffmpeg -skip_frame nokey -i FILE -vf fps=81/D,scale=160:-2
 Ours, timed in the same rounds:
 - worker warm (headline): `ProbePool.run("sprite", ...)` on a started worker process, how the
   server makes sprites (sheet and VTT written to disk);
-- in-process: `services.sprites.render_sprite(...)` called directly, keyframes found the way
+- in-process: `services.previews.sprites.render_sprite(...)` called directly, keyframes found the way
   the server finds them (by seeking when the index has an entry per cue, else in one pass);
 - one pass: the same, forced to find keyframes in one pass over the packets.
 Clips: B3's 1080p H.264 (keyframe every 2 s) and HEVC (every 5 s) clips, the HEVC one remuxed
@@ -54,7 +54,7 @@ def all_clips() -> list[Clip]:
 
 def run_clip(bench: Bench, clip: Clip, pool, out: Path, pairs: int) -> None:
     """Time the baseline and ours (worker, in-process, forced one pass) on one clip."""
-    from services.sprites import render_sprite
+    from services.previews.sprites import render_sprite
 
     stem = clip.path.stem
     paths = {name: (out / f"{stem}-{name}.jpg", out / f"{stem}-{name}.vtt") for name in "wpo"}
@@ -104,7 +104,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     clips = all_clips()
-    from services.probe_pool import ProbePool
+    from services.library.probe_pool import ProbePool
 
     out = CORPUS_DIR / "b4-out"
     out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def main() -> int:
         for clip in clips:
             run_clip(bench, clip, pool, out, args.pairs)
     bench.note(
-        "Headline: ours in a warm worker process of services.probe_pool, as the server runs it. "
+        "Headline: ours in a warm worker process of services.library.probe_pool, as the server runs it. "
         "Ours writes 81 cues over the whole duration; the sheet holds one tile per distinct "
         "keyframe (consecutive cues showing the same keyframe share a tile), where ffmpeg's "
         "fps filter repeats a keyframe in several tiles: the same pictures at the same times."

@@ -104,7 +104,7 @@ def index(lib: Path, data_dir: Path) -> str:
     """Scan the library into the data dir and return the file's media_hash."""
     from config import load_settings
     from services import db as dbmod
-    from services.scanner import scan
+    from services.library.scanner import scan
 
     settings = load_settings({"media_dirs": [str(lib)], "data_dir": str(data_dir)})
     db = dbmod.open_db(settings.data_dir)

@@ -164,7 +164,7 @@ def seed_user_keys(data_dir: Path, rows: int) -> dict[str, list[int]]:
     the user. Synthesized media and files share ids.
     """
     from services import db as dbmod
-    from services import users
+    from services.people import users
 
     rng = random.Random(rows + 1)
     rated = rng.sample(range(1, rows + 1), USER_KEYED)

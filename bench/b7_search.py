@@ -9,7 +9,7 @@ common words. Per query, interleaved:
 - baseline: the same FTS5 SQL the service runs for that class, in-process and alone — the
   ranked page (`ORDER BY bm25 LIMIT 61`) for a small match set, the rowid-ordered page for a
   broad one;
-- ours: `services.search.search()` end to end (quoting, the capped count, the page query with
+- ours: `services.organize.search.search()` end to end (quoting, the capped count, the page query with
   the card joins, the cards);
 - naive: `ORDER BY rank` whatever the match count (the SPEC §5 trap), a few samples only.
 
@@ -139,7 +139,7 @@ def term_classes(rows: int, n: int, rng: random.Random) -> dict[str, list[str]]:
 
 def raw_sql(db, text: str) -> tuple[str, list]:
     """Return the FTS5 statement the service runs for this query's page, with its parameters."""
-    from services import search
+    from services.organize import search
 
     expr = search.query_expression(db, search.terms(text))
     if search.count_matches(db, expr) <= search.RANK_LIMIT:
@@ -155,8 +155,9 @@ def raw_sql(db, text: str) -> tuple[str, list]:
 
 
 def bench_search(bench: Bench, data_dir: Path, rows: int, queries: int) -> dict[str, float]:
-    from services import browse, search
     from services import db as dbmod
+    from services.browse import browse
+    from services.organize import search
 
     db = dbmod.connect(data_dir / "library.db")
     rng = random.Random(7)
@@ -212,8 +213,8 @@ def bench_search(bench: Bench, data_dir: Path, rows: int, queries: int) -> dict[
 
 def bench_ratings(bench: Bench, data_dir: Path, rows: int, clients: int = 8, per: int = 60) -> None:
     """POST ratings from `clients` threads with API tokens against the real server."""
-    from services import apitokens, users
     from services import db as dbmod
+    from services.people import apitokens, users
 
     db = dbmod.open_db(data_dir)
     tokens = []
@@ -272,7 +273,7 @@ def bench_ratings(bench: Bench, data_dir: Path, rows: int, clients: int = 8, per
 def bench_cache(bench: Bench, data_dir: Path, rows: int, views: int = 2000) -> None:
     """Browse watch-page metadata like a household: popular items again and again, a few writes."""
     from services import db as dbmod
-    from services import favorites, metacache, ratings, tags
+    from services.organize import favorites, metacache, ratings, tags
 
     db = dbmod.connect(data_dir / "library.db")
     cache = metacache.MetaCache()

@@ -459,7 +459,7 @@ def session_cookie(data_dir: Path) -> dict[str, str]:
     """
     sys.path.insert(0, str(ROOT))
     from services import db as dbmod
-    from services import sessions, users
+    from services.people import sessions, users
 
     database = dbmod.open_db(data_dir)
     try:

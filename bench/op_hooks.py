@@ -42,8 +42,8 @@ def _runner(app, path: str, headers: dict[str, str]):
 
 
 def main() -> None:
-    from services import apitokens
     from services import db as dbmod
+    from services.people import apitokens
 
     base = Path(tempfile.mkdtemp(prefix="lvs-op-"))
     bench = Bench("op_hooks", "per-request metrics hooks", params={"requests": REQUESTS})

@@ -22,7 +22,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlite_utils import Database
 
 from blueprints.common import get_db, settings
-from services import apitokens, ratelimit, sessions, users
+from services.people import apitokens, ratelimit, sessions, users
 
 log = logging.getLogger(__name__)
 

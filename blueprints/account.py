@@ -20,7 +20,7 @@ from flask import (
 from blueprints import access
 from blueprints.auth import origin, passkey_blocker, rp_id
 from blueprints.common import get_db
-from services import apitokens, passkeys, passwords, sessions, users
+from services.people import apitokens, passkeys, passwords, sessions, users
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 

@@ -18,8 +18,8 @@ from flask import (
 )
 
 from blueprints.common import get_db, render, settings
-from services import dashboard, maintenance
 from services import db as dbmod
+from services.operate import dashboard, maintenance
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, request, url_for
 
 from blueprints.common import get_db
-from services import tags
+from services.organize import tags
 
 bp = Blueprint("admin_tags", __name__, url_prefix="/admin/tags")
 

@@ -12,8 +12,8 @@ import logging
 from flask import Blueprint, Response, flash, g, redirect, request, url_for
 
 from blueprints.common import get_db, render
-from services import users
 from services.errors import InvalidInput
+from services.people import users
 
 log = logging.getLogger(__name__)
 

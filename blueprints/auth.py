@@ -19,8 +19,8 @@ from flask import (
 
 from blueprints import access
 from blueprints.common import get_db
-from services import passkeys, passwords, sessions, users
 from services.errors import InvalidInput
+from services.people import passkeys, passwords, sessions, users
 
 bp = Blueprint("auth", __name__)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, request, url_for
 
 from blueprints.common import get_db, render, settings, user_id
-from services import browse, folders, watchstate
+from services.browse import browse
+from services.library import folders
+from services.organize import watchstate
 
 bp = Blueprint("gallery", __name__)
 

@@ -7,8 +7,8 @@ import sqlite3
 from flask import Blueprint, Response, jsonify
 
 from blueprints.common import get_db, settings
-from services import library
 from services.errors import LVSError
+from services.library import library
 
 bp = Blueprint("health", __name__)
 

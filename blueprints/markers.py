@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from blueprints.common import get_db, render, user_id
-from services import markers, tags
+from services.organize import markers, tags
 
 bp = Blueprint("markers", __name__)
 

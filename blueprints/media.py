@@ -22,9 +22,10 @@ from flask import Blueprint, Response, current_app, request
 from sqlite_utils import Database
 
 from blueprints.common import get_db, settings
-from services import media_files, ranges, sprites, thumbnails
 from services.errors import NotFound, Unavailable
 from services.jobs import Jobs
+from services.playback import media_files, ranges
+from services.previews import sprites, thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def answer_file(
     cache_control: str,
     disposition: str | None = None,
 ) -> Response:
-    """Answer a WSGI request (GET/HEAD) for an open file per RFC 9110 (services/ranges.py);
+    """Answer a WSGI request (GET/HEAD) for an open file per RFC 9110 (services/playback/ranges.py);
     the answer closes the file. Without Flask's request context: blueprints/media_direct.py
     answers with it too."""
     try:

@@ -10,7 +10,7 @@ route would by calling the same functions:
 - who is asking: access.identify (API token, session cookie, signed URL), or a guest when
   LVS_GUEST=on — as the guard allows them;
 - the file: media.open_original (media_files.open_media: inside a library, checked once open);
-- the answer: media.answer_file (services/ranges.py; sendfile through wsgi.file_wrapper), with
+- the answer: media.answer_file (services/playback/ranges.py; sendfile through wsgi.file_wrapper), with
   media.error_answer's 404 and 503 + Retry-After;
 - metrics: the latency under `media.file`, its SQL statements, the active-stream count, and a
   request id (kept from a sane X-Request-ID) in the logs and the answer.
@@ -37,8 +37,9 @@ from werkzeug.sansio.http import parse_cookie
 from blueprints import access, guards, media
 from blueprints import metrics as request_metrics
 from blueprints.common import thread_db
-from services import logs, metrics
+from services import metrics
 from services.errors import NotFound, Unavailable
+from services.operate import logs
 
 log = logging.getLogger(__name__)
 

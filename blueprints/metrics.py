@@ -25,8 +25,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_flask_exporter import PrometheusMetrics
 
 from blueprints.common import get_db
-from services import library, logs, metrics
+from services import metrics
 from services.errors import LVSError
+from services.library import library
+from services.operate import logs
 
 bp = Blueprint("admin_metrics", __name__)
 

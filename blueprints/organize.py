@@ -10,8 +10,8 @@ from sqlite_utils import Database
 
 from blueprints import playlists as playlist_routes
 from blueprints.common import settings
-from services import favorites, markers, metacache, playlists, ratings, tags
-from services.cards import CARD_COLUMNS, CARD_JOINS, Card, card
+from services.browse.cards import CARD_COLUMNS, CARD_JOINS, Card, card
+from services.organize import favorites, markers, metacache, playlists, ratings, tags
 
 
 def tag_related(db: Database, mid: int, user_id: int, *, limit: int = 12) -> list[Card]:

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
 from blueprints.common import get_db, render, user_id
-from services import playlists, tags
-from services.cards import Card
+from services.browse.cards import Card
 from services.errors import InvalidInput, NotFound
+from services.organize import playlists, tags
 
 bp = Blueprint("playlists", __name__)
 

@@ -14,8 +14,9 @@ import time
 from flask import Blueprint, Response, jsonify, request
 
 from blueprints.common import get_db, render, settings, user_id
-from services import favorites, metacache, metrics, ratings, tags
+from services import metrics
 from services.errors import InvalidInput, NotFound
+from services.organize import favorites, metacache, ratings, tags
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from blueprints.common import get_db, render, user_id
-from services import browse, duplicates, history, search
+from services.browse import browse
 from services.errors import InvalidInput
+from services.organize import duplicates, history, search
 
 bp = Blueprint("search", __name__)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from blueprints.common import get_db, render, settings, user_id
-from services import browse, metacache, tags
+from services.browse import browse
+from services.organize import metacache, tags
 
 bp = Blueprint("tags", __name__)
 

@@ -6,7 +6,11 @@ from flask import Blueprint, Response, request
 
 from blueprints import organize
 from blueprints.common import get_db, render, settings, user_id
-from services import browse, details, folders, playback, sprites, watchstate
+from services.browse import browse, details
+from services.library import folders
+from services.organize import watchstate
+from services.playback import playability
+from services.previews import sprites
 
 bp = Blueprint("watch", __name__)
 
@@ -40,7 +44,7 @@ def page(media_hash: str) -> Response:
         REGIONS,
         item=item,
         state=watchstate.get(db, uid, item.media_id),
-        playable=playback.can_play(item, item.streams),
+        playable=playability.can_play(item, item.streams),
         prev=prev,
         upnext=upnext,
         related=related,

@@ -77,7 +77,7 @@ def _start(settings: Settings) -> Background:
     background = Background(jobs, owner=True, _lock_fd=fd)
     if settings.watch != "off":
         try:
-            from services.watcher import Watcher
+            from services.library.watcher import Watcher
 
             background.watcher = Watcher(settings, lambda folders: jobs.scan(folders))
             background.watcher.start()

@@ -412,8 +412,9 @@ def m0005_organize(db: Database) -> None:
     The FTS5 index (one row per file, rowid = files.id) is kept in step by triggers on files,
     parses, folders, tags and media_tags, so the scanner need not know it exists. `prefix='2 3'`
     indexes make short prefixes cheap (SPEC §5 traps); search_vocab (its terms) lets a longer
-    prefix be expanded to the words it stands for (services/search.py). organize_generation counts changes to user
-    metadata (tags, ratings, favourites, play counts): services/metacache.py compares it per
+    prefix be expanded to the words it stands for (services/organize/search.py).
+    organize_generation counts changes to user metadata (tags, ratings, favourites, play counts):
+    services/organize/metacache.py compares it per
     read, so a cache in one gunicorn process never serves what another process changed.
     """
     triggers = {
@@ -441,7 +442,7 @@ def m0005_organize(db: Database) -> None:
         )
         + "UPDATE organize_generation SET n = n + 1;",
     }
-    # Every change to the index counts in search_generation: services/search.py keeps the
+    # Every change to the index counts in search_generation: services/organize/search.py keeps the
     # words a prefix stands for until the index changes.
     triggers = {
         head: body + "UPDATE search_generation SET n = n + 1;" for head, body in triggers.items()

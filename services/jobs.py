@@ -4,8 +4,8 @@ Kinds of work: `scan` (the libraries or some folders; its `probe` phase runs in 
 processes as everything else), `thumbnail` and `sprite`.
 
 - Thumbnails and sprites run on `workers` threads of a ThreadPoolExecutor, taken from the job
-  queue (services.job_queue: on-screen first, then new files, then the backlog). Each thread
-  hands its render to a process of the shared worker pool (services.probe_pool), which kills it
+  queue (services.previews.queue: on-screen first, then new files, then the backlog). Each thread
+  hands its render to a process of the shared worker pool (services.library.probe_pool), which kills it
   on its deadline, so a file that hangs the decoder costs one recorded failure, not a thread.
 - Scans run one at a time on their own thread. A scan asked for while one waits joins it (its
   folders merge; a whole-library scan absorbs the rest); a running scan can be cancelled, and
@@ -30,13 +30,14 @@ from sqlite_utils import Database
 
 from config import Settings
 from services import db as dbmod
-from services import previews, search
 from services.errors import LVSError, NotFound, ScanBusy
-from services.job_queue import Job, JobInfo, JobQueue, Priority
-from services.probe_pool import ProbePool, run_in_process
-from services.scanner import scan as run_scan
-from services.sprites import sprite_paths
-from services.thumbnails import HASH_RE, is_ready, thumb_path
+from services.library.probe_pool import ProbePool, run_in_process
+from services.library.scanner import scan as run_scan
+from services.organize import search
+from services.previews import previews
+from services.previews.queue import Job, JobInfo, JobQueue, Priority
+from services.previews.sprites import sprite_paths
+from services.previews.thumbnails import HASH_RE, is_ready, thumb_path
 
 log = logging.getLogger(__name__)
 

@@ -68,7 +68,7 @@ TEST_PASSWORD = "correct horse battery"
 def make_user(data_dir: Path, role: str = "admin", name: str | None = None):
     """Create (or find) an account in the data dir's database; cheap bcrypt rounds for speed."""
     from services import db as dbmod
-    from services import users
+    from services.people import users
 
     database = dbmod.open_db(data_dir)
     try:
@@ -84,7 +84,7 @@ def make_user(data_dir: Path, role: str = "admin", name: str | None = None):
 def session_token(data_dir: Path, user_id: int) -> str:
     """Start a server-side session for the user and return its cookie value."""
     from services import db as dbmod
-    from services import sessions
+    from services.people import sessions
 
     database = dbmod.open_db(data_dir)
     try:
@@ -95,8 +95,8 @@ def session_token(data_dir: Path, user_id: int) -> str:
 
 def api_token(data_dir: Path, role: str = "admin", name: str | None = None) -> str:
     """Return an API token (for `Authorization: Bearer`) of a test account."""
-    from services import apitokens
     from services import db as dbmod
+    from services.people import apitokens
 
     user = make_user(data_dir, role, name)
     database = dbmod.open_db(data_dir)

@@ -19,8 +19,8 @@ class Users:
 
 def make_users(site: Site) -> Users:
     """Create an admin and a viewer with API tokens; return their Authorization headers."""
-    from services import apitokens, users
     from services import db as dbmod
+    from services.people import apitokens, users
 
     db = dbmod.connect(site.settings.db_path)
     try:

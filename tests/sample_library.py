@@ -95,7 +95,7 @@ def make_library(root: Path, media: dict[str, Path], cache: Path) -> dict[str, A
 def scan_library(settings: Any) -> None:
     """Index the library with the real scanner."""
     from services import db as dbmod
-    from services.scanner import scan
+    from services.library.scanner import scan
 
     db = dbmod.open_db(settings.data_dir)
     try:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from services import apitokens, passwords, users
 from services import db as dbmod
+from services.people import apitokens, passwords, users
 from tests.conftest import TEST_PASSWORD, make_user, signed_in
 
 HASH = "0123456789abcdef"

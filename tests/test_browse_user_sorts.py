@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from services import browse
 from services import db as dbmod
-from services.cards import RESOLUTIONS
+from services.browse import browse
+from services.browse.cards import RESOLUTIONS
 from tests.conftest import make_user, session_token
 
 FOLDER = 2  # the folder walked; folder 3 holds files the users rated too

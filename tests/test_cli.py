@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from services.scanner import scan_lock
+from services.library.scanner import scan_lock
 
 
 def test_scan_prints_a_summary_and_stats_the_totals(app, runner, media, library_dir):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.filenames import (
+from services.library.filenames import (
     FLAT,
     Projection,
     deovr_fields,

@@ -16,9 +16,9 @@ from services import background
 from services import db as dbmod
 from services.errors import NotFound
 from services.jobs import Jobs
-from services.scanner import scan, scan_lock
-from services.sprites import sprite_paths
-from services.thumbnails import thumb_path
+from services.library.scanner import scan, scan_lock
+from services.previews.sprites import sprite_paths
+from services.previews.thumbnails import thumb_path
 
 
 def settings_for(library_dir: Path, tmp_path: Path, **overrides):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services import db as dbmod
-from services import maintenance, userdata
+from services.operate import maintenance, userdata
 
 
 def _scan(runner) -> None:
@@ -150,7 +150,7 @@ def test_backup_while_requests_write_is_consistent(app, indexed, tmp_path):
     media_hash = indexed.execute("SELECT media_hash FROM media WHERE kind = 'video'").fetchone()[0]
     stop = threading.Event()
     writes = [0]
-    from services import apitokens
+    from services.people import apitokens
 
     token = apitokens.create(indexed, 1, "writer")
     headers = {"Authorization": f"Bearer {token}"}
@@ -239,9 +239,9 @@ def test_import_refuses_what_is_not_an_export(runner, indexed, tmp_path):
 
 
 def test_every_table_is_classified_as_user_data_or_not(db):
-    """A migration that adds a table must say whether exports carry it (services/userdata.py)."""
+    """A migration that adds a table must say whether exports carry it (services/operate/userdata.py)."""
     new = userdata.unclassified_tables(db)
-    assert new == [], "add them to USER_TABLES or DERIVED_TABLES in services/userdata.py"
+    assert new == [], "add them to USER_TABLES or DERIVED_TABLES in services/operate/userdata.py"
 
 
 def test_db_check_vacuum_migrate(app, runner, indexed):
@@ -337,7 +337,7 @@ def test_export_carries_every_user_table_and_imports_into_a_fresh_index(
 
     # Another data dir, the same files indexed afresh in the other order: other media ids.
     from config import load_settings
-    from services.scanner import scan
+    from services.library.scanner import scan
 
     other = load_settings(
         {"media_dirs": [str(settings.media_dirs[0])], "data_dir": str(tmp_path / "other")},

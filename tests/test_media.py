@@ -24,10 +24,10 @@ from werkzeug.test import EnvironBuilder
 
 from app import create_app
 from services import db as dbmod
-from services import sprites, thumbnails
-from services.playback import can_play
-from services.probe import probe_file
-from services.scanner import scan
+from services.library.probe import probe_file
+from services.library.scanner import scan
+from services.playback.playability import can_play
+from services.previews import sprites, thumbnails
 from tests.conftest import api_token, signed_in
 from tests.server import Gunicorn
 

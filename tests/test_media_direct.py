@@ -19,9 +19,12 @@ from werkzeug.wrappers import Response as WResponse
 from app import create_app
 from blueprints.access import COOKIE
 from blueprints.media_direct import MediaDirect
-from services import apitokens, logs, metrics, ranges, sessions, users
 from services import db as dbmod
-from services.scanner import scan
+from services import metrics
+from services.library.scanner import scan
+from services.operate import logs
+from services.people import apitokens, sessions, users
+from services.playback import ranges
 from tests.conftest import TEST_PASSWORD, api_token, make_user, session_token
 from tests.test_auth import login
 
@@ -370,7 +373,7 @@ def test_odd_paths_methods_and_credentials_answer_as_flask_does(served) -> None:
 
 def test_without_proc_media_answers_503_and_says_why(served, monkeypatch, caplog) -> None:
     """Files are checked through /proc/self/fd; a system without /proc gets a clear 503."""
-    from services import media_files
+    from services.playback import media_files
 
     app, hashes = served
     data_dir = app.config["SETTINGS"].data_dir

@@ -23,8 +23,8 @@ class Clock:
 @pytest.fixture
 def admin_headers(app):
     """Return headers that sign in as the default admin with an API token."""
-    from services import apitokens
     from services import db as dbmod
+    from services.people import apitokens
 
     db = dbmod.open_db(app.config["SETTINGS"].data_dir)
     token = apitokens.create(db, 1, "metrics test")
@@ -189,7 +189,7 @@ def test_log_lines_carry_the_request_id_and_errors_are_kept(app, admin_headers):
 
     from flask import Blueprint
 
-    from services import logs
+    from services.operate import logs
 
     bp = Blueprint("logtest", __name__)
 

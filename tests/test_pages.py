@@ -197,8 +197,8 @@ def test_keyset_paging_in_descending_order_with_a_filter(client, site):
 @pytest.mark.parametrize("order", ["asc", "desc"])
 @pytest.mark.parametrize("filters", [{}, {"kind": "video", "codec": "h264", "length": "short"}])
 def test_every_page_walks_an_index_without_sorting(site, sort, order, filters):
-    from services import browse
     from services import db as dbmod
+    from services.browse import browse
 
     query = browse.Query(sort=sort, order=order, **filters)
     params = {"folder": 1, "user": 1, "limit": 61, "k": 0, "after": 1}

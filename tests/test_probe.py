@@ -16,7 +16,7 @@ from PIL import Image
 
 from services.errors import FFmpegError, ProbeError
 from services.ffmpeg import file_arg, run_ffmpeg
-from services.probe import MAX_PICTURE_PIXELS, ProbeResult, probe_file
+from services.library.probe import MAX_PICTURE_PIXELS, ProbeResult, probe_file
 from tests.mediagen import EXIF_TAKEN, HOSTILE_NAMES, VR_NAMES
 
 VIDEO_KEYS = [

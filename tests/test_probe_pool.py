@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from services.errors import ProbeError
-from services.probe import probe_file
-from services.probe_pool import ProbePool
+from services.library.probe import probe_file
+from services.library.probe_pool import ProbePool
 
 MIX = [
     "h264_mp4",

@@ -1,4 +1,4 @@
-"""RFC 9110 Range and conditional decisions (services/ranges.py), without Flask.
+"""RFC 9110 Range and conditional decisions (services/playback/ranges.py), without Flask.
 
 The first table is Go's net/http ServeFileRangeTests (an 11-byte file) with the cases where we
 decide differently marked; the rest are the cases Werkzeug and Go get wrong or leave open.
@@ -10,8 +10,8 @@ import email.utils
 
 import pytest
 
-from services import ranges
-from services.ranges import Answer, ByteRange, Validators
+from services.playback import ranges
+from services.playback.ranges import Answer, ByteRange, Validators
 
 SIZE = 11  # Go's testFileLen
 T = 1_700_000_000  # the file's Last-Modified, Unix seconds

@@ -27,7 +27,7 @@ class OneWorker(Gunicorn):
     def __init__(self, base: Path) -> None:
         from config import load_settings
         from services import db as dbmod
-        from services import users
+        from services.people import users
         from tests.sample_library import scan_library
 
         self.root = base / "library"
@@ -76,7 +76,7 @@ def open_page(server, role: str, size: dict[str, int]):
 
 def test_tag_page_scrolls_through_every_item_once(server):
     from services import db as dbmod
-    from services import metacache, tags
+    from services.organize import metacache, tags
 
     db = dbmod.open_db(server.data)
     try:

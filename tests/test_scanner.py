@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.errors import LVSError, ScanBusy
-from services.scanner import scan, scan_lock
+from services.library.scanner import scan, scan_lock
 
 GOOD = ["h264_mp4", "hevc_mkv", "vp9_webm", "mpeg4_avi", "jpeg_exif", "png"]
 BAD = ["corrupt_mp4", "truncated_mp4", "empty_mp4", "playlist_mp4"]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from services import search
+from services.organize import search
 from tests.organize_util import Users
 from tests.sample_library import Site
 
@@ -148,8 +148,8 @@ def test_tags_are_searchable_and_follow_renames(client, who, site):
 
 
 def test_broad_match_is_not_ranked(site, monkeypatch):
-    from services import browse
     from services import db as dbmod
+    from services.browse import browse
 
     db = dbmod.connect(site.settings.db_path)
     try:
@@ -177,8 +177,8 @@ def test_highlight_marks_word_prefixes():
 
 
 def test_missing_files_leave_the_index_and_come_back(site):
-    from services import browse
     from services import db as dbmod
+    from services.browse import browse
 
     db = dbmod.connect(site.settings.db_path)
     try:
@@ -210,9 +210,9 @@ def test_long_prefixes_expand_to_the_words_they_begin(site):
 
 
 def test_index_is_merged_after_a_big_scan(site, monkeypatch):
-    from services import browse
     from services import db as dbmod
-    from services.scanner import ScanReport
+    from services.browse import browse
+    from services.library.scanner import ScanReport
 
     db = dbmod.connect(site.settings.db_path)
     try:

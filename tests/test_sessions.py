@@ -12,7 +12,7 @@ import pytest
 
 from blueprints.access import COOKIE
 from services import db as dbmod
-from services import sessions, users
+from services.people import sessions, users
 from tests.conftest import TEST_PASSWORD, make_user, signed_in
 from tests.test_auth import csrf_of, login, make_app
 

@@ -10,9 +10,9 @@ import av
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from services import frames
 from services.ffmpeg import file_arg
-from services.sprites import cue_times, render_sprite, sprite_paths
+from services.previews import frames
+from services.previews.sprites import cue_times, render_sprite, sprite_paths
 from tests.mediagen import X264, ffmpeg, make_video
 
 CUE_RE = re.compile(

@@ -13,7 +13,7 @@ import pytest
 from services import db as dbmod
 from services import fsutil
 from services.errors import StorageError
-from services.identity import oshash
+from services.library.identity import oshash
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from services import db as dbmod
-from services import metacache, tags
+from services.organize import metacache, tags
 from tests.conftest import signed_in
 
 FRAGMENT = {"HX-Request": "true", "HX-Target": "more"}

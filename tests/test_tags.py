@@ -9,7 +9,7 @@ import re
 import pytest
 
 from services import db as dbmod
-from services import metacache, tags
+from services.organize import metacache, tags
 
 
 def hashes(html: str) -> list[str]:
@@ -207,7 +207,9 @@ def test_duplicates_page(client, who, site):
 
 def test_rating_and_views_sorts_page_by_keyset(site, who):
     """Paging a folder sorted by rating continues after the cursor, nothing lost or repeated."""
-    from services import browse, folders, ratings
+    from services.browse import browse
+    from services.library import folders
+    from services.organize import ratings
 
     db = dbmod.connect(site.settings.db_path)
     try:

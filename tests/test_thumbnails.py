@@ -16,12 +16,12 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from services import db as dbmod
-from services import previews
 from services.errors import ThumbnailError
 from services.ffmpeg import file_arg
-from services.probe_pool import run_in_process
-from services.scanner import scan
-from services.thumbnails import (
+from services.library.probe_pool import run_in_process
+from services.library.scanner import scan
+from services.previews import previews
+from services.previews.thumbnails import (
     placeholder_path,
     remove_stale_temps,
     render_thumbnail,

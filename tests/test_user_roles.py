@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from services import apitokens, users
 from services import db as dbmod
 from services.errors import InvalidInput, NotFound
+from services.people import apitokens, users
 from tests.conftest import TEST_PASSWORD, signed_in
 
 HX = {"HX-Request": "true", "HX-Target": "users"}
@@ -60,7 +60,7 @@ def test_promote_and_demote_take_effect_on_the_next_request(app, db, caplog):
     assert bob.get("/admin/users").status_code == 403
     assert api.get("/admin/users", headers=token).status_code == 403
 
-    with caplog.at_level(logging.INFO, logger="services.users"):
+    with caplog.at_level(logging.INFO, logger="services.people.users"):
         r = admin.post(f"/admin/users/{bob.user.id}/role", data={"role": "admin"})
     assert r.status_code == 303 and r.headers["Location"].endswith("/admin/users")
     assert "bob is now an admin." in admin.get("/admin/users").get_data(as_text=True)

@@ -19,15 +19,15 @@ import pytest
 
 from config import load_settings
 from services import db as dbmod
-from services import settle, watch_events
 from services.fsutil import Mount
-from services.probe_pool import ProbePool
-from services.scanner import ScanReport, scan
-from services.walker import is_skipped_folder, kind_of
-from services.watcher import Watcher
+from services.library import settle, watch_events
+from services.library.probe_pool import ProbePool
+from services.library.scanner import ScanReport, scan
+from services.library.walker import is_skipped_folder, kind_of
+from services.library.watcher import Watcher
 
 # watchdog warns when it re-adds a watch it holds (a folder moved inside the tree); production
-# silences it in services/watch_events.py, pytest resets warning filters per test.
+# silences it in services/library/watch_events.py, pytest resets warning filters per test.
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 
 FAST = {"watch_debounce": 0.3, "watch_settle": 0.15, "watch_poll_interval": 0.5}
@@ -231,7 +231,7 @@ def test_polling_settles_a_growing_file_and_finds_every_change(live, media, libr
 
 
 def test_network_mount_is_polled_and_says_why(live, media, library_dir: Path, caplog):
-    caplog.set_level(logging.INFO, logger="services.watcher")
+    caplog.set_level(logging.INFO, logger="services.library.watcher")
     w = live(mounts=[Mount("/", "ext4"), Mount(str(library_dir), "nfs4")], watch="auto")
     assert w.status.mode == "poll" and "nfs4" in w.status.reason
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -250,7 +250,7 @@ def test_a_root_that_cannot_be_watched_falls_back_to_polling(
         raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
     monkeypatch.setattr(watch_events, "start_observer", refuse)
-    caplog.set_level(logging.WARNING, logger="services.watcher")
+    caplog.set_level(logging.WARNING, logger="services.library.watcher")
     w = live(watch="auto")
     assert w.status.mode == "poll" and "watch limit" in w.status.reason
     assert any(str(library_dir) in r.getMessage() for r in caplog.records)
@@ -305,7 +305,7 @@ def test_storm_of_files_ends_matching_the_disk(live, library_dir: Path, tmp_path
 
 def test_lost_events_rescan_the_root(live, library_dir: Path, media, caplog):
     """A real inotify queue overflow: the events are gone, so the root is scanned."""
-    caplog.set_level(logging.WARNING, logger="services.watcher")
+    caplog.set_level(logging.WARNING, logger="services.library.watcher")
     (library_dir / "many").mkdir()
     (library_dir / "quiet").mkdir()
     w = live(watch="events")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from services import db as dbmod
-from services import watchstate
 from services.errors import InvalidInput, NotFound
+from services.organize import watchstate
 from tests.conftest import signed_in
 from tests.sample_library import LONG_SECONDS, Site
 

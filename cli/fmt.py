@@ -1,0 +1,30 @@
+"""What every command shares: the app's settings and numbers written for people."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from config import Settings
+
+
+def app_settings() -> Settings:
+    """Return the running app's settings."""
+    return current_app.config["SETTINGS"]
+
+
+def human_size(n: float) -> str:
+    """Return a byte count as B, KB, MB, GB or TB (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float) -> str:
+    """Return seconds as 1h02m, 3m05s or 4.2s."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{seconds:.1f}s"

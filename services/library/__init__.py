@@ -1,0 +1,9 @@
+"""The library: what is on disk and what it is.
+
+Roots (library), folders, the parallel walk (walker), scan planning and writing (scan_plan,
+scan_report, scan_write, scanner), probing in-process and in worker processes (probe, probe_pool),
+the media_hash (identity), what a file name says (filenames), and live sync with the disk
+(watcher, watch_root, watch_events, settle).
+
+May import: the shared core (db, errors, fsutil, metrics) and config. Never another domain package.
+"""
