@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -211,7 +212,7 @@ def passthrough(environ: dict[str, Any], f: IO[bytes], start: int, length: int) 
     """Return the body that sends `length` bytes of `f` from `start`: sendfile() through the
     server's wsgi.file_wrapper, else read in CHUNK blocks. Closing it closes the file."""
     f.seek(start)
-    body = Bounded(f, length)
+    body = Bounded(f, length, environ.get("gunicorn.socket"))
     wrapper = environ.get("wsgi.file_wrapper")
     return wrapper(body, CHUNK) if wrapper else body
 
@@ -264,11 +265,19 @@ class Bounded:
     It keeps fileno() so a server can sendfile() it (gunicorn sends Content-Length bytes from the
     descriptor's offset); read() stops at the limit so a server that reads instead (TLS) never
     reads to the end of a multi-gigabyte file for a 1 MiB range. Iterating it reads CHUNK blocks.
+
+    A file truncated while it is sent ends before the promised Content-Length: sendfile() and
+    read() then simply stop, the server believes the answer complete, and the client waits for
+    bytes that never come until the keep-alive timeout. So closing it checks the file still
+    reaches the promised end; when it does not, the connection (`sock`, gunicorn's) is shut down
+    at once and the shortfall logged (issue 20).
     """
 
-    def __init__(self, f: IO[bytes], length: int) -> None:
+    def __init__(self, f: IO[bytes], length: int, sock: socket.socket | None = None) -> None:
         self.f = f
         self.remaining = length
+        self.end = f.tell() + length
+        self.sock = sock
 
     def fileno(self) -> int:
         return self.f.fileno()
@@ -289,7 +298,24 @@ class Bounded:
         return data
 
     def close(self) -> None:
-        self.f.close()
+        try:
+            size = os.fstat(self.f.fileno()).st_size if self.remaining else self.end
+        except (OSError, ValueError):
+            size = self.end
+        finally:
+            self.f.close()
+        if size >= self.end:
+            return
+        log.warning(
+            "media file ended %d bytes before the promised length (%s); connection closed",
+            self.end - size,
+            getattr(self.f, "name", "?"),
+        )
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the client has gone already
 
 
 class _Multipart:
