@@ -219,6 +219,9 @@ def stats_command() -> None:
         f"{s.files} files present, {s.missing} missing, {s.duplicates} with duplicates, "
         f"{s.failed} failed, {s.pending} waiting for a probe"
     )
+    reasons = library.failure_reasons(db)
+    if reasons:
+        click.echo("Failed: " + ", ".join(f"{n:,} {reason}" for reason, n in reasons))
     if s.codecs:
         click.echo("Codecs: " + ", ".join(f"{c} {n}" for c, n in s.codecs))
     if s.resolutions:

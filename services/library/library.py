@@ -128,6 +128,16 @@ class Stats:
     resolutions: list[tuple[str, int]]
 
 
+def failure_reasons(db: Database, limit: int = 10) -> list[tuple[str, int]]:
+    """Return why present files failed, most common reason first, with how many files."""
+    rows = db.execute(
+        "SELECT e.reason, count(*) FROM probe_errors e JOIN files f ON f.id = e.file_id "
+        "WHERE f.present = 1 GROUP BY e.reason ORDER BY count(*) DESC, e.reason LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [(reason, n) for reason, n in rows]
+
+
 def stats(db: Database) -> Stats:
     """Return totals: files, media by kind, size, duration, codec and resolution breakdowns."""
     one = db.execute

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -19,7 +20,27 @@ class ScanReport:
     duplicates: int = 0
     probed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), at most 1000
+    reasons: Counter[str] = field(default_factory=Counter)  # reason -> files failed for it
     offline: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     unmounted: list[str] = field(default_factory=list)  # mount points inside libraries found empty
     duration: float = 0.0
+
+    def failure_summary(self) -> str | None:
+        """Return one line for every file that failed, by reason, or None when none did.
+
+        A storm of junk files (a broken download manager, a camera's sidecar files) must cost
+        one log line per scan, not one per file; the per-file reasons are logged at DEBUG and
+        listed on the dashboard and by `flask stats`.
+        """
+        if not self.failed:
+            return None
+        files = f"{self.failed:,} file{'s' if self.failed != 1 else ''}"
+        reasons = self.reasons.most_common()
+        if len(reasons) == 1:
+            why = reasons[0][0]
+        else:
+            why = ", ".join(f"{n:,} {reason}" for reason, n in reasons[:5])
+            if len(reasons) > 5:
+                why += f", {sum(n for _, n in reasons[5:]):,} for other reasons"
+        return f"{files} could not be read: {why} — see the dashboard or `flask stats`"

@@ -301,9 +301,10 @@ class Writer:
             [file_id, reason, size, mtime_ns, self.now],
         )
         self.report.failed += 1
+        self.report.reasons[reason] += 1
         if len(self.report.failures) < 1000:
             self.report.failures.append((where, reason))
-        log.warning("failed: %s: %s", where, reason)
+        log.debug("failed: %s: %s", where, reason)  # the scan logs one line for all of them
 
     def _parse(self, file_id: int, name: bytes) -> None:
         parsed = parse_name(_text(name))

@@ -145,6 +145,9 @@ def scan(
         report.failed,
         report.unchanged,
     )
+    summary = report.failure_summary()
+    if summary:
+        log.warning("%s", summary)
     return report
 
 

@@ -114,6 +114,7 @@ def library_part(db: Database) -> dict[str, Any]:
         "codecs": [list(c) for c in s.codecs],
         "resolutions": [list(r) for r in s.resolutions],
         "previews": thumb_counts,
+        "failure_reasons": [list(r) for r in library.failure_reasons(db)],
         "probe_failures": [
             {
                 "path": os.path.join(root, os.fsdecode(path)),
