@@ -31,6 +31,7 @@ from blueprints import (
     ratings_api,
     search,
     tags,
+    ui,
     watch,
 )
 from blueprints import metrics as request_metrics
@@ -84,6 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)
     common.install_template_helpers(app, _asset_version(Path(app.static_folder or "static")))
+    ui.install_ui_helpers(app)
     guards.install(app, settings)
     access.install(app)  # after the Host check: sign-in, roles, CSRF (default deny)
     media_direct.install(app)  # the media file route answered in front of Flask

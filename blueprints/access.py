@@ -203,9 +203,9 @@ def client_ip() -> str:
     return request.remote_addr or ""
 
 
-def limited(name: str | None) -> int | None:
-    """Count a sign-in attempt per address and per account; return Retry-After seconds if over."""
-    cfg, db = settings(), get_db()
+def _limit_keys(name: str | None) -> list[tuple[str, int]]:
+    """Return the rate-limit keys of a sign-in: the client's address (an IPv6 /64 as one), the name."""
+    cfg = settings()
     ip = client_ip()
     try:  # an IPv6 client may hold a whole /64: count it as one
         addr = ipaddress.ip_address(ip)
@@ -213,12 +213,37 @@ def limited(name: str | None) -> int | None:
             ip = str(ipaddress.ip_network(f"{ip}/64", strict=False))
     except ValueError:
         pass
-    wait = ratelimit.hit(db, f"ip:{ip}", cfg.login_limit_ip, LIMIT_WINDOW)
-    if name:
-        wait = (
-            ratelimit.hit(db, f"user:{name.strip().lower()}", cfg.login_limit, LIMIT_WINDOW) or wait
-        )
+    keys = [(f"ip:{ip}", cfg.login_limit_ip)]
+    if name and name.strip():
+        keys.append((f"user:{name.strip().lower()}", cfg.login_limit))
+    return keys
+
+
+def limited(name: str | None) -> int | None:
+    """Count a request per address (and account); return Retry-After seconds if over the limit.
+
+    For public calls that cost the server something whatever their outcome (a passkey challenge).
+    """
+    db, wait = get_db(), None
+    for key, limit in _limit_keys(name):
+        wait = ratelimit.hit(db, key, limit, LIMIT_WINDOW) or wait
     return wait
+
+
+def sign_in_blocked(name: str | None) -> int | None:
+    """Return Retry-After seconds if this address or account failed too often lately, else None."""
+    db, wait = get_db(), None
+    for key, limit in _limit_keys(name):
+        wait = ratelimit.wait(db, key, limit, LIMIT_WINDOW) or wait
+    return wait
+
+
+def sign_in_failed(name: str | None) -> None:
+    """Count a failed sign-in against the address and the account (successes never count)."""
+    log.info("sign-in failed for %r from %s", (name or "")[:64], client_ip())
+    db = get_db()
+    for key, limit in _limit_keys(name):
+        ratelimit.hit(db, key, limit, LIMIT_WINDOW)
 
 
 def set_session_cookie(response: Response, token: str) -> Response:

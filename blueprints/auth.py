@@ -75,7 +75,7 @@ def login() -> Response:
             return redirect(access.safe_next(request.args.get("next"), url_for("gallery.home")))
         return _login_page()
     name, password = request.form.get("name", ""), request.form.get("password", "")
-    wait = access.limited(name)
+    wait = access.sign_in_blocked(name)
     if wait is not None:
         response = _login_page(429, f"Too many sign-in attempts; try again in {wait} s.", name)
         response.headers["Retry-After"] = str(wait)
@@ -85,8 +85,10 @@ def login() -> Response:
     try:
         ok = passwords.verify(password, users.password_hash(db, user.id) if user else None)
     except passwords.PasswordRejected as exc:
+        access.sign_in_failed(name)
         return _login_page(400, f"That password cannot be right: {exc}.", name)
     if not ok or user is None or user.disabled:
+        access.sign_in_failed(name)
         return _login_page(401, "Wrong name or password.", name)
     target = access.safe_next(request.form.get("next"), url_for("gallery.home"))
     return access.start_session(user.id, "password", redirect(target, 303))
@@ -142,17 +144,19 @@ def passkey_login_options() -> Response:
 
 @bp.post("/login/passkey")
 def passkey_login() -> Response | tuple[Response, int]:
-    wait = access.limited(None)
+    wait = access.sign_in_blocked(None)
     if wait is not None:
         return _too_many(wait)
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict | str):
+        access.sign_in_failed(None)
         return jsonify(error="expected JSON with handle and credential"), 400
     try:
         uid = passkeys.finish_login(
             get_db(), str(body.get("handle", "")), _credential_json(body), rp_id(), origin()
         )
     except passkeys.PasskeyError as exc:
+        access.sign_in_failed(None)
         return jsonify(error=str(exc)), 400
     target = access.safe_next(str(body.get("next") or ""), url_for("gallery.home"))
     return access.start_session(uid, "passkey", jsonify(next=target))

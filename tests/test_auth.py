@@ -234,6 +234,18 @@ def test_sign_in_rate_limit_per_account_shared_by_processes(tmp_path: Path) -> N
     assert login(first.test_client(), "bob", TEST_PASSWORD).status_code == 303
 
 
+def test_only_failed_sign_ins_count_against_the_limit(tmp_path: Path) -> None:
+    """Issue 16: the eleventh correct sign-in in five minutes was refused; successes are free."""
+    app = make_app(tmp_path, login_limit=3, login_limit_ip=3)
+    make_user(tmp_path / "data", "admin", "ann")
+    codes = [login(app.test_client(), "ann", TEST_PASSWORD).status_code for _ in range(8)]
+    assert codes == [303] * 8
+    assert login(app.test_client(), "ann", "wrong password").status_code == 401
+    assert login(app.test_client(), "ann", TEST_PASSWORD).status_code == 303  # 1 failure of 3
+    codes = [login(app.test_client(), "ann", "wrong password").status_code for _ in range(3)]
+    assert codes == [401, 401, 429]  # the third failure in the window reaches the limit
+
+
 def test_sign_in_rate_limit_per_address_ignores_forwarded_for(tmp_path: Path) -> None:
     app = make_app(tmp_path, login_limit=100, login_limit_ip=3)
     make_user(tmp_path / "data", "admin", "ann")

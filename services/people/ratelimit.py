@@ -3,6 +3,8 @@
 Flask-Limiter's storages are in-process memory (each gunicorn worker would count alone) or
 servers (Redis, Memcached, MongoDB) this single-box app does not run; the database every worker
 already shares holds the counters instead. Fixed windows: `limit` hits per `window` seconds.
+Sign-ins count only their failures (`hit` after a failure, `wait` before an attempt), so a
+household signing in often is never held up by its own successes (issue 16).
 """
 
 from __future__ import annotations
@@ -30,5 +32,20 @@ def hit(db: Database, key: str, limit: int, window: int, now: float | None = Non
             "SELECT hits FROM rate_hits WHERE key = ? AND window_start = ?", [key, start]
         ).fetchone()[0]
     if hits <= limit:
+        return None
+    return max(1, math.ceil(start + window - now))
+
+
+def wait(db: Database, key: str, limit: int, window: int, now: float | None = None) -> int | None:
+    """Return the seconds to wait if `key` already has `limit` hits in this window, else None.
+
+    Counts nothing: the caller `hit`s the key when the attempt fails.
+    """
+    now = time.time() if now is None else now
+    start = int(now // window * window)
+    row = db.execute(
+        "SELECT hits FROM rate_hits WHERE key = ? AND window_start = ?", [key, start]
+    ).fetchone()
+    if row is None or row[0] < limit:
         return None
     return max(1, math.ceil(start + window - now))

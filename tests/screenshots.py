@@ -1,0 +1,140 @@
+"""Screenshots of the household's pages at phone, desktop and headset/TV sizes (issue 16).
+
+    scripts/screenshots            # writes docs/screenshots/<page>-<size>.png
+    scripts/screenshots --serve    # or: keep the server running to look around (Ctrl-C stops)
+
+A real gunicorn serves the sample library of the tests (tests/sample_library.py, real media made
+by ffmpeg) with a little history, a playlist and tags, and Debian's Chromium takes the pictures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.chromium import chromium
+from tests.conftest import browser_sign_in
+from tests.mediagen import make_corpus
+from tests.sample_library import Site
+from tests.server import Gunicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "screenshots"
+# Three classes of screen: a phone in the hand, a laptop, a TV or headset across the room.
+SIZES = {
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+    "desktop": {"viewport": {"width": 1440, "height": 900}, "has_touch": False},
+    "tv": {"viewport": {"width": 1280, "height": 720}, "has_touch": True},
+}
+
+
+class ShotServer(Gunicorn):
+    """gunicorn over a scanned sample library."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        env = {"LVS_MEDIA_DIRS": str(site.root), "LVS_DATA_DIR": str(site.data)}
+        self.start(env | {"LVS_WORKERS": "1", "LVS_THREADS": "8"}, site.data / "gunicorn.log")
+
+
+def make_site(base: Path) -> Site:
+    """Return a scanned sample library in `base` (the media corpus is cached beside it)."""
+    corpus = base / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    return Site(Path(tempfile.mkdtemp(dir=base)), make_corpus(corpus))
+
+
+def seed(tab, site: Site, url: str) -> None:
+    """Give the admin a history, a playlist and some tags, through the app's own forms."""
+    tab.goto(url + "/")
+    post = """async ([path, body]) => {
+      const token = document.querySelector('meta[name=csrf-token]').content;
+      const r = await fetch(path, {method: 'POST', body: new URLSearchParams(body),
+                                   headers: {'X-CSRFToken': token}});
+      return r.status;
+    }"""
+    watched = [("long", 130, 360), ("h264", 1, 2), ("ep1", 0.8, 2), ("hevc", 0.5, 2)]
+    for key, position, duration in watched:
+        body = {"position": str(position), "duration": str(duration), "viewing": "1"}
+        tab.evaluate(post, [f"/watch/{site.hash(key)}/progress", body])
+    for key, tag in [("h264", "holiday"), ("long", "holiday"), ("ep1", "show"), ("ep2", "show")]:
+        tab.evaluate(post, [f"/watch/{site.hash(key)}/tags", {"tag": tag}])
+    media = [site.hash(k) for k in ("ep1", "ep2", "ep3", "long")]
+    tab.evaluate(
+        """async ([media]) => {
+      const token = document.querySelector('meta[name=csrf-token]').content;
+      const body = new URLSearchParams([['name', 'Sunday evening'], ...media.map(m => ['media', m])]);
+      await fetch('/playlists', {method: 'POST', body, headers: {'X-CSRFToken': token}});
+    }""",
+        [media],
+    )
+
+
+def pages(site: Site) -> dict[str, str]:
+    """Return the pages to photograph: name → path."""
+    return {
+        "home": "/",
+        "folder": f"/browse/{site.lib}/Movies",
+        "watch": f"/watch/{site.hash('long')}",
+        "search": "/search?q=show",
+        "playlists": "/playlists",
+        "history": "/history",
+        "account": "/account",
+        "dashboard": "/admin/",
+    }
+
+
+def take(url: str, site: Site, out: Path) -> list[Path]:
+    """Photograph every page at every size into `out`; return the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with chromium() as browser:
+        for size, options in SIZES.items():
+            context = browser.new_context(device_scale_factor=1, **options)
+            browser_sign_in(context, url, site.data)
+            tab = context.new_page()
+            if size == "phone":
+                seed(tab, site, url)
+            for name, path in pages(site).items():
+                tab.goto(url + path)
+                tab.wait_for_load_state("networkidle")
+                time.sleep(0.2)  # let images decode
+                target = out / f"{name}-{size}.png"
+                tab.screenshot(path=str(target), caret="initial")
+                written.append(target)
+            context.close()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", action="store_true", help="keep the server running")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lvs-shots")
+    args = parser.parse_args(argv)
+    site = make_site(args.work)
+    server = ShotServer(site)
+    try:
+        if args.serve:
+            with chromium() as browser:
+                context = browser.new_context()
+                browser_sign_in(context, server.url, site.data)
+                seed(context.new_page(), site, server.url)
+                cookie = context.cookies()[0]["value"]
+            print(f"{server.url}  (cookie lvs_session={cookie}; data {site.data})", flush=True)
+            while True:
+                time.sleep(3600)
+        for path in take(server.url, site, args.out):
+            print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
