@@ -183,6 +183,12 @@ SETTINGS: tuple[Setting, ...] = (
         30.0,
         "seconds before a probe is stopped and the file failed",
     ),
+    Setting(
+        "wal_checkpoint_interval",
+        _float_range(0.1, 86_400),
+        60.0,
+        "seconds between attempts to checkpoint and empty the database's write-ahead log",
+    ),
     Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Setting("log_format", _choice(("text", "json")), "text", "log lines as text or JSON lines"),
     Setting("metrics_port", _int_range(0, 65535), 0, "0: /metrics for admins only; N: also open"),
@@ -255,6 +261,7 @@ class Settings:
     scan_workers: int
     probe_workers: int
     probe_timeout: float
+    wal_checkpoint_interval: float
     log_level: str
     log_format: str
     metrics_port: int

@@ -28,7 +28,7 @@ from blueprints.common import get_db
 from services import metrics
 from services.errors import LVSError
 from services.library import library
-from services.operate import logs
+from services.operate import logs, wal
 
 bp = Blueprint("admin_metrics", __name__)
 
@@ -78,7 +78,27 @@ class LvsCollector:
         estale.add_metric([], snap.counters.get("estale_retries", 0))
         yield estale
         yield from self._jobs()
+        yield from self._wal()
         yield from self._library_metrics()
+
+    def _wal(self) -> Iterator[Metric]:
+        st = wal.status(self.app.config["SETTINGS"].db_path)
+        for name, doc, value in (
+            ("lvs_wal_bytes", "Size of the database's write-ahead log file", st["wal_bytes"]),
+            (
+                "lvs_wal_last_checkpoint_timestamp_seconds",
+                "When the write-ahead log was last emptied (Unix time; 0: not yet)",
+                st["last_checkpoint_at"] or 0,
+            ),
+            (
+                "lvs_wal_pinned_seconds",
+                "How long a reader has kept the write-ahead log from being emptied (0: it has not)",
+                time.time() - st["pinned_since"] if st["pinned_since"] else 0,
+            ),
+        ):
+            g_ = GaugeMetricFamily(name, doc)
+            g_.add_metric([], value)
+            yield g_
 
     def _jobs(self) -> Iterator[Metric]:
         jobs = getattr(self.app.extensions.get("background"), "jobs", None)

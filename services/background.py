@@ -24,6 +24,7 @@ from typing import Any
 
 from config import Settings
 from services.jobs import Jobs
+from services.operate.wal import WalKeeper
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Background:
     jobs: Jobs | None  # None when LVS_BACKGROUND=off
     owner: bool  # this process feeds the queue and runs the watcher
     watcher: Any = None
+    wal: Any = None  # the WAL keeper (services/operate/wal.py), run by the owner
     _lock_fd: int | None = None
     _server_fd: int | None = None
 
@@ -46,6 +48,9 @@ class Background:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        if self.wal is not None:
+            self.wal.stop()
+            self.wal = None
         if self.jobs is not None:
             self.jobs.close()
         if self._lock_fd is not None:
@@ -75,6 +80,8 @@ def _start(settings: Settings) -> Background:
         return Background(Jobs(settings, feed=False, workers=1), owner=False)
     jobs = Jobs(settings)
     background = Background(jobs, owner=True, _lock_fd=fd)
+    background.wal = WalKeeper(settings.db_path, settings.wal_checkpoint_interval)
+    background.wal.start()
     if settings.watch != "off":
         try:
             from services.library.watcher import Watcher

@@ -18,6 +18,10 @@ from services.fsutil import Mount, mount_of
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
+# Whenever the write-ahead log starts again (all of it checkpointed, no reader left on it), its
+# file is cut back to this size; without it, the file keeps its largest size for good (issue 20;
+# services/operate/wal.py empties it on a timer too).
+JOURNAL_SIZE_LIMIT = 16 << 20
 
 migrations = Migrations("lvs")
 
@@ -45,7 +49,10 @@ def connect(db_path: Path) -> Database:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        # NORMAL in WAL mode: a commit survives the server being killed; a power cut or an OS
+        # crash may lose the last commits before the next checkpoint, never the database (README).
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"database {db_path}: {exc}") from None
     return Database(conn)

@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from services import metrics
 from services.library import library
-from services.operate import maintenance, sysinfo
+from services.operate import maintenance, sysinfo, wal
 from services.operate.logs import RECENT_ERRORS
 
 MS = 1000.0
@@ -240,6 +240,7 @@ def collect(db: Database, data_dir: Path, background: Any) -> dict[str, Any]:
         name: {"bytes": size, "files": files}
         for name, (size, files) in sysinfo.cache_usage(data_dir).items()
     }
+    out["database"] = wal.status(data_dir / "library.db")
     out["recent_errors"] = [asdict(e) for e in RECENT_ERRORS.recent()[:20]]
     out["generated_at"] = time.time()
     return out
