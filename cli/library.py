@@ -20,6 +20,7 @@ from services.library.probe_pool import ProbePool
 from services.library.scanner import scan as run_scan
 from services.organize import search
 from services.previews import previews
+from services.shows import ingest as shows_ingest
 
 
 class ProgressBar:
@@ -85,6 +86,7 @@ def scan_command(full: bool, no_thumbnails: bool, paths: tuple[Path, ...]) -> No
             db, settings, paths=list(paths) or None, full=full, progress=progress, probe_pool=pool
         )
         search.optimize_after_scan(db, report)
+        shows_ingest.after_scan(db, settings.data_dir, report)
         # What the scan added has no record in `thumbs`: no need to look at every file on disk.
         made = None
         if not no_thumbnails:

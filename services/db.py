@@ -554,3 +554,118 @@ def m0008_user_sort_indexes(db: Database) -> None:
         CREATE INDEX watch_state_by_plays ON watch_state (user_id, play_count, media_id);
         """,
     )
+
+
+@migrations()
+def m0014_sidecars_shows_movies(db: Database) -> None:
+    """Add sidecar files (.nfo, artwork, subtitles), their metadata, and shows, seasons, movies.
+
+    sidecars: what the walk saw beside the media (services/library/sidecars.py), one row per file,
+    'pending' until the domain that reads its kind has read it. nfo and artwork hold what was read
+    (services/shows). file_meta says per file what it is (episode, movie, other), where it belongs
+    and which .nfo and picture describe it; shows, seasons and movies are the groups, with counts
+    kept by the regrouping, so their pages page by key without grouping 100k rows. shows_state
+    asks for one regrouping of the whole library (an existing library gets its shows at once).
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE sidecars (
+            id INTEGER PRIMARY KEY,
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            raw_name BLOB NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,                          -- nfo | artwork | subtitle
+            role TEXT,                                   -- artwork: poster, season:1:poster, video:thumb
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',      -- pending | ok | failed
+            reason TEXT,
+            UNIQUE (folder_id, raw_name)
+        );
+        CREATE INDEX sidecars_pending ON sidecars (status, kind) WHERE status = 'pending';
+        CREATE TABLE nfo (
+            sidecar_id INTEGER PRIMARY KEY REFERENCES sidecars(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,                          -- movie | tvshow | episodedetails
+            title TEXT,
+            original_title TEXT,
+            sort_title TEXT,
+            year INTEGER,
+            plot TEXT,
+            tagline TEXT,
+            runtime INTEGER,                             -- minutes
+            premiered TEXT,                              -- premiered or aired, YYYY-MM-DD
+            rating REAL,                                 -- 0-10, the file's own
+            season INTEGER,
+            episode INTEGER,
+            genres TEXT NOT NULL DEFAULT '[]',           -- JSON lists
+            studios TEXT NOT NULL DEFAULT '[]',
+            tags TEXT NOT NULL DEFAULT '[]',
+            people TEXT NOT NULL DEFAULT '[]',           -- [{"name","role","type"}]
+            uniqueids TEXT NOT NULL DEFAULT '{}'         -- {"imdb": "tt..", "tmdb": ".."}
+        );
+        CREATE TABLE artwork (
+            sidecar_id INTEGER PRIMARY KEY REFERENCES sidecars(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,                           -- the cached JPEG's name (content-derived)
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL
+        );
+        CREATE TABLE shows (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,                    -- the normalised title
+            title TEXT NOT NULL,
+            sort_title TEXT NOT NULL COLLATE NOCASE,
+            year INTEGER,
+            nfo_id INTEGER REFERENCES sidecars(id) ON DELETE SET NULL,
+            poster_id INTEGER REFERENCES sidecars(id) ON DELETE SET NULL,
+            fanart_id INTEGER REFERENCES sidecars(id) ON DELETE SET NULL,
+            episodes INTEGER NOT NULL DEFAULT 0,         -- present files
+            seasons INTEGER NOT NULL DEFAULT 0,
+            added_at REAL NOT NULL
+        );
+        CREATE INDEX shows_by_title ON shows (sort_title, id) WHERE episodes > 0;
+        CREATE TABLE seasons (
+            show_id INTEGER NOT NULL REFERENCES shows(id) ON DELETE CASCADE,
+            season INTEGER NOT NULL,                     -- 0: specials
+            poster_id INTEGER REFERENCES sidecars(id) ON DELETE SET NULL,
+            episodes INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (show_id, season)
+        );
+        CREATE TABLE movies (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,                    -- normalised title and year
+            title TEXT NOT NULL,
+            sort_title TEXT NOT NULL COLLATE NOCASE,
+            year INTEGER,
+            nfo_id INTEGER REFERENCES sidecars(id) ON DELETE SET NULL,
+            poster_id INTEGER REFERENCES sidecars(id) ON DELETE SET NULL,
+            rating REAL,                                 -- the file's (0-10); users' stars win on show
+            quality INTEGER NOT NULL DEFAULT 0,          -- the best version's figure
+            versions INTEGER NOT NULL DEFAULT 0,         -- present files
+            added_at REAL NOT NULL
+        );
+        CREATE INDEX movies_by_title ON movies (sort_title, id) WHERE versions > 0;
+        CREATE INDEX movies_by_year ON movies (year, sort_title, id) WHERE versions > 0;
+        CREATE INDEX movies_by_added ON movies (added_at, id) WHERE versions > 0;
+        CREATE INDEX movies_by_rating ON movies (rating, sort_title, id) WHERE versions > 0;
+        CREATE INDEX movies_by_quality ON movies (quality, sort_title, id) WHERE versions > 0;
+        CREATE TABLE file_meta (
+            file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,                          -- episode | movie | other
+            show_id INTEGER REFERENCES shows(id) ON DELETE SET NULL,
+            movie_id INTEGER REFERENCES movies(id) ON DELETE SET NULL,
+            season INTEGER,
+            episode INTEGER,                             -- NULL: not numbered
+            episode_end INTEGER,                         -- S01E01-E02: 2
+            absolute INTEGER NOT NULL DEFAULT 0,         -- numbered through the show (EP12)
+            nfo_id INTEGER REFERENCES sidecars(id) ON DELETE SET NULL,
+            art_id INTEGER REFERENCES sidecars(id) ON DELETE SET NULL,
+            quality INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX file_meta_show ON file_meta (show_id, season, episode, file_id)
+            WHERE show_id IS NOT NULL;
+        CREATE INDEX file_meta_movie ON file_meta (movie_id) WHERE movie_id IS NOT NULL;
+        CREATE TABLE shows_state (id INTEGER PRIMARY KEY CHECK (id = 1), regroup INTEGER NOT NULL);
+        INSERT INTO shows_state (id, regroup) VALUES (1, 1);
+        """,
+    )

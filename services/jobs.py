@@ -38,6 +38,7 @@ from services.previews import previews
 from services.previews.queue import Job, JobInfo, JobQueue, Priority
 from services.previews.sprites import sprite_paths
 from services.previews.thumbnails import HASH_RE, is_ready, thumb_path
+from services.shows import ingest as shows_ingest
 
 log = logging.getLogger(__name__)
 
@@ -379,6 +380,7 @@ class Jobs:
                     probe_pool=self._pool,
                 )
                 search.optimize_after_scan(self._db(), report)
+                shows_ingest.after_scan(self._db(), self.settings.data_dir, report)
                 return report
             except ScanBusy:
                 job.phase = "waiting for another scan"

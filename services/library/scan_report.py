@@ -25,6 +25,9 @@ class ScanReport:
     unreadable: list[str] = field(default_factory=list)
     unmounted: list[str] = field(default_factory=list)  # mount points inside libraries found empty
     duration: float = 0.0
+    # ids of the folders whose listing was read (changed) or that vanished: what lies in them may
+    # have changed meaning (services/shows regroups them)
+    folders_read: set[int] = field(default_factory=set)
 
     def failure_summary(self) -> str | None:
         """Return one line for every file that failed, by reason, or None when none did.

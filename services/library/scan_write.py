@@ -9,6 +9,7 @@ import time
 from sqlite_utils import Database
 
 from services import db as dbmod
+from services.library import sidecars
 from services.library.filenames import parse_name
 from services.library.probe import ProbeResult
 from services.library.scan_plan import FileRow, HashItem, Plan
@@ -85,9 +86,18 @@ class Writer:
                     "UPDATE folders SET present = 0 WHERE id = ?", [(i,) for i in plan.gone_folders]
                 )
                 self.db.conn.executemany(
+                    "DELETE FROM sidecars WHERE folder_id = ?", [(i,) for i in plan.gone_folders]
+                )
+                self.db.conn.executemany(
                     "UPDATE folders SET is_mount = ? WHERE library_id = ? AND path = ?",
                     [(int(m), plan.library.id, path) for path, m in plan.mounts.items()],
                 )
+                ids = folder_ids[plan.library.id]
+                for listing in plan.listings:
+                    if listing.sidecars is not None:
+                        sidecars.sync(self.db, ids[listing.path], listing.sidecars)
+                self.report.folders_read.update(ids[f.path] for f in plan.listings)
+                self.report.folders_read.update(plan.gone_folders)
                 self.db.conn.executemany(
                     "UPDATE folders SET digest = ?, file_count = ? WHERE id = ?",
                     [

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from services import fsutil
+from services.library.sidecars import is_sidecar_name
 from services.library.walker import digest, join, kind_of
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def folder_digest(root: bytes, rel: bytes) -> bytes:
         return b"error %d" % (exc.errno or 0)
     for entry in listing:
         name = entry.name
-        if name.startswith(b".") or kind_of(name) is None:
+        if name.startswith(b".") or (kind_of(name) is None and not is_sidecar_name(name)):
             continue
         try:
             st = entry.stat()

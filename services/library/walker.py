@@ -25,6 +25,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from services import fsutil
+from services.library import sidecars as sc
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ SYSTEM_FOLDERS = frozenset(
 
 # (name, size, mtime_ns) of each media file in a folder, sorted by name.
 Entries = list[tuple[bytes, int, int]]
+# (name, size, mtime_ns, kind, role) of each sidecar file (services/library/sidecars.py).
+Sidecars = list[tuple[bytes, int, int, str, str | None]]
 
 
 def kind_of(name: bytes | str) -> str | None:
@@ -66,11 +69,18 @@ def is_skipped_folder(name: bytes) -> bool:
     return name.startswith(b".") or name.lower() in SYSTEM_FOLDERS
 
 
-def digest(entries: Entries) -> bytes:
-    """Return a 16-byte digest of a folder's sorted (name, size, mtime_ns) entries."""
+def digest(entries: Entries, sidecars: Sidecars | None = None) -> bytes:
+    """Return a 16-byte digest of a folder's sorted (name, size, mtime_ns) entries.
+
+    Sidecars count too, so an edited `.nfo` or a new poster makes its folder change; a folder
+    without any keeps the digest it had before sidecars were followed.
+    """
     h = hashlib.blake2b(digest_size=16)
     h.update(b"\0".join(e[0] for e in entries))
     h.update(array("q", [v for e in entries for v in e[1:]]).tobytes())
+    if sidecars:
+        h.update(b"\0sidecars\0" + b"\0".join(e[0] for e in sidecars))
+        h.update(array("q", [v for e in sidecars for v in e[1:3]]).tobytes())
     return h.digest()
 
 
@@ -88,6 +98,7 @@ class FolderListing:
     entries: Entries | None
     dev: int = 0  # st_dev of the folder: a child on another device is a mount point
     empty: bool = False  # nothing at all in it (an unmounted share's mount point looks so)
+    sidecars: Sidecars | None = None  # with `entries`: the folder's sidecar files
 
 
 @dataclass
@@ -107,6 +118,7 @@ def _list_folder(
 ) -> tuple[FolderListing, list[tuple[bytes, tuple[int, int]]]]:
     """Read one folder: its listing and the subfolders to walk next, with their (dev, ino)."""
     entries: Entries = []
+    side: Sidecars = []
     subdirs: list[tuple[bytes, tuple[int, int]]] = []
     folder = join(root, rel) if rel else root
     for entry in fsutil.scandir(folder):
@@ -118,17 +130,56 @@ def _list_folder(
         elif entry.is_file(follow_symlinks=False):
             dot = name.rfind(b".")
             # dot > 0 also skips hidden files (".x.mp4", macOS's "._x.mp4" resource forks).
-            if dot > 0 and name[0] != 46 and name[dot:].lower() in _EXT_KIND:
-                st = entry.stat(follow_symlinks=False)
-                entries.append((name, st.st_size, st.st_mtime_ns))
+            if dot > 0 and name[0] != 46:
+                ext = name[dot:].lower()
+                if ext in _EXT_KIND:
+                    st = entry.stat(follow_symlinks=False)
+                    entries.append((name, st.st_size, st.st_mtime_ns))
+                elif ext in _SIDECAR_EXTS:
+                    st = entry.stat(follow_symlinks=False)
+                    side.append((name, st.st_size, st.st_mtime_ns, "", None))
         elif entry.is_symlink():
             _follow(root, entry, entries)
-    entries.sort()
-    d = digest(entries)
+    entries, side = _sort_sidecars(entries, side)
+    d = digest(entries, side)
     same = known is not None and known.get(rel) == d
     dev = fsutil.stat(folder).st_dev
-    empty = not entries and not subdirs
-    return FolderListing(rel, d, None if same else entries, dev, empty), subdirs
+    empty = not entries and not subdirs and not side
+    if same:
+        return FolderListing(rel, d, None, dev, empty), subdirs
+    return FolderListing(rel, d, entries, dev, empty, side), subdirs
+
+
+_SIDECAR_EXTS = sc.TEXT_EXTENSIONS | {b".tbn"}
+
+
+def _sort_sidecars(entries: Entries, side: Sidecars) -> tuple[Entries, Sidecars]:
+    """Move artwork pictures from the media entries to the sidecars; classify every sidecar."""
+    if not side and not any(_EXT_KIND.get(_ext(e[0])) == "picture" for e in entries):
+        return entries, side  # the common case: videos only
+    stems = sc.video_stems([e[0] for e in entries])
+    media: Entries = []
+    out: Sidecars = []
+    for name, size, mtime_ns in entries:
+        role = sc.artwork_role(name, stems) if _EXT_KIND.get(_ext(name)) == "picture" else None
+        if role is None:
+            media.append((name, size, mtime_ns))
+        else:
+            out.append((name, size, mtime_ns, "artwork", role))
+    for name, size, mtime_ns, _, _ in side:
+        kind = sc.text_kind(name)
+        if kind is not None:
+            out.append((name, size, mtime_ns, kind, None))
+        elif (role := sc.artwork_role(name, stems)) is not None:
+            out.append((name, size, mtime_ns, "artwork", role))
+    media.sort()
+    out.sort()
+    return media, out
+
+
+def _ext(name: bytes) -> bytes:
+    dot = name.rfind(b".")
+    return name[dot:].lower() if dot > 0 else b""
 
 
 def _follow(root: bytes, entry: os.DirEntry, entries: Entries) -> None:

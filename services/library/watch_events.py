@@ -35,6 +35,7 @@ from watchdog.events import (
 )
 from watchdog.observers.api import BaseObserver
 
+from services.library.sidecars import is_sidecar_name
 from services.library.walker import is_skipped_folder, kind_of
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class RootHandler(FileSystemEventHandler):
         if not rel:
             return None
         folders, _, name = rel.rpartition(b"/")
-        if name.startswith(b".") or kind_of(name) is None:
+        if name.startswith(b".") or (kind_of(name) is None and not is_sidecar_name(name)):
             return None
         if folders and any(is_skipped_folder(part) for part in folders.split(b"/")):
             return None

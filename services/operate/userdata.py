@@ -57,6 +57,15 @@ DERIVED_TABLES = (
     "search_vocab",
     "search_generation",
     "_sqlite_migrations",
+    # issue 17 (m0014): sidecar files and what the scan read from them; shows and movies
+    "sidecars",
+    "nfo",
+    "artwork",
+    "shows",
+    "seasons",
+    "movies",
+    "file_meta",
+    "shows_state",
 )
 
 
