@@ -19,6 +19,7 @@ from blueprints import (
     admin,
     admin_tags,
     admin_users,
+    admin_vr,
     auth,
     common,
     gallery,
@@ -32,6 +33,7 @@ from blueprints import (
     search,
     tags,
     ui,
+    vr,
     watch,
 )
 from blueprints import metrics as request_metrics
@@ -46,6 +48,7 @@ from services.errors import (
     Unavailable,
 )
 from services.operate import logs
+from services.playback import projection
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """
     try:
         settings = load_settings(test_config)
-        dbmod.open_db(settings.data_dir).close()  # create the data dir and migrate, once
+        _prepare_db(settings)
     except LVSError as exc:
         raise SystemExit(f"Error: {exc}") from None
     logs.setup(settings.log_level, settings.log_format)
@@ -83,6 +86,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in (search.bp, tags.bp, admin_tags.bp, ratings_api.bp, playlists.bp, markers.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(vr.bp)
+    app.register_blueprint(admin_vr.bp)
     app.teardown_appcontext(common.close_db)
     common.install_template_helpers(app, _asset_version(Path(app.static_folder or "static")))
     ui.install_ui_helpers(app)
@@ -94,6 +99,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     _install_error_pages(app)
     return app
+
+
+def _prepare_db(settings: Any) -> None:
+    """Create the data dir, migrate, and bring setting-derived tables in step, once."""
+    db = dbmod.open_db(settings.data_dir)
+    try:
+        projection.sync_folder_names(db, settings.vr_folders)
+    finally:
+        db.close()
 
 
 class SQLiteInt(IntegerConverter):

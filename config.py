@@ -100,6 +100,18 @@ def _words(value: Any) -> tuple[str, ...]:
     raise ValueError("expected a list or a comma-separated string")
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    """Folder names, comma-separated (a name may hold spaces); an empty value: none."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple):
+        raise ValueError("expected a list or a comma-separated string")
+    names = tuple(str(n).strip() for n in value if str(n).strip())
+    if any("/" in n for n in names):
+        raise ValueError("a folder name, not a path: no '/'")
+    return names
+
+
 def _hosts(value: Any) -> tuple[str, ...]:
     names = tuple(w.lower() for w in _words(value))
     for name in names:
@@ -239,6 +251,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "login_limit_ip", _int_range(1, 10_000), 30, "sign-in attempts per address per 5 minutes"
     ),
+    Setting(
+        "vr_folders",
+        _names,
+        "VR",
+        "folder names (comma-separated, any case) whose videos without VR tokens go by aspect",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -281,6 +299,7 @@ class Settings:
     proxy_count: int
     login_limit: int
     login_limit_ip: int
+    vr_folders: tuple[str, ...]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

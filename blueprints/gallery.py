@@ -24,6 +24,7 @@ def home() -> Response:
         HOME_REGIONS,
         continuing=watchstate.continue_watching(db, user_id=uid),
         recent=browse.recently_added(db, user_id=uid),
+        vr=browse.vr_videos(db, user_id=uid),
         libraries=[(root, folders.subfolders(db, root)) for root in roots],
     )
 

@@ -556,6 +556,138 @@ def m0008_user_sort_indexes(db: Database) -> None:
     )
 
 
+# Whether the file `f` (in folder `fo`, library `l`) lies in a VR folder: marked by an admin, or
+# named as LVS_VR_FOLDERS says (the library's own folder name counts), itself or an ancestor.
+IN_VR_FOLDER_SQL = (
+    "(EXISTS (SELECT 1 FROM vr_folders v WHERE v.root = l.root AND (v.rel_path = '' "
+    "OR v.rel_path = fo.rel_path OR substr(fo.rel_path, 1, length(v.rel_path) + 1) = "
+    "v.rel_path || '/')) OR EXISTS (SELECT 1 FROM vr_folder_names n WHERE instr('/' || "
+    "lower(l.name) || '/' || lower(fo.rel_path) || '/', '/' || n.name || '/') > 0))"
+)
+
+
+def projection_rows_sql(where: str) -> str:
+    """Return statements that recompute the `projections` rows of the files matching `where`.
+
+    Nested selects rather than a WITH: SQLite refuses common table expressions in triggers.
+    Mirrors resolve() and stereo_for_frame() step for step.
+    """
+    decided = (
+        "SELECT f.id AS id, m.width AS w, m.height AS h, "
+        "CASE WHEN o.media_id IS NOT NULL THEN 'override' "
+        "     WHEN p.projection_source = 'filename' THEN 'filename' "
+        f"    WHEN m.kind = 'video' AND {IN_VR_FOLDER_SQL} AND m.width > 0 AND m.height > 0 AND "
+        "       (abs(m.width - 2 * m.height) <= m.width * 0.01 "
+        "        OR abs(m.width - m.height) <= m.width * 0.01) THEN 'aspect' "
+        "     ELSE 'none' END AS source, "
+        "o.type AS o_type, o.stereo AS o_stereo, o.eye_swap AS o_swap, o.lens AS o_lens, "
+        "p.projection AS p_type, p.stereo AS p_stereo, p.eye_swap AS p_swap, p.lens AS p_lens "
+        "FROM files f JOIN media m ON m.id = f.media_id "
+        "JOIN folders fo ON fo.id = f.folder_id JOIN libraries l ON l.id = f.library_id "
+        "LEFT JOIN parses p ON p.file_id = f.id "
+        "LEFT JOIN projection_overrides o ON o.media_id = f.media_id "
+        f"WHERE {where}"
+    )
+    typed = (
+        "SELECT id, w, h, source, "
+        "CASE source WHEN 'override' THEN o_type WHEN 'filename' THEN p_type "
+        "  WHEN 'aspect' THEN (CASE WHEN abs(w - 2 * h) <= w * 0.01 THEN '180' ELSE '360' END) "
+        "  ELSE 'flat' END AS type, "
+        "CASE source WHEN 'override' THEN o_stereo WHEN 'filename' THEN p_stereo "
+        "  WHEN 'aspect' THEN (CASE WHEN abs(w - 2 * h) <= w * 0.01 THEN 'sbs' ELSE 'tb' END) "
+        "  ELSE 'mono' END AS stereo, "
+        "CASE source WHEN 'override' THEN o_swap WHEN 'filename' THEN p_swap ELSE 0 END AS swap, "
+        "CASE source WHEN 'override' THEN o_lens WHEN 'filename' THEN p_lens END AS lens "
+        f"FROM ({decided})"
+    )
+    known = "coalesce(w, 0) > 0 AND coalesce(h, 0) > 0"
+    stereo = (
+        "CASE WHEN stereo IS NOT NULL THEN stereo "
+        f"WHEN type IN ('180', 'fisheye') THEN (CASE WHEN NOT ({known}) OR w >= 1.5 * h "
+        "  THEN 'sbs' WHEN w <= 0.75 * h THEN 'tb' ELSE 'mono' END) "
+        f"WHEN type = '360' AND {known} AND w >= 3 * h THEN 'sbs' "
+        f"WHEN type = '360' AND {known} AND w < 1.5 * h THEN 'tb' "
+        "ELSE 'mono' END"
+    )
+    full = (
+        f"SELECT id, type, {stereo} AS stereo, swap, "
+        "CASE WHEN type = 'fisheye' THEN lens END AS lens, source "
+        f"FROM ({typed})"
+    )
+    return (
+        f"DELETE FROM projections WHERE file_id IN (SELECT f.id FROM files f WHERE {where});\n"
+        "INSERT INTO projections (file_id, type, stereo, eye_swap, lens, source) "
+        "SELECT id, type, stereo, CASE WHEN stereo = 'mono' THEN 0 ELSE coalesce(swap, 0) END, "
+        f"lens, source FROM ({full}) WHERE NOT (type = 'flat' AND stereo = 'mono');"
+    )
+
+
+@migrations()
+def m0012_projections(db: Database) -> None:
+    """Add the VR projection of each file, admins' overrides and VR folders (issue 14).
+
+    services/playback/projection.py says how a projection is decided; `projections` holds the
+    result for every file that is not flat mono, kept in step by the triggers below (the scanner
+    need not know). Overrides and marked folders are user data (exported); `vr_folder_names`
+    mirrors the LVS_VR_FOLDERS setting (synced at start).
+    """
+    triggers = {
+        "parses_projection_insert AFTER INSERT ON parses": "f.id = NEW.file_id",
+        "parses_projection_update AFTER UPDATE ON parses": "f.id = NEW.file_id",
+        "files_projection_insert AFTER INSERT ON files": "f.id = NEW.id",
+        "files_projection_update AFTER UPDATE OF media_id, folder_id ON files": "f.id = NEW.id",
+        "media_projection_size AFTER UPDATE OF width, height ON media": "f.media_id = NEW.id",
+        "overrides_projection_insert AFTER INSERT ON projection_overrides": (
+            "f.media_id = NEW.media_id"
+        ),
+        "overrides_projection_update AFTER UPDATE ON projection_overrides": (
+            "f.media_id = NEW.media_id"
+        ),
+        "overrides_projection_delete AFTER DELETE ON projection_overrides": (
+            "f.media_id = OLD.media_id"
+        ),
+        "vr_folders_projection_insert AFTER INSERT ON vr_folders": (
+            "f.library_id IN (SELECT id FROM libraries WHERE root = NEW.root)"
+        ),
+        "vr_folders_projection_delete AFTER DELETE ON vr_folders": (
+            "f.library_id IN (SELECT id FROM libraries WHERE root = OLD.root)"
+        ),
+    }
+    schema = """
+        CREATE TABLE projections (
+            file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+            type TEXT NOT NULL,                          -- flat | 180 | 360 | fisheye
+            stereo TEXT NOT NULL,                        -- mono | sbs | tb
+            eye_swap INTEGER NOT NULL DEFAULT 0,
+            lens TEXT,                                   -- fisheye lens, services/playback/projection.py
+            source TEXT NOT NULL                         -- override | filename | aspect
+        );
+        CREATE INDEX projections_type ON projections (type, stereo);
+        CREATE TABLE projection_overrides (
+            media_id INTEGER PRIMARY KEY REFERENCES media(id) ON DELETE CASCADE,
+            type TEXT NOT NULL,
+            stereo TEXT NOT NULL,
+            eye_swap INTEGER NOT NULL DEFAULT 0,
+            lens TEXT,
+            set_by INTEGER,                              -- users.id of the admin (no FK: export order)
+            set_at REAL NOT NULL
+        );
+        CREATE TABLE vr_folders (
+            root TEXT NOT NULL,                          -- libraries.root: survives a fresh index
+            rel_path TEXT NOT NULL,                      -- '' for the whole library
+            marked_at REAL NOT NULL,
+            PRIMARY KEY (root, rel_path)
+        );
+        CREATE TABLE vr_folder_names (name TEXT PRIMARY KEY);  -- from LVS_VR_FOLDERS, lower-cased
+        """
+    schema += "INSERT INTO vr_folder_names (name) VALUES ('vr');"
+    schema += "".join(
+        f"\nCREATE TRIGGER {head}\nBEGIN\n{projection_rows_sql(where)}\nEND;"
+        for head, where in triggers.items()
+    )
+    _run_script(db, schema + "\n" + projection_rows_sql("1"))
+
+
 @migrations()
 def m0014_sidecars_shows_movies(db: Database) -> None:
     """Add sidecar files (.nfo, artwork, subtitles), their metadata, and shows, seasons, movies.

@@ -3,5 +3,6 @@
 browse (folder pages, home rows, neighbours, related), cards (the row → Card conversion every
 list shares), details (one item as the watch page shows it).
 
-May import: the shared core (db, errors). organize builds on browse, never the other way round.
+May import: the shared core (db, errors) and playback.projection (a card's VR badge).
+organize builds on browse, never the other way round.
 """

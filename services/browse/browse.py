@@ -62,6 +62,33 @@ CODECS = {
     "vc1": "VC-1",
     "prores": "ProRes",
 }
+# VR projection filter (services/playback/projection.py) -> condition on the file's stored row.
+PROJECTIONS: dict[str, tuple[str, str]] = {
+    "vr": (
+        "VR (any)",
+        "EXISTS (SELECT 1 FROM projections x WHERE x.file_id = f.id AND x.type != 'flat')",
+    ),
+    "180": (
+        "180°",
+        "EXISTS (SELECT 1 FROM projections x WHERE x.file_id = f.id AND x.type = '180')",
+    ),
+    "360": (
+        "360°",
+        "EXISTS (SELECT 1 FROM projections x WHERE x.file_id = f.id AND x.type = '360')",
+    ),
+    "fisheye": (
+        "Fisheye",
+        "EXISTS (SELECT 1 FROM projections x WHERE x.file_id = f.id AND x.type = 'fisheye')",
+    ),
+    "3d": (
+        "3D",
+        "EXISTS (SELECT 1 FROM projections x WHERE x.file_id = f.id AND x.stereo != 'mono')",
+    ),
+    "flat": (
+        "Flat",
+        "NOT EXISTS (SELECT 1 FROM projections x WHERE x.file_id = f.id AND x.type != 'flat')",
+    ),
+}
 VIEWS = ("grid", "list")
 PAGE = 60
 
@@ -81,6 +108,7 @@ class Query:
     tag: str = ""
     favorite: str = ""  # "1": the user's favourites only
     unwatched: str = ""  # "1": not watched by the user
+    projection: str = ""  # a PROJECTIONS key: VR videos, 180°, 360°, fisheye, 3D, flat
 
     def params(self, **changes: str) -> dict[str, str]:
         """Return the non-default values as URL parameters, with `changes` applied."""
@@ -103,6 +131,7 @@ class Query:
             or self.tag
             or self.favorite
             or self.unwatched
+            or self.projection
         )
 
 
@@ -128,6 +157,7 @@ def parse_query(args: Mapping[str, str]) -> Query:
         tag=" ".join((args.get("tag") or "").split())[:64],
         favorite=pick("favorite", ("1",), ""),
         unwatched=pick("unwatched", ("1",), ""),
+        projection=pick("projection", tuple(PROJECTIONS), ""),
     )
 
 
@@ -185,6 +215,8 @@ def _filters(query: Query, params: dict[str, Any]) -> str:
         )
     if query.unwatched:
         sql += " AND coalesce(ws.watched, 0) = 0"
+    if query.projection:
+        sql += " AND " + PROJECTIONS[query.projection][1]
     return sql
 
 
@@ -346,6 +378,21 @@ def recently_added(db: Database, *, user_id: int, limit: int = 24) -> list[Card]
         "JOIN files f ON f.id = (SELECT min(x.id) FROM files x "
         "  WHERE x.media_id = m0.id AND x.present = 1) "
         f"{CARD_JOINS} ORDER BY m0.added_at DESC LIMIT :limit",
+        {"user": user_id, "limit": limit},
+    ).fetchall()
+    return [card(r) for r in rows]
+
+
+def vr_videos(db: Database, *, user_id: int, limit: int = 24) -> list[Card]:
+    """Return the newest VR videos (180°, 360°, fisheye), one card per media, newest first.
+
+    Walks `projections_type` (m0012), which holds only the files that are not flat mono.
+    """
+    rows = db.execute(
+        f"SELECT {CARD_COLUMNS} FROM projections pj0 JOIN files f ON f.id = pj0.file_id "
+        f"{CARD_JOINS} WHERE pj0.type != 'flat' AND f.present = 1 AND m.kind = 'video' "
+        "AND f.id = (SELECT min(x.id) FROM files x WHERE x.media_id = f.media_id AND x.present = 1) "
+        "ORDER BY m.added_at DESC, f.id DESC LIMIT :limit",
         {"user": user_id, "limit": limit},
     ).fetchall()
     return [card(r) for r in rows]

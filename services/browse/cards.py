@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from services.playback import projection
+
 # By the frame's short side, so a portrait phone video counts as the 1080p it is.
 RESOLUTIONS: dict[str, tuple[int, int]] = {
     "sd": (0, 700),
@@ -41,7 +43,8 @@ class Card(NamedTuple):
     added: float
     position: float
     watched: bool
-    resolution: str  # a label: SD, 720p, 1080p, 4K
+    resolution: str  # a label: SD, 720p, 1080p, 4K; VR as VR players say it: 6K, 8K
+    vr: str = ""  # the projection badge: "180° 3D", "360°", "Fisheye 200°"; '' when flat
 
     @property
     def progress(self) -> float:
@@ -53,11 +56,13 @@ class Card(NamedTuple):
 
 CARD_COLUMNS = (
     "f.id, m.media_hash, m.kind, f.name, p.title, p.year, p.season, p.episode, m.duration, "
-    "m.width, m.height, f.size, m.video_codec, f.first_seen, ws.position, ws.watched"
+    "m.width, m.height, f.size, m.video_codec, f.first_seen, ws.position, ws.watched, "
+    "pj.type, pj.stereo, pj.eye_swap, pj.lens"
 )
 CARD_JOINS = (
     "JOIN media m ON m.id = f.media_id LEFT JOIN parses p ON p.file_id = f.id "
-    "LEFT JOIN watch_state ws ON ws.user_id = :user AND ws.media_id = f.media_id"
+    "LEFT JOIN watch_state ws ON ws.user_id = :user AND ws.media_id = f.media_id "
+    "LEFT JOIN projections pj ON pj.file_id = f.id"
 )
 
 
@@ -91,6 +96,12 @@ def card(row: Sequence[Any]) -> Card:
     """
     if not _HASH_RE.fullmatch(row[1]):
         raise ValueError(f"media {row[1]!r}: not a media_hash")
+    if row[16] is not None:  # not flat mono (services/playback/projection.py)
+        p = projection.from_columns(row[16], row[17], row[18], row[19])
+        label = projection.resolution_label(p, row[9], row[10]) or resolution_label(row[9], row[10])
+        vr = p.badge
+    else:
+        label, vr = resolution_label(row[9], row[10]), ""
     return Card(
         file_id=row[0],
         media_hash=row[1],
@@ -105,5 +116,6 @@ def card(row: Sequence[Any]) -> Card:
         added=row[13],
         position=row[14] or 0.0,
         watched=bool(row[15]),
-        resolution=resolution_label(row[9], row[10]),
+        resolution=label,
+        vr=vr,
     )

@@ -9,6 +9,8 @@ from sqlite_utils import Database
 
 from services.browse.cards import display_title, valid_hash
 from services.errors import NotFound
+from services.playback import projection
+from services.playback.projection import VRProjection
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,19 @@ class Item:
     stereo: str | None
     copies: int
     streams: tuple[Stream, ...]
+    vr: VRProjection = projection.FLAT  # the file's projection (services/playback/projection.py)
+
+    @property
+    def resolution_label(self) -> str:
+        """Return '6K'-style for VR (one eye's size, as VR players name it), else ''."""
+        return projection.resolution_label(self.vr, self.width, self.height)
+
+    @property
+    def eye_size(self) -> tuple[int, int] | None:
+        """Return one eye's picture size of a stereo video, None for mono or unknown size."""
+        if self.vr.stereo == "mono" or not self.width or not self.height:
+            return None
+        return projection.eye_size(self.vr, self.width, self.height)
 
 
 def item(db: Database, media_hash: str) -> Item:
@@ -72,11 +87,13 @@ def item(db: Database, media_hash: str) -> Item:
         "m.width, m.height, m.fps, m.bitrate, m.video_codec, m.audio_codec, m.taken_at, "
         "m.added_at, f.id, f.folder_id, f.library_id, f.name, l.root, f.path, fo.rel_path, "
         "p.title, p.year, p.season, p.episode, p.quality, p.projection, p.stereo, "
-        "(SELECT count(*) FROM files c WHERE c.media_id = m.id AND c.present = 1) "
+        "(SELECT count(*) FROM files c WHERE c.media_id = m.id AND c.present = 1), "
+        "pj.type, pj.stereo, pj.eye_swap, pj.lens, pj.source "
         "FROM media m JOIN files f ON f.id = "
         "  (SELECT min(x.id) FROM files x WHERE x.media_id = m.id AND x.present = 1) "
         "JOIN libraries l ON l.id = f.library_id JOIN folders fo ON fo.id = f.folder_id "
-        "LEFT JOIN parses p ON p.file_id = f.id WHERE m.media_hash = ?",
+        "LEFT JOIN parses p ON p.file_id = f.id LEFT JOIN projections pj ON pj.file_id = f.id "
+        "WHERE m.media_hash = ?",
         [media_hash],
     ).fetchone()
     if row is None:
@@ -100,4 +117,7 @@ def item(db: Database, media_hash: str) -> Item:
         stereo=row[28],
         copies=row[29],
         streams=tuple(Stream(*s) for s in streams),
+        vr=VRProjection(row[30], row[31], bool(row[32]), row[33], row[34])
+        if row[30] is not None
+        else projection.FLAT,
     )

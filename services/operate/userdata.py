@@ -38,6 +38,8 @@ USER_TABLES = (
     "playlists",
     "playlist_items",
     "markers",
+    "projection_overrides",
+    "vr_folders",
 )
 DERIVED_TABLES = (
     "libraries",
@@ -56,6 +58,8 @@ DERIVED_TABLES = (
     "search_fts",
     "search_vocab",
     "search_generation",
+    "projections",
+    "vr_folder_names",
     "_sqlite_migrations",
     # issue 17 (m0014): sidecar files and what the scan read from them; shows and movies
     "sidecars",

@@ -7,6 +7,8 @@ import { initSelection, installSelection } from "./selection.js";
 import { installOrganize } from "./organize.js";
 import { initPasskeys } from "./passkeys.js";
 import { installErrors } from "./errors.js";
+import { installVrSelection } from "./vr/selection.js";
+import { installHeadset } from "./vr/headset.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -15,6 +17,8 @@ installLightbox();
 installSelection();
 installOrganize();
 installErrors();
+installVrSelection();
+installHeadset();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
