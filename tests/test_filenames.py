@@ -1,4 +1,7 @@
-"""File-name parsing: title, year, episode, quality labels, VR projection, VR API fields."""
+"""File-name parsing: title, year, episode, quality labels, VR projection tokens.
+
+The VR API fields and the aspect rule are tested with the projection value (test_projection.py).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.library.filenames import (
-    FLAT,
-    Projection,
-    deovr_fields,
-    heresphere_fields,
-    parse_name,
-    parse_projection,
-    projection_from_aspect,
-    resolved_stereo,
-)
+from services.library.filenames import FLAT, Projection, parse_name, parse_projection
 
 
 def _p(projection: str, stereo: str | None, swap: bool = False, lens=None, fov=None) -> Projection:
@@ -385,128 +379,6 @@ def test_title_is_never_empty(name: str) -> None:
 def test_parse_projection(name: str, expected: Projection) -> None:
     assert parse_projection(name) == expected
     assert parse_name(name).projection == expected
-
-
-@pytest.mark.parametrize(
-    ("size", "expected"),
-    [
-        ((5760, 2880), Projection("180", "sbs", False, None, 180, "aspect")),
-        ((8192, 4096), Projection("180", "sbs", False, None, 180, "aspect")),
-        ((3840, 1916), Projection("180", "sbs", False, None, 180, "aspect")),
-        ((4096, 4096), Projection("360", "tb", False, None, 360, "aspect")),
-        ((1920, 1080), None),
-        ((2560, 1080), None),
-        ((1080, 1920), None),
-        ((0, 0), None),
-        ((-2, -1), None),
-    ],
-)
-def test_projection_from_aspect(size: tuple[int, int], expected: Projection | None) -> None:
-    assert projection_from_aspect(*size) == expected
-
-
-@pytest.mark.parametrize(
-    ("p", "stereo"),
-    [
-        (FLAT, "mono"),
-        (_p("180", None, fov=180), "sbs"),
-        (_p("360", None, fov=360), "mono"),
-        (_p("fisheye", None, lens="mkx200", fov=200), "sbs"),
-        (_p("360", "tb", fov=360), "tb"),
-        (_p("flat", "sbs"), "sbs"),
-    ],
-)
-def test_resolved_stereo_defaults(p: Projection, stereo: str) -> None:
-    assert resolved_stereo(p) == stereo
-
-
-@pytest.mark.parametrize(
-    ("name", "deovr", "heresphere"),
-    [
-        (
-            "movie.mp4",
-            ("flat", "off"),
-            ("perspective", "mono", False, 180.0, "Linear"),
-        ),
-        (
-            "x_180_LR.mp4",
-            ("dome", "sbs"),
-            ("equirectangular", "sbs", False, 180.0, "Linear"),
-        ),
-        (
-            "x_VR180.mp4",
-            ("dome", "sbs"),
-            ("equirectangular", "sbs", False, 180.0, "Linear"),
-        ),
-        (
-            "x_360_TB.mp4",
-            ("sphere", "tb"),
-            ("equirectangular360", "tb", False, 360.0, "Linear"),
-        ),
-        (
-            "x_360.mp4",
-            ("sphere", "off"),
-            ("equirectangular360", "mono", False, 360.0, "Linear"),
-        ),
-        (
-            "x_360_BT.mp4",
-            ("sphere", "tb"),
-            ("equirectangular360", "tb", True, 360.0, "Linear"),
-        ),
-        (
-            "x_MKX200.mp4",
-            ("mkx200", "sbs"),
-            ("fisheye", "sbs", False, 200.0, "MKX200"),
-        ),
-        (
-            "x_MKX220_RL.mp4",
-            ("mkx220", "sbs"),
-            ("fisheye", "sbs", True, 220.0, "MKX220"),
-        ),
-        (
-            "x_VRCA220.mp4",
-            ("vrca220", "sbs"),
-            ("fisheye", "sbs", False, 220.0, "VRCA220"),
-        ),
-        (
-            "x_RF52.mp4",
-            ("rf52", "sbs"),
-            ("fisheye", "sbs", False, 190.0, "Linear"),
-        ),
-        (
-            "x_FISHEYE190.mp4",
-            ("fisheye190", "sbs"),
-            ("fisheye", "sbs", False, 190.0, "Linear"),
-        ),
-        (
-            "x_FISHEYE.mp4",
-            ("fisheye", "sbs"),
-            ("fisheye", "sbs", False, 180.0, "Linear"),
-        ),
-        (
-            "x_F180_MONO.mp4",
-            ("fisheye", "off"),
-            ("fisheye", "mono", False, 180.0, "Linear"),
-        ),
-        (
-            "x_flat_sbs.mp4",
-            ("flat", "sbs"),
-            ("perspective", "sbs", False, 180.0, "Linear"),
-        ),
-    ],
-)
-def test_vr_api_fields(name: str, deovr: tuple, heresphere: tuple) -> None:
-    p = parse_projection(name)
-    assert deovr_fields(p) == dict(zip(("screenType", "stereoMode"), deovr, strict=True))
-    keys = ("projection", "stereo", "isEyeSwapped", "fov", "lens")
-    assert heresphere_fields(p) == dict(zip(keys, heresphere, strict=True))
-
-
-def test_aspect_projection_maps_to_vr_fields() -> None:
-    p = projection_from_aspect(4096, 4096)
-    assert p is not None
-    assert deovr_fields(p) == {"screenType": "sphere", "stereoMode": "tb"}
-    assert heresphere_fields(p)["projection"] == "equirectangular360"
 
 
 def test_parse_name_is_fast() -> None:

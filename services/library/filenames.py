@@ -21,7 +21,7 @@ class Projection:
     eye_swap: bool
     lens: str | None  # 'mkx200' | 'mkx220' | 'vrca220' | 'rf52' | 'fisheye190' | 'fisheye' | None
     fov: int | None  # degrees when known
-    source: str  # 'filename' | 'none' (later also 'aspect', 'override')
+    source: str  # 'filename' | 'none' (services/playback/projection.py decides the rest)
 
 
 @dataclass(frozen=True)
@@ -133,66 +133,8 @@ def _projection_from_stem(stem: str) -> Projection:
     return Projection(projection, mode, swap, lens_name, fov, "filename")
 
 
-def projection_from_aspect(width: int, height: int) -> Projection | None:
-    """Guess a projection from frame size: 2:1 → 180° SBS, 1:1 → 360° TB, else None.
-
-    Only meaningful inside folders marked as VR (2:1 films are common), so the caller decides.
-    """
-    if width <= 0 or height <= 0:
-        return None
-    if abs(width - 2 * height) <= width * 0.01:
-        return Projection("180", "sbs", False, None, 180, "aspect")
-    if abs(width - height) <= width * 0.01:
-        return Projection("360", "tb", False, None, 360, "aspect")
-    return None
-
-
-def resolved_stereo(p: Projection) -> str:
-    """Return the stereo layout to play: the stated one, else sbs for 180°/fisheye, else mono.
-
-    180° and fisheye releases are side-by-side stereo in practice (XBVR's and DeoVR's default);
-    a 360° name without a stereo token is treated as mono, as SKYBOX and RAD players read
-    "name_360.mp4" (studios tag stereo 360 as "_360_TB"). Square frames are better resolved by
-    ``projection_from_aspect`` before this is called.
-    """
-    if p.stereo is not None:
-        return p.stereo
-    return "sbs" if p.projection in ("180", "fisheye") else "mono"
-
-
-_DEOVR_SCREEN = {"flat": "flat", "180": "dome", "360": "sphere", "fisheye": "fisheye"}
-_DEOVR_LENS_SCREENS = frozenset({"mkx200", "mkx220", "rf52", "fisheye190", "vrca220"})
-
-
-def deovr_fields(p: Projection) -> dict[str, str]:
-    """Return DeoVR's screenType and stereoMode for a projection (DeoVR has no eye-swap field)."""
-    screen = p.lens if p.lens in _DEOVR_LENS_SCREENS else _DEOVR_SCREEN[p.projection]
-    stereo = resolved_stereo(p)
-    return {"screenType": screen, "stereoMode": "off" if stereo == "mono" else stereo}
-
-
-_HS_PROJECTION = {
-    "flat": "perspective",
-    "180": "equirectangular",
-    "360": "equirectangular360",
-    "fisheye": "fisheye",
-}
-_HS_LENS = {"mkx200": "MKX200", "mkx220": "MKX220", "vrca220": "VRCA220"}
-
-
-def heresphere_fields(p: Projection) -> dict[str, str | bool | float]:
-    """Return HereSphere's projection, stereo, isEyeSwapped, fov and lens for a projection.
-
-    HereSphere only models the MKX200/MKX220/VRCA220 lenses; other fisheyes are 'Linear' with
-    their fov (190° for rf52/fisheye190), as XBVR sends them. Unknown fov defaults to 180.
-    """
-    return {
-        "projection": _HS_PROJECTION[p.projection],
-        "stereo": resolved_stereo(p),
-        "isEyeSwapped": p.eye_swap,
-        "fov": float(p.fov or 180),
-        "lens": _HS_LENS.get(p.lens or "", "Linear"),
-    }
+# The aspect-ratio fallback, the stereo a frame implies, and the DeoVR/HereSphere fields live
+# with the one projection value in services/playback/projection.py.
 
 
 # --- title, year, episode, quality --------------------------------------------------------------
