@@ -49,6 +49,14 @@ PICTURE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF")
 # with its size, larger pictures are refused with "picture too large".
 MAX_PICTURE_PIXELS = 178_956_970
 
+# A video whose picture is larger than this is refused before anything decodes it (a 12000×12000
+# Motion-JPEG costs ~900 MB per frame-grabbing worker). 16384×8704 is the largest picture of any
+# level of AV1, the largest of the codecs a browser plays (H.264 and HEVC stop at 8192×4352).
+MAX_VIDEO_PIXELS = 16384 * 8704
+# Top-level ISO-BMFF/QuickTime boxes a MOV/MP4 file starts with (its tables are checked first).
+MOV_TOP_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+MAX_TABLE_BYTES = 4 << 20  # an stts larger than this is not summed (it is real data, not a claim)
+
 SNIFF_BYTES = 512
 # Text formats that name other files (HLS, ffconcat, PLS, ASX/SMIL/DASH XML): never media.
 PLAYLIST_MAGIC = (b"#extm3u", b"#ext-x-", b"ffconcat", b"[playlist]", b"<asx", b"<smil", b"<?xml")
@@ -120,7 +128,62 @@ def probe_file(path: str | bytes | os.PathLike[str], kind: str) -> ProbeResult:
             raise ProbeError("playlist files are not media")
         if kind == "picture":
             return _probe_picture(f)
+        check_claims(f, head, size)
         return _probe_video(f, head, size)
+
+
+def check_claims(f: BinaryIO, head: bytes, size: int) -> None:
+    """Raise ProbeError when a MOV/MP4 file's tables claim more samples than its size can hold.
+
+    FFmpeg's mov demuxer builds an index entry for every sample a track's tables claim as the
+    file is opened, before anything can look at them: a 1.6 KB file whose track claims 50 million
+    samples cost 1.8 GB and was indexed as a 50,000-second video (issue 20). Every sample takes
+    at least one byte of the file (a constant sample size, that many each), so a track that
+    claims more cannot be true and is refused unopened. Reads a few small boxes.
+    """
+    if head[4:8] not in MOV_TOP_BOXES:
+        return
+    moov = _find_box(f, 0, size, b"moov")
+    if moov is None:
+        return
+    for kind, start, end in _boxes(f, *moov):
+        if kind != b"trak":
+            continue
+        stbl = _path_box(f, start, end, (b"mdia", b"minf", b"stbl"))
+        if stbl is None:
+            continue
+        claimed = _claimed_bytes(f, *stbl)
+        if claimed > size:
+            raise ProbeError(
+                f"impossible: a track claims {claimed:,} bytes of samples in a {size:,}-byte file"
+            )
+
+
+def _path_box(f: BinaryIO, start: int, end: int, path: tuple[bytes, ...]) -> tuple[int, int] | None:
+    for kind in path:
+        found = _find_box(f, start, end, kind)
+        if found is None:
+            return None
+        start, end = found
+    return start, end
+
+
+def _claimed_bytes(f: BinaryIO, start: int, end: int) -> int:
+    """Return the least number of bytes the samples in a sample table (stbl) must take."""
+    least = 0
+    for kind, payload, box_end in _boxes(f, start, end):
+        f.seek(payload)
+        if kind == b"stsz" and box_end - payload >= 12:
+            _, sample_size, count = struct.unpack(">III", f.read(12))
+            least = max(least, count * max(sample_size, 1))
+        elif kind == b"stz2" and box_end - payload >= 12:
+            least = max(least, struct.unpack(">8xI", f.read(12))[0])
+        elif kind == b"stts" and 8 <= box_end - payload <= MAX_TABLE_BYTES:
+            table = f.read(box_end - payload)
+            entries = min(struct.unpack(">I", table[4:8])[0], (len(table) - 8) // 8)
+            counts = struct.unpack(f">{2 * entries}I", table[8 : 8 + 8 * entries])[0::2]
+            least = max(least, sum(counts))
+    return least
 
 
 def _open_regular(path: str | bytes | os.PathLike[str]) -> BinaryIO:
@@ -160,6 +223,10 @@ def _probe_video(f: BinaryIO, head: bytes, size: int) -> ProbeResult:
         if not videos:
             raise ProbeError("no video stream")
         video = _primary(videos) or videos[0]
+        check_picture_size(video.width, video.height)
+        for s in container.streams.video:
+            if s.frames > size:
+                raise ProbeError(f"impossible: {s.frames:,} frames in a {size:,}-byte file")
         audio = _primary([s for s in streams if s.type == "audio"])
         fmt = container.format.name
         rotation = 0
@@ -183,6 +250,14 @@ def _probe_video(f: BinaryIO, head: bytes, size: int) -> ProbeResult:
             taken_at=_creation_time(container.metadata.get("creation_time")),
             orientation=None,
             streams=streams,
+        )
+
+
+def check_picture_size(width: int | None, height: int | None) -> None:
+    """Raise ProbeError for a video picture too large to decode (see MAX_VIDEO_PIXELS)."""
+    if width and height and width * height > MAX_VIDEO_PIXELS:
+        raise ProbeError(
+            f"video too large: {width}x{height}, over {MAX_VIDEO_PIXELS / 1e6:.0f} megapixels"
         )
 
 

@@ -8,15 +8,22 @@ Past it the worker is SIGKILLed and replaced; if it died, it is replaced too. Wo
 a 'forkserver' context (the parent has threads, so no plain fork) and start on first use, so an
 idle pool costs nothing. One pool serves every kind of work, so the scan's probes and the
 thumbnail jobs share the same few processes.
+
+Each worker may also take only so much memory (RLIMIT_DATA: its heap and private mappings,
+`memory_limit`, sized from the machine): a file that makes FFmpeg allocate without end (a
+track claiming millions of samples, a giant picture) fails with "out of memory" as its reason,
+and the worker that ran out is replaced, instead of one file taking gigabytes (issue 20).
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import multiprocessing
 import os
 import queue
+import resource
 import signal
 import threading
 from collections.abc import Callable
@@ -48,6 +55,47 @@ TASKS: dict[str, tuple[str, str, type[LVSError]]] = {
 }
 
 
+# A worker's memory limit: its share of the machine (see memory_limit), within these bounds. The
+# floor still lets a worker grab frames of an 8K video; the ceiling keeps a bad file from
+# taking more than any real one needs.
+MIN_WORKER_MEMORY = 1 << 30
+MAX_WORKER_MEMORY = 3 << 30
+
+
+def machine_memory() -> int:
+    """Return the memory this process may use: the RAM, or its cgroup's limit when lower."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        total = 4 << 30
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+        except OSError:
+            continue
+        if value.isdigit():
+            total = min(total, int(value))
+    return total
+
+
+def memory_limit(workers: int) -> int:
+    """Return how many bytes one of `workers` worker processes may take: an equal share of the
+    machine with room left for the server (workers + 2 shares), within MIN/MAX_WORKER_MEMORY."""
+    share = machine_memory() // (workers + 2)
+    return max(MIN_WORKER_MEMORY, min(MAX_WORKER_MEMORY, share))
+
+
+def _out_of_memory(exc: BaseException | None) -> bool:
+    """Return whether exc, or an error it was raised from, says memory ran out."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, MemoryError) or getattr(exc, "errno", None) == errno.ENOMEM:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def task_function(task: str) -> Callable[..., Any]:
     """Return the function behind a task name (importing its module on first use)."""
     module, name, _ = TASKS[task]
@@ -59,9 +107,23 @@ def run_in_process(task: str, *args: Any, timeout: float | None = None) -> Any:
     return task_function(task)(*args)
 
 
-def _serve(conn: Connection) -> None:
-    """Answer task requests on conn until it closes or sends None (the worker's main loop)."""
+def _serve(conn: Connection, limit: int | None = None) -> None:
+    """Answer task requests on conn until it closes or sends None (the worker's main loop).
+
+    With `limit`, the process may take that many bytes of heap and private mappings. A task
+    that fails having run out answers ("oom", limit) and the worker ends (its heap may be left
+    in pieces); so does one that came close, after its answer. Running out is not always an
+    error that says so (FFmpeg's decoders drop a frame they cannot allocate, a thread that
+    cannot get its stack says EAGAIN), so a failure counts as running out when the error says
+    so or when the process's address space came within a tenth of the limit of its peak.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    near = None
+    if limit:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        # What the address space may grow to once the data is near the limit (code and
+        # read-only mappings, already loaded, do not count against RLIMIT_DATA).
+        near = _status_kib("VmSize") * 1024 + 0.9 * (limit - _status_kib("VmData") * 1024)
     while True:
         try:
             request = conn.recv()
@@ -72,19 +134,45 @@ def _serve(conn: Connection) -> None:
         task, args = request
         try:
             reply: tuple = ("ok", task_function(task)(*args))
-        except LVSError as exc:
-            reply = ("lvs", type(exc).__name__, str(exc))
-        except OSError as exc:
-            reply = ("os", exc.errno, exc.strerror, exc.filename)
-        except Exception as exc:  # a library bug is this file's failure, not the worker's
-            reply = ("bug", f"{type(exc).__name__}: {exc}")
-        conn.send(reply)
+        except Exception as exc:
+            reply = ("oom", limit) if limit and _out_of_memory(exc) else _error_reply(exc)
+        close = near is not None and _status_kib("VmPeak") * 1024 >= near
+        if close and reply[0] != "ok":
+            reply = ("oom", limit)
+        retire = close or reply[0] == "oom"
+        # Answered after the handler: the error's frames (and what filled the memory) are gone.
+        conn.send((reply, retire))
+        if retire:
+            return
+
+
+def _status_kib(field: str) -> int:
+    """Return a field of /proc/self/status in KiB (0 when it cannot be read)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _error_reply(exc: Exception) -> tuple:
+    """Return the reply for a task that raised exc."""
+    if isinstance(exc, LVSError):
+        return ("lvs", type(exc).__name__, str(exc))
+    if isinstance(exc, OSError):
+        return ("os", exc.errno, exc.strerror, exc.filename)
+    # A library bug is this file's failure, not the worker's.
+    return ("bug", f"{type(exc).__name__}: {exc}")
 
 
 class _Worker:
     """One worker process and the parent's end of its pipe; started on demand."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory: int | None) -> None:
+        self.memory = memory
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
 
@@ -93,7 +181,9 @@ class _Worker:
             return
         self.stop()
         parent_end, child_end = _context.Pipe(duplex=True)
-        process = _context.Process(target=_serve, args=(child_end,), name="lvs-worker", daemon=True)
+        process = _context.Process(
+            target=_serve, args=(child_end, self.memory), name="lvs-worker", daemon=True
+        )
         process.start()
         child_end.close()  # so the parent sees EOF when the worker dies
         self.process, self.conn = process, parent_end
@@ -123,17 +213,19 @@ class _Worker:
 class ProbePool:
     """Run tasks (probes, thumbnails, sprites) in `workers` processes, each bounded by a deadline.
 
-    `timeout` is the default deadline in seconds (probes use it). Thread-safe: each call takes a
-    free worker, waiting for one if all are busy.
+    `timeout` is the default deadline in seconds (probes use it); `memory` the bytes each worker
+    may take (default: memory_limit(workers), its share of the machine). Thread-safe: each call
+    takes a free worker, waiting for one if all are busy.
     """
 
-    def __init__(self, workers: int, timeout: float) -> None:
+    def __init__(self, workers: int, timeout: float, memory: int | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.timeout = timeout
-        self._workers = [_Worker() for _ in range(workers)]
+        self.memory = memory or memory_limit(workers)
+        self._workers = [_Worker(self.memory) for _ in range(workers)]
         # Last in, first out: a lightly used pool keeps reusing one warm worker, and the
         # others are never started.
         self._free: queue.LifoQueue[_Worker] = queue.LifoQueue()
@@ -171,7 +263,7 @@ class ProbePool:
         try:
             worker.conn.send((task, args))
             ready = worker.conn.poll(timeout)
-            reply = worker.conn.recv() if ready else None
+            reply, retire = worker.conn.recv() if ready else (None, False)
         except (EOFError, OSError):
             exitcode = worker.process.exitcode if worker.process else None
             worker.kill()
@@ -187,9 +279,15 @@ class ProbePool:
             worker.kill()
             log.warning("%s of %r timed out after %g s; killed worker %s", task, what, timeout, pid)
             raise error(f"{task} timed out after {timeout:g} s")
+        if retire:
+            worker.kill()  # it ends after this answer (see _serve): the next call gets a new one
         status = reply[0]
         if status == "ok":
             return reply[1]
+        if status == "oom":
+            limit = f"{reply[1] >> 20:,} MiB"
+            log.warning("%s of %r ran out of its worker's %s; worker replaced", task, what, limit)
+            raise error(f"{task} ran out of memory (a worker may take {limit})")
         if status == "lvs":
             cls = getattr(errors, reply[1], None)
             raise (cls if isinstance(cls, type) and issubclass(cls, LVSError) else error)(reply[2])

@@ -28,7 +28,14 @@ from av.video.stream import VideoStream
 from PIL import Image
 
 from services.errors import ProbeError, ThumbnailError
-from services.library.probe import OPEN_OPTIONS, PLAYLIST_MAGIC, SNIFF_BYTES, _open_regular
+from services.library.probe import (
+    OPEN_OPTIONS,
+    PLAYLIST_MAGIC,
+    SNIFF_BYTES,
+    _open_regular,
+    check_claims,
+    check_picture_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,12 @@ def open_video(path: str | bytes | os.PathLike[str]) -> Iterator[Video]:
         if head.lstrip(b"\xef\xbb\xbf \t\r\n").lower().startswith(PLAYLIST_MAGIC):
             raise ThumbnailError("playlist files are not media")
         try:
+            # What the probe refused must not cost a frame grab either (the file may have
+            # changed since): impossible tables before opening, a huge picture before decoding.
+            check_claims(f, head, os.fstat(f.fileno()).st_size)
+        except ProbeError as exc:
+            raise ThumbnailError(str(exc)) from None
+        try:
             container = av.open(
                 f,
                 mode="r",
@@ -95,6 +108,10 @@ def open_video(path: str | bytes | os.PathLike[str]) -> Iterator[Video]:
             raise ThumbnailError(f"cannot read media: {exc.strerror}") from None
         with container:
             stream = _shown_stream(container)
+            try:
+                check_picture_size(stream.codec_context.width, stream.codec_context.height)
+            except ProbeError as exc:
+                raise ThumbnailError(str(exc)) from None
             duration = None
             if container.duration is not None and container.duration > 0:
                 duration = container.duration / av.time_base
