@@ -31,6 +31,7 @@ from blueprints import (
     playlists,
     ratings_api,
     search,
+    shows,
     tags,
     ui,
     vr,
@@ -88,6 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(vr.bp)
     app.register_blueprint(admin_vr.bp)
+    app.register_blueprint(shows.bp)
     app.teardown_appcontext(common.close_db)
     common.install_template_helpers(app, _asset_version(Path(app.static_folder or "static")))
     ui.install_ui_helpers(app)

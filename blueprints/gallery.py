@@ -8,6 +8,7 @@ from blueprints.common import get_db, render, settings, user_id
 from services.browse import browse
 from services.library import folders
 from services.organize import watchstate
+from services.shows import upnext
 
 bp = Blueprint("gallery", __name__)
 
@@ -22,7 +23,7 @@ def home() -> Response:
     return render(
         "home/index.html",
         HOME_REGIONS,
-        continuing=watchstate.continue_watching(db, user_id=uid),
+        continuing=upnext.continue_watching(db, uid, watchstate.continue_watching(db, user_id=uid)),
         recent=browse.recently_added(db, user_id=uid),
         vr=browse.vr_videos(db, user_id=uid),
         libraries=[(root, folders.subfolders(db, root)) for root in roots],

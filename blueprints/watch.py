@@ -11,6 +11,7 @@ from services.library import folders
 from services.organize import watchstate
 from services.playback import playability
 from services.previews import sprites
+from services.shows import upnext as upnext_svc
 
 bp = Blueprint("watch", __name__)
 
@@ -33,6 +34,9 @@ def page(media_hash: str) -> Response:
             user_id=uid,
         )
     extra = organize.watch_context(db, uid, item.media_id, item.media_hash, request.args)
+    shown = upnext_svc.watch_info(db, item) if item.kind == "video" else None
+    if shown and shown.place and shown.place.kind == "episode":  # episode order, not file names
+        prev, upnext = upnext_svc.neighbours(db, item.file_id, shown.place.show_id, uid)
     if extra["queue"]:  # playing a playlist: its previous and next instead of the folder's
         prev, upnext = extra["queue"]["prev"], extra["queue"]["next"]
     if item.kind == "video":  # videos sharing tags first
@@ -52,6 +56,7 @@ def page(media_hash: str) -> Response:
             db, cfg.media_dirs, item.library_id, item.folder_rel_path
         ),
         has_sprites=sprites.sprite_paths(cfg.data_dir, item.media_hash)[1].is_file(),
+        shown=shown,
         **extra,
     )
 

@@ -774,13 +774,19 @@ def m0014_sidecars_shows_movies(db: Database) -> None:
             rating REAL,                                 -- the file's (0-10); users' stars win on show
             quality INTEGER NOT NULL DEFAULT 0,          -- the best version's figure
             versions INTEGER NOT NULL DEFAULT 0,         -- present files
-            added_at REAL NOT NULL
+            added_at REAL NOT NULL,
+            -- Keys of the newest/best-first sorts, negated so one ascending index walk (and a
+            -- row-value seek for the next page) serves them with titles still A to Z.
+            year_key INTEGER GENERATED ALWAYS AS (-coalesce(year, 0)) VIRTUAL,
+            rating_key REAL GENERATED ALWAYS AS (-coalesce(rating, -1)) VIRTUAL,
+            quality_key INTEGER GENERATED ALWAYS AS (-quality) VIRTUAL,
+            added_key REAL GENERATED ALWAYS AS (-added_at) VIRTUAL
         );
         CREATE INDEX movies_by_title ON movies (sort_title, id) WHERE versions > 0;
-        CREATE INDEX movies_by_year ON movies (year, sort_title, id) WHERE versions > 0;
-        CREATE INDEX movies_by_added ON movies (added_at, id) WHERE versions > 0;
-        CREATE INDEX movies_by_rating ON movies (rating, sort_title, id) WHERE versions > 0;
-        CREATE INDEX movies_by_quality ON movies (quality, sort_title, id) WHERE versions > 0;
+        CREATE INDEX movies_by_year ON movies (year_key, sort_title, id) WHERE versions > 0;
+        CREATE INDEX movies_by_added ON movies (added_key, sort_title, id) WHERE versions > 0;
+        CREATE INDEX movies_by_rating ON movies (rating_key, sort_title, id) WHERE versions > 0;
+        CREATE INDEX movies_by_quality ON movies (quality_key, sort_title, id) WHERE versions > 0;
         CREATE TABLE file_meta (
             file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
             kind TEXT NOT NULL,                          -- episode | movie | other

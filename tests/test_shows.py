@@ -211,3 +211,172 @@ def test_an_edited_nfo_is_read_again_by_the_next_scan(site, caplog):
     db = site.db()
     assert db.execute("SELECT nfo_id FROM movies WHERE title = 'Arrival'").fetchone()[0] is None
     db.close()
+
+
+# ---- pages ----
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def client(site):
+    from tests.conftest import signed_in
+
+    return signed_in(site.app)
+
+
+def _hash(site, key: str) -> str:
+    db = site.db()
+    name = site.files[key].name
+    row = db.execute(
+        "SELECT m.media_hash FROM files f JOIN media m ON m.id = f.media_id WHERE f.name = ?",
+        [name],
+    ).fetchone()
+    db.close()
+    return row[0]
+
+
+def _show_id(site, title: str) -> int:
+    db = site.db()
+    sid = db.execute("SELECT id FROM shows WHERE title = ?", [title]).fetchone()[0]
+    db.close()
+    return sid
+
+
+def test_shows_page_full_and_fragment(site, client):
+    page = client.get("/shows")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<html" in html
+    # sorted without the article: (The) Expanse, Flat Show, Kaiju
+    assert html.index("The Expanse") < html.index("Flat Show") < html.index("Kaiju")
+    assert 'class="thumb art"' in html  # The Expanse's poster.jpg, at its own size
+    assert 'width="200" height="300"' in html
+    part = client.get("/shows", headers={**HX, "HX-Target": "grid"})
+    text = part.get_data(as_text=True)
+    assert "<html" not in text and 'id="grid"' in text and "Kaiju" in text
+    assert "HX-Request, HX-Target" in part.headers["Vary"]
+
+
+def test_shows_page_pages_by_cursor(site, client):
+    from services.shows import catalog
+
+    db = site.db()
+    first = catalog.list_shows(db, limit=2)
+    rest = catalog.list_shows(db, after=first.next_cursor, limit=2)
+    db.close()
+    assert [s.title for s in first.items] == ["The Expanse", "Flat Show"]
+    assert [s.title for s in rest.items] == ["Kaiju"] and rest.next_cursor is None
+    assert client.get("/shows?after=garbage").status_code == 400
+
+
+def test_show_page_has_seasons_progress_and_next_episode(site, client):
+    sid = _show_id(site, "The Expanse")
+    html = client.get(f"/shows/{sid}").get_data(as_text=True)
+    assert "Season 1" in html and "Season 3" in html and "Specials" in html
+    assert html.index("Season 3") < html.index("Specials")  # specials last
+    assert "Humanity has colonised the solar system" in html  # tvshow.nfo plot
+    assert "Steven Strait" in html and "James Holden" in html
+    assert "0 of 6 episodes watched" in html
+    assert "S01E01 · Dulcinea" in html  # the next episode to watch: the first
+    assert client.get("/shows/999999").status_code == 404
+
+
+def test_season_page_lists_episodes_in_order_with_thumbs(site, client):
+    sid = _show_id(site, "The Expanse")
+    html = client.get(f"/shows/{sid}/season/1").get_data(as_text=True)
+    labels = __import__("re").findall(r'class="ep-label">([^<]+)<', html)
+    assert labels == ["S01E01", "S01E02", "S01E03-E04"]
+    assert "Dulcinea" in html and "Miller searches for a missing girl" in html
+    assert 'width="320" height="180"' in html  # the -thumb.jpg at its size, frames for the others
+    assert client.get(f"/shows/{sid}/season/9").status_code == 404
+
+
+def test_movies_page_sorts_and_fragment(site, client):
+    html = client.get("/movies").get_data(as_text=True)
+    assert html.index("Arrival") < html.index("Heat") < html.index("Hostile")
+    by_year = client.get("/movies?sort=year").get_data(as_text=True)
+    assert by_year.index("Arrival") < by_year.index("Hostile") < by_year.index("Heat")
+    by_rating = client.get("/movies?sort=rating").get_data(as_text=True)
+    assert by_rating.index("Heat") < by_rating.index("Arrival")  # 8.3 from the .nfo first
+    assert "8.3/10" in by_rating and "2 versions" in by_rating
+    part = client.get("/movies?sort=quality", headers={**HX, "HX-Target": "grid"})
+    assert "<html" not in part.get_data(as_text=True) and part.headers["Vary"]
+    assert client.get("/movies?sort=nope").status_code == 400
+
+
+def test_a_users_rating_wins_over_the_files(site, client):
+    from services.organize import ratings
+
+    db = site.db()
+    mid = db.execute(
+        "SELECT id FROM media WHERE media_hash = ?", [_hash(site, "heat720")]
+    ).fetchone()[0]
+    uid = db.execute("SELECT id FROM users WHERE name = 'test-admin'").fetchone()[0]
+    ratings.set_rating(db, uid, mid, 2) if hasattr(ratings, "set_rating") else db.execute(
+        "INSERT OR REPLACE INTO ratings (user_id, media_id, stars, rated_at) VALUES (?, ?, 2, 0)",
+        [uid, mid],
+    )
+    db.close()
+    html = client.get("/movies").get_data(as_text=True)
+    heat = html[html.index(">Heat<") :][:400]
+    assert "★★" in heat and "8.3/10" not in heat
+
+
+def test_movie_opens_its_best_playable_version(site, client):
+    db = site.db()
+    mid = db.execute("SELECT id FROM movies WHERE title = 'Heat'").fetchone()[0]
+    db.close()
+    answer = client.get(f"/movies/{mid}/play")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith("/watch/" + _hash(site, "heat720"))
+
+
+def test_watch_page_shows_plot_cast_quality_and_versions(site, client):
+    html = client.get("/watch/" + _hash(site, "heat")).get_data(as_text=True)
+    assert "A group of professional bank robbers" in html
+    assert "Crime" in html and "Al Pacino" in html and "Vincent Hanna" in html
+    assert 'id="quality"' in html and "SDR" in html
+    assert 'id="versions"' in html and "720p" in html
+
+
+def test_up_next_follows_episode_order_not_file_names(site, client):
+    html = client.get("/watch/" + _hash(site, "f101")).get_data(as_text=True)
+    assert f'href="/watch/{_hash(site, "f102")}"' in html.split('id="next-link"')[1][:200] or (
+        _hash(site, "f102") in html.split('id="next-link"')[0][-200:]
+    )
+    last = client.get("/watch/" + _hash(site, "e201")).get_data(as_text=True)
+    nxt = last.split('rel="next" href="')[1].split('"')[0]
+    assert nxt.endswith(_hash(site, "e301"))  # Season 2 → Season 3, in the other library
+
+
+def test_continue_watching_offers_the_next_episode_after_a_finished_one(site, client):
+    from services.organize import watchstate
+
+    db = site.db()
+    uid = db.execute("SELECT id FROM users WHERE name = 'test-admin'").fetchone()[0]
+    h = _hash(site, "e102")
+    watchstate.record(db, uid, h, position="119", duration="120", viewing="v1")
+    row = db.execute(
+        "SELECT watched FROM watch_state w JOIN media m ON m.id = w.media_id WHERE m.media_hash = ?",
+        [h],
+    ).fetchone()
+    db.close()
+    assert row[0] == 1
+    html = client.get("/", headers={**HX, "HX-Target": "continue-watching"}).get_data(as_text=True)
+    assert _hash(site, "e103") in html  # S01E03-E04 follows S01E02
+    sid = _show_id(site, "The Expanse")
+    show = client.get(f"/shows/{sid}").get_data(as_text=True)
+    assert (
+        "1 of 6 episodes watched" in show
+        and "S01E03-E04" in show.split('id="next-episode"')[1][:300]
+    )
+
+
+def test_artwork_route_serves_the_cache_and_refuses_other_names(site, client):
+    db = site.db()
+    key = db.execute("SELECT key FROM artwork LIMIT 1").fetchone()[0]
+    db.close()
+    answer = client.get(f"/art/{key}.jpg")
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/jpeg"
+    assert client.get("/art/..%2f..%2fsecret_key.jpg").status_code == 404
+    assert client.get("/art/0123456789abcdef-400.jpg").status_code == 404

@@ -1,0 +1,69 @@
+"""Shows, a show, a season, Movies, and the cached artwork they show."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, redirect, request, url_for
+
+from blueprints.common import get_db, render, settings, user_id
+from blueprints.media import IMMUTABLE, send_path
+from services.errors import NotFound
+from services.playback import playability
+from services.shows import artwork, catalog, upnext
+
+bp = Blueprint("shows", __name__)
+
+GRID_REGIONS = {"more": "shows/_more.html", "grid": "shows/_grid.html"}
+_ART_KEY = re.compile(r"[0-9a-f]{16}-\d{2,4}")
+
+
+@bp.get("/shows")
+def index() -> Response:
+    page = catalog.list_shows(get_db(), after=request.args.get("after"))
+    return render("shows/index.html", GRID_REGIONS, page=page)
+
+
+@bp.get("/shows/<int:show_id>")
+def show(show_id: int) -> Response:
+    return render("shows/show.html", show=catalog.show(get_db(), show_id, user_id()))
+
+
+@bp.get("/shows/<int:show_id>/season/<int:number>")
+def season(show_id: int, number: int) -> Response:
+    db, uid = get_db(), user_id()
+    found = catalog.show(db, show_id, uid)
+    this = next((s for s in found.seasons if s.number == number), None)
+    if this is None:
+        raise NotFound("no such season")
+    eps = catalog.episodes(db, show_id, uid, season=number)
+    return render("shows/season.html", show=found, season=this, episodes=eps)
+
+
+@bp.get("/movies")
+def movies() -> Response:
+    sort = request.args.get("sort", "title")
+    page = catalog.list_movies(
+        get_db(), sort=sort, after=request.args.get("after"), user_id=user_id()
+    )
+    return render(
+        "shows/movies.html", GRID_REGIONS, page=page, sort=sort, sorts=catalog.MOVIE_SORTS
+    )
+
+
+@bp.get("/movies/<int:movie_id>/play")
+def play_movie(movie_id: int) -> Response:
+    """Open the best version of a film that this browser plays directly (else the best one)."""
+    versions = upnext.movie_versions(get_db(), movie_id)
+    if not versions:
+        raise NotFound("no such movie")
+    best = next((v for v in versions if playability.can_play(v).ok), versions[0])
+    return redirect(url_for("watch.page", media_hash=best.media_hash))
+
+
+@bp.get("/art/<key>.jpg")
+def art(key: str) -> Response:
+    """Send a cached poster, fanart or thumb (made by the scan from the pictures beside media)."""
+    if not _ART_KEY.fullmatch(key):
+        raise NotFound("no such picture")
+    return send_path(artwork.cache_path(settings().data_dir, key), IMMUTABLE)
