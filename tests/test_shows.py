@@ -380,3 +380,11 @@ def test_artwork_route_serves_the_cache_and_refuses_other_names(site, client):
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/jpeg"
     assert client.get("/art/..%2f..%2fsecret_key.jpg").status_code == 404
     assert client.get("/art/0123456789abcdef-400.jpg").status_code == 404
+
+
+def test_every_video_of_the_library_is_probed(site):
+    # Regression: the MP4 sample-table check (issue 20) left the file position past the start,
+    # and FFmpeg then misread some MP4s ("no video stream", "not a video container").
+    db = site.db()
+    assert db.execute("SELECT count(*) FROM probe_errors").fetchone()[0] == 0
+    db.close()

@@ -129,6 +129,7 @@ def probe_file(path: str | bytes | os.PathLike[str], kind: str) -> ProbeResult:
         if kind == "picture":
             return _probe_picture(f)
         check_claims(f, head, size)
+        f.seek(0)  # check_claims reads boxes: FFmpeg must sniff the file from its start
         return _probe_video(f, head, size)
 
 
