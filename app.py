@@ -25,6 +25,7 @@ from blueprints import (
     gallery,
     guards,
     health,
+    live,
     markers,
     media,
     media_direct,
@@ -90,8 +91,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(vr.bp)
     app.register_blueprint(admin_vr.bp)
     app.register_blueprint(shows.bp)
+    live.install(app)  # the change feed, service worker, manifest and offline page
     app.teardown_appcontext(common.close_db)
-    common.install_template_helpers(app, _asset_version(Path(app.static_folder or "static")))
+    app.config["ASSET_VERSION"] = _asset_version(Path(app.static_folder or "static"))
+    common.install_template_helpers(app, app.config["ASSET_VERSION"])
     ui.install_ui_helpers(app)
     guards.install(app, settings)
     access.install(app)  # after the Host check: sign-in, roles, CSRF (default deny)

@@ -37,6 +37,9 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.health",
         "health.livez",
         "health.readyz",
+        "live.service_worker",  # the installable app's parts hold no user data
+        "live.manifest",
+        "live.offline",
     }
 )
 NO_GUESTS = ("account.", "admin")  # endpoint prefixes a guest never sees

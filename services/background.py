@@ -25,6 +25,7 @@ from typing import Any
 from config import Settings
 from services.jobs import Jobs
 from services.operate.wal import WalKeeper
+from services.live import activity
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,15 @@ class Background:
     owner: bool  # this process feeds the queue and runs the watcher
     watcher: Any = None
     wal: Any = None  # the WAL keeper (services/operate/wal.py), run by the owner
+    publisher: Any = None  # services/live/activity.Publisher: the jobs, for every process's pages
     _lock_fd: int | None = None
     _server_fd: int | None = None
 
     def stop(self) -> None:
         """Stop the watcher, then the jobs (queued work is dropped, a running scan cancelled)."""
+        if self.publisher is not None:
+            self.publisher.stop()
+            self.publisher = None
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
@@ -82,6 +87,9 @@ def _start(settings: Settings) -> Background:
     background = Background(jobs, owner=True, _lock_fd=fd)
     background.wal = WalKeeper(settings.db_path, settings.wal_checkpoint_interval)
     background.wal.start()
+    background.publisher = activity.Publisher(
+        settings.data_dir, lambda: activity.summarize(*jobs.activity())
+    ).start()
     if settings.watch != "off":
         try:
             from services.library.watcher import Watcher

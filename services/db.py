@@ -806,4 +806,66 @@ def m0014_sidecars_shows_movies(db: Database) -> None:
         CREATE TABLE shows_state (id INTEGER PRIMARY KEY CHECK (id = 1), regroup INTEGER NOT NULL);
         INSERT INTO shows_state (id, regroup) VALUES (1, 1);
         """,
+@migrations()
+def m0015_live_changes(db: Database) -> None:
+    """Add live_changes: a short log of what changed, for the open pages' change feed (issue 19).
+
+    Triggers write one row per change an open page can show — a file appearing, going or moving
+    (with its folder), a thumbnail made, a rating, favourite or tag changed — so the scanner,
+    the preview makers and the organize services need not know the feed exists, and a change in
+    any process counts. A page asks for rows after the last seq it saw (services/live/feed.py);
+    nothing new costs one lookup of the largest seq. Every 256th row drops rows more than 8192
+    behind: the log stays small, and a page that fell further behind reloads its regions.
+    """
+    now = "(julianday('now') - 2440587.5) * 86400.0"  # unixepoch('subsec') needs SQLite 3.42
+    log_row = (
+        "INSERT INTO live_changes (kind, media_id, folder_id, at) "
+        f"VALUES ('{{kind}}', {{media}}, {{folder}}, {now});"
+    )
+    triggers = {
+        "live_files_insert AFTER INSERT ON files WHEN NEW.media_id IS NOT NULL": log_row.format(
+            kind="file", media="NEW.media_id", folder="NEW.folder_id"
+        ),
+        "live_files_update AFTER UPDATE OF present, media_id, folder_id, name ON files "
+        "WHEN OLD.present IS NOT NEW.present OR OLD.media_id IS NOT NEW.media_id "
+        "OR OLD.folder_id IS NOT NEW.folder_id OR OLD.name IS NOT NEW.name": log_row.format(
+            kind="file", media="NEW.media_id", folder="NEW.folder_id"
+        )
+        + "INSERT INTO live_changes (kind, media_id, folder_id, at) SELECT 'file', OLD.media_id, "
+        f"OLD.folder_id, {now} WHERE OLD.folder_id IS NOT NEW.folder_id "
+        "OR OLD.media_id IS NOT NEW.media_id;",
+        "live_files_delete AFTER DELETE ON files WHEN OLD.media_id IS NOT NULL": log_row.format(
+            kind="file", media="OLD.media_id", folder="OLD.folder_id"
+        ),
+        "live_thumbs_insert AFTER INSERT ON thumbs WHEN NEW.status = 'ok'": log_row.format(
+            kind="thumb", media="NEW.media_id", folder="NULL"
+        ),
+        "live_thumbs_update AFTER UPDATE ON thumbs WHEN NEW.status = 'ok'": log_row.format(
+            kind="thumb", media="NEW.media_id", folder="NULL"
+        ),
+        "live_prune AFTER INSERT ON live_changes WHEN NEW.seq % 256 = 0": (
+            "DELETE FROM live_changes WHERE seq <= NEW.seq - 8192;"
+        ),
+    }
+    for table in ("ratings", "favorites", "media_tags"):
+        for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            if table == "media_tags" and event == "UPDATE":
+                continue
+            triggers[f"live_{table}_{event.lower()} AFTER {event} ON {table}"] = log_row.format(
+                kind="meta", media=f"{row}.media_id", folder="NULL"
+            )
+    _run_script(
+        db,
+        """
+        CREATE TABLE live_changes (
+            seq INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,                          -- file | thumb | meta
+            media_id INTEGER,
+            folder_id INTEGER,
+            at REAL NOT NULL
+        );
+        """
+        + "".join(
+            f"\nCREATE TRIGGER {head}\nBEGIN\n{body}\nEND;" for head, body in triggers.items()
+        ),
     )

@@ -248,6 +248,18 @@ class Jobs:
                 errors=tuple(self._errors),
             )
 
+    def activity(self) -> tuple[list[JobInfo], dict[str, int]]:
+        """Return the running jobs and the queued counts by kind: status() without counting the
+        library, cheap enough to look at twice a second (services/live/activity.py)."""
+        with self._cv:
+            queued: Counter[str] = Counter(j.kind for j in self._queue.queued())
+            queued.update(["scan"] if self._scan_queued else [])
+            running = [j.info() for j in self._queue.running.values()]
+            scan = self._last_scan
+            if scan is not None and scan.state == "running":
+                running.insert(0, scan.info())
+            return running, dict(queued)
+
     def _count_missing(self) -> dict[str, int]:
         # A count over the whole library: reused a few seconds for a dashboard that polls.
         at, counts = self._missing

@@ -60,6 +60,7 @@ DERIVED_TABLES = (
     "search_generation",
     "projections",
     "vr_folder_names",
+    "live_changes",
     "_sqlite_migrations",
     # issue 17 (m0014): sidecar files and what the scan read from them; shows and movies
     "sidecars",

@@ -9,6 +9,7 @@ import { initPasskeys } from "./passkeys.js";
 import { installErrors } from "./errors.js";
 import { installVrSelection } from "./vr/selection.js";
 import { installHeadset } from "./vr/headset.js";
+import { initLive, installLive } from "./live.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -19,10 +20,12 @@ installOrganize();
 installErrors();
 installVrSelection();
 installHeadset();
+installLive();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
   initLightbox();
   initSelection();
   initPasskeys(root);
+  initLive();
 });
