@@ -23,6 +23,9 @@ PUBLIC = {
     "health.health",
     "health.livez",
     "health.readyz",
+    "live.service_worker",
+    "live.manifest",
+    "live.offline",
 }
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 SAMPLE = {"media_hash": "0123456789abcdef", "int": "1", "path": "a/b", "default": "x"}

@@ -4,7 +4,7 @@
 // search results, home and tag rows (or a quiet "N new" pill when inserting would move what the
 // person is looking at), thumbnails for placeholders, "Removed" on a card whose file went,
 // a rating or tags changed on another device, and for admins the header's running-jobs
-// indicator. The page's feed token and what it shows come from #live (templates/live/_live.html).
+// indicator. The page's feed token and what it shows come from #live (templates/live/header.html).
 
 const BACKOFF_MAX_MS = 30000;
 const REGIONS = ["listing", "results", "recent", "tagged"];
@@ -82,9 +82,11 @@ function cardsOf(list) {
   return Array.from(list.children).filter((li) => li.matches("li.card"));
 }
 
+// A card is its link (the media) and its title: two copies of one file are two cards.
 function keyOf(li) {
   const a = li.querySelector("a");
-  return a ? a.getAttribute("href") : null;
+  const title = li.querySelector(".title");
+  return a ? `${a.getAttribute("href")}|${title ? title.textContent : ""}` : null;
 }
 
 function markGone(hash, gone) {
