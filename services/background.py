@@ -24,8 +24,8 @@ from typing import Any
 
 from config import Settings
 from services.jobs import Jobs
-from services.operate.wal import WalKeeper
 from services.live import activity
+from services.operate.wal import WalKeeper
 
 log = logging.getLogger(__name__)
 

@@ -806,6 +806,9 @@ def m0014_sidecars_shows_movies(db: Database) -> None:
         CREATE TABLE shows_state (id INTEGER PRIMARY KEY CHECK (id = 1), regroup INTEGER NOT NULL);
         INSERT INTO shows_state (id, regroup) VALUES (1, 1);
         """,
+    )
+
+
 @migrations()
 def m0015_live_changes(db: Database) -> None:
     """Add live_changes: a short log of what changed, for the open pages' change feed (issue 19).
