@@ -556,6 +556,28 @@ def m0008_user_sort_indexes(db: Database) -> None:
     )
 
 
+@migrations()
+def m0009_forget_vanished_failures(db: Database) -> None:
+    """Forget "failures" that were files moved while a scan read them, and probe them again.
+
+    A file renamed between a scan's walk and its probe was recorded as failed ("cannot read: No
+    such file or directory") and, its size and mtime never changing, never tried again: a good
+    video reported broken for good (issue 20). Scans no longer record that; this clears what
+    they did record, and the next scan probes those media where their files are now.
+    """
+    _run_script(
+        db,
+        """
+        UPDATE media SET probe_status = 'pending' WHERE probe_status = 'failed' AND id IN (
+            SELECT f.media_id FROM probe_errors e JOIN files f ON f.id = e.file_id
+            WHERE e.reason IN ('cannot read: No such file or directory',
+                               'cannot read: Not a directory'));
+        DELETE FROM probe_errors WHERE reason IN ('cannot read: No such file or directory',
+                                                  'cannot read: Not a directory');
+        """,
+    )
+
+
 # Whether the file `f` (in folder `fo`, library `l`) lies in a VR folder: marked by an admin, or
 # named as LVS_VR_FOLDERS says (the library's own folder name counts), itself or an ancestor.
 IN_VR_FOLDER_SQL = (

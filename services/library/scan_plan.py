@@ -38,6 +38,7 @@ class HashItem:
     row: FileRow | None  # the row at this path, if any
     media_hash: str | None = None
     error: str | None = None
+    gone: bool = False  # vanished between the walk and the hash: moved or deleted, not failed
 
     @property
     def path(self) -> bytes:

@@ -58,9 +58,10 @@ class Writer:
         items = [item for plan in plans for item in plan.to_hash]
         media_ids = self._media_ids({i.media_hash for i in items if i.media_hash})
         with dbmod.write(self.db):
-            folder_ids = {}
+            folder_ids: dict[int, dict[bytes, int]] = {}
             for plan in plans:
-                folder_ids[plan.library.id] = self._folders(plan)
+                # Several plans may share a library (a scan of several of its folders).
+                folder_ids.setdefault(plan.library.id, {}).update(self._folders(plan))
             for item in items:
                 self._file(item, folder_ids[item.library.id], vanished, media_ids, full=full)
                 self._tick()

@@ -36,6 +36,8 @@ from services.library.walker import Walker
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int | None], None]  # phase, done, total (None: unknown)
+# What opening a path says when the file is no longer there (a folder on its path renamed too).
+VANISHED = (FileNotFoundError, NotADirectoryError)
 
 
 @contextmanager
@@ -171,6 +173,8 @@ def _hash_all(plans: list[Plan], settings: Settings, progress: Progress) -> None
         try:
             item.media_hash, st = oshash(item.abspath)
             item.size, item.mtime_ns = st.st_size, st.st_mtime_ns
+        except VANISHED:
+            item.gone = True
         except OSError as exc:
             item.error = f"cannot read: {exc.strerror or exc}"
         return item
@@ -180,7 +184,27 @@ def _hash_all(plans: list[Plan], settings: Settings, progress: Progress) -> None
             done += 1
             if done % 50 == 0 or done == len(todo):
                 progress("hash", done, len(todo))
+    for plan in plans:
+        _set_aside_vanished(plan)
 
+
+def _set_aside_vanished(plan: Plan) -> None:
+    """Treat files gone since the walk as the walk not having seen them.
+
+    A file renamed or deleted between the walk and the hash is a move or a disappearance, never
+    a failure of its content (issue 20): its row, if any, vanished (a move elsewhere in this scan
+    or the next finds it), and its folder's digest is not kept, so the next scan reads the
+    folder again whatever it then holds.
+    """
+    gone = [item for item in plan.to_hash if item.gone]
+    if not gone:
+        return
+    plan.to_hash = [item for item in plan.to_hash if not item.gone]
+    plan.vanished += [item.row for item in gone if item.row is not None and item.row.present]
+    folders = {item.folder for item in gone}
+    for listing in plan.listings:
+        if listing.path in folders:
+            listing.digest = b""
 
 def _probe_pending(
     db: Database, pool: ProbePool, writer: Writer, plans: list[Plan], progress: Progress
@@ -208,6 +232,10 @@ def _probe_pending(
         try:
             result = fsutil.retry_estale(lambda: pool.probe(abspath, kind), "probe")
             return media_id, file_id, result, None
+        except VANISHED:
+            # Moved or deleted since it was listed: not a failure of its content (issue 20).
+            # It stays pending, and is probed where the next scan finds it.
+            return media_id, file_id, None, None
         except LVSError as exc:
             return media_id, file_id, None, str(exc)
         except OSError as exc:
@@ -215,7 +243,8 @@ def _probe_pending(
 
     with ThreadPoolExecutor(pool.size) as threads:
         for media_id, file_id, result, error in threads.map(run, rows):
-            writer.probed(media_id, file_id, result, error)
+            if result is not None or error is not None:
+                writer.probed(media_id, file_id, result, error)
             done += 1
             progress("probe", done, total)
     writer.finish()
