@@ -206,6 +206,7 @@ def _set_aside_vanished(plan: Plan) -> None:
         if listing.path in folders:
             listing.digest = b""
 
+
 def _probe_pending(
     db: Database, pool: ProbePool, writer: Writer, plans: list[Plan], progress: Progress
 ) -> None:
