@@ -831,6 +831,98 @@ def m0014_sidecars_shows_movies(db: Database) -> None:
     )
 
 
+def _nfo_text(nfo_id: str) -> str:
+    """Return SQL for the searchable words of an .nfo: titles, plot, genres, studios, people."""
+    return f"""coalesce((SELECT trim(coalesce(n.title, '') || ' ' || coalesce(n.original_title, '')
+        || ' ' || coalesce(n.plot, '') || ' '
+        || coalesce((SELECT group_concat(value, ' ') FROM json_each(n.genres)), '') || ' '
+        || coalesce((SELECT group_concat(value, ' ') FROM json_each(n.studios)), '') || ' '
+        || coalesce((SELECT group_concat(json_extract(value, '$.name') || ' '
+                     || coalesce(json_extract(value, '$.role'), ''), ' ')
+                     FROM json_each(n.people)), ''))
+        FROM nfo n WHERE n.sidecar_id = {nfo_id}), '')"""
+
+
+# m0014b: a file's search row also holds what its .nfo and its movie's or show's .nfo say.
+_GROUP_NFO = (
+    "coalesce((SELECT nfo_id FROM movies WHERE id = fm.movie_id), "
+    "(SELECT nfo_id FROM shows WHERE id = fm.show_id))"
+)
+_FTS_META = f"""coalesce((SELECT trim({_nfo_text("fm.nfo_id")} || ' ' ||
+        CASE WHEN {_GROUP_NFO} IS NOT fm.nfo_id THEN {_nfo_text(_GROUP_NFO)} ELSE '' END)
+    FROM file_meta fm WHERE fm.file_id = f.id), '')"""
+_FTS_ROWS_META = _FTS_ROWS.replace(
+    "(rowid, title, name, folder, tags)", "(rowid, title, name, folder, tags, meta)"
+).replace(
+    "WHERE mt.media_id = f.media_id), '')", f"WHERE mt.media_id = f.media_id), ''),\n{_FTS_META}"
+)
+_HAS_META = (
+    "{row}.nfo_id IS NOT NULL OR {row}.movie_id IN (SELECT id FROM movies WHERE nfo_id IS NOT NULL) "
+    "OR {row}.show_id IN (SELECT id FROM shows WHERE nfo_id IS NOT NULL)"
+)
+
+
+@migrations()
+def m0014b_search_metadata(db: Database) -> None:
+    """Search what the .nfo files say: a fifth column, `meta`, in the search index (issue 17).
+
+    FTS5 tables cannot gain a column, so the index is made again with it, and the triggers of
+    m0005 that write its rows are made again to fill it; file_meta triggers refresh a file's row
+    when the regrouping (services/shows) gives it, or takes from it, an .nfo. Files without any
+    .nfo cost nothing new: their `meta` is empty.
+    """
+
+    def refresh(where: str) -> str:
+        return (
+            f"DELETE FROM search_fts WHERE rowid IN (SELECT f.id FROM files f WHERE {where});"
+            + (_FTS_ROWS_META.format(where=where))
+        )
+
+    gen = "UPDATE search_generation SET n = n + 1;"
+    org = "UPDATE organize_generation SET n = n + 1;"
+    triggers = {
+        "files_fts_insert AFTER INSERT ON files": _FTS_ROWS_META.format(where="f.id = NEW.id"),
+        "files_fts_update AFTER UPDATE OF name, folder_id, media_id, present ON files": refresh(
+            "f.id = NEW.id"
+        ),
+        "files_fts_delete AFTER DELETE ON files": "DELETE FROM search_fts WHERE rowid = OLD.id;",
+        "parses_fts_insert AFTER INSERT ON parses": refresh("f.id = NEW.file_id"),
+        "parses_fts_update AFTER UPDATE ON parses": refresh("f.id = NEW.file_id"),
+        "parses_fts_delete AFTER DELETE ON parses": refresh("f.id = OLD.file_id"),
+        "folders_fts_update AFTER UPDATE OF rel_path ON folders": refresh("f.folder_id = NEW.id"),
+        "media_tags_fts_insert AFTER INSERT ON media_tags": refresh("f.media_id = NEW.media_id")
+        + org,
+        "media_tags_fts_delete AFTER DELETE ON media_tags": refresh("f.media_id = OLD.media_id")
+        + org,
+        "tags_fts_update AFTER UPDATE OF name ON tags": refresh(
+            "f.media_id IN (SELECT media_id FROM media_tags WHERE tag_id = NEW.id)"
+        )
+        + org,
+        "file_meta_fts_insert AFTER INSERT ON file_meta WHEN "
+        + _HAS_META.format(row="NEW"): refresh("f.id = NEW.file_id"),
+        "file_meta_fts_delete AFTER DELETE ON file_meta WHEN "
+        + _HAS_META.format(row="OLD"): refresh("f.id = OLD.file_id"),
+    }
+    drops = "".join(f"DROP TRIGGER IF EXISTS {head.split()[0]};\n" for head in triggers)
+    _run_script(
+        db,
+        drops
+        + """
+        DROP TABLE search_vocab;
+        DROP TABLE search_fts;
+        CREATE VIRTUAL TABLE search_fts USING fts5 (
+            title, name, folder, tags, meta,
+            prefix = '2 3', tokenize = 'unicode61 remove_diacritics 2'
+        );
+        CREATE VIRTUAL TABLE search_vocab USING fts5vocab (search_fts, 'row');
+        """
+        + _FTS_ROWS_META.format(where="1")
+        + "".join(
+            f"\nCREATE TRIGGER {head}\nBEGIN\n{body}{gen}\nEND;" for head, body in triggers.items()
+        ),
+    )
+
+
 @migrations()
 def m0015_live_changes(db: Database) -> None:
     """Add live_changes: a short log of what changed, for the open pages' change feed (issue 19).

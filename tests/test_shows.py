@@ -388,3 +388,28 @@ def test_every_video_of_the_library_is_probed(site):
     db = site.db()
     assert db.execute("SELECT count(*) FROM probe_errors").fetchone()[0] == 0
     db.close()
+
+
+def test_search_finds_plot_genres_and_people_from_nfo(site, client):
+    from services.organize import search
+
+    def found(q: str, key: str) -> bool:
+        html = client.get("/search", query_string={"q": q}).get_data(as_text=True)
+        return _hash(site, key) in html
+
+    search.clear_expansions()
+    assert found("pacino", "heat")  # an actor of the movie .nfo
+    assert found("bank robbers", "heat")  # its plot
+    assert found("thriller", "heat720")  # its genres, for every version
+    assert found("holden", "e301")  # a role in tvshow.nfo: every episode, in either library
+    assert found("miller searches", "e101")  # an episode's own .nfo
+    assert not found("holden", "heat") and not found("zzyzx", "heat")
+
+
+def test_cards_elsewhere_show_the_poster_at_its_own_size(site, client):
+    # The folder page of Arrival: its card shows Arrival.2016-poster.jpg (300x450), not a frame.
+    html = client.get("/browse/movies/Arrival (2016)").get_data(as_text=True)
+    assert 'class="thumb art"' in html and 'width="300" height="450"' in html
+    assert "/art/" in html
+    home = client.get("/browse/movies/home").get_data(as_text=True)
+    assert 'class="thumb art"' not in home  # no picture beside it: its frame grab

@@ -45,6 +45,9 @@ class Card(NamedTuple):
     watched: bool
     resolution: str  # a label: SD, 720p, 1080p, 4K; VR as VR players say it: 6K, 8K
     vr: str = ""  # the projection badge: "180° 3D", "360°", "Fisheye 200°"; '' when flat
+    art: str = ""  # a poster or thumb picture beside the file (issue 17): its cache key
+    art_w: int = 0
+    art_h: int = 0
 
     @property
     def progress(self) -> float:
@@ -57,12 +60,14 @@ class Card(NamedTuple):
 CARD_COLUMNS = (
     "f.id, m.media_hash, m.kind, f.name, p.title, p.year, p.season, p.episode, m.duration, "
     "m.width, m.height, f.size, m.video_codec, f.first_seen, ws.position, ws.watched, "
-    "pj.type, pj.stereo, pj.eye_swap, pj.lens"
+    "pj.type, pj.stereo, pj.eye_swap, pj.lens, art.key, art.width, art.height"
 )
 CARD_JOINS = (
     "JOIN media m ON m.id = f.media_id LEFT JOIN parses p ON p.file_id = f.id "
     "LEFT JOIN watch_state ws ON ws.user_id = :user AND ws.media_id = f.media_id "
-    "LEFT JOIN projections pj ON pj.file_id = f.id"
+    "LEFT JOIN projections pj ON pj.file_id = f.id "
+    "LEFT JOIN file_meta fmeta ON fmeta.file_id = f.id "
+    "LEFT JOIN artwork art ON art.sidecar_id = fmeta.art_id"
 )
 
 
@@ -118,4 +123,7 @@ def card(row: Sequence[Any]) -> Card:
         watched=bool(row[15]),
         resolution=label,
         vr=vr,
+        art=row[20] or "",
+        art_w=row[21] or 0,
+        art_h=row[22] or 0,
     )
