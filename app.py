@@ -25,6 +25,7 @@ from blueprints import (
     gallery,
     guards,
     health,
+    hls,
     live,
     markers,
     media,
@@ -47,6 +48,7 @@ from services.errors import (
     NotFound,
     ScanBusy,
     StorageError,
+    TranscodeFailed,
     Unavailable,
 )
 from services.operate import logs
@@ -61,6 +63,7 @@ ERROR_STATUS: list[tuple[type[LVSError], int, str]] = [
     (Unavailable, 503, "Storage not answering"),
     (StorageError, 503, "Storage problem"),
     (ScanBusy, 409, "Busy"),
+    (TranscodeFailed, 502, "Cannot convert"),
 ]
 
 
@@ -84,6 +87,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     request_metrics.install(app)  # first: request ids and timing wrap the other hooks
     cli.register(app)
     mine = (auth.bp, account.bp, admin_users.bp)
+    assert hls.bp.name == "hls"  # nested in media.bp when imported: endpoints media.hls.*
     for blueprint in (gallery.bp, watch.bp, media.bp, health.bp, admin.bp, *mine):
         app.register_blueprint(blueprint)
     for blueprint in (search.bp, tags.bp, admin_tags.bp, ratings_api.bp, playlists.bp, markers.bp):

@@ -181,6 +181,18 @@ SETTINGS: tuple[Setting, ...] = (
         "size limit of the transcode cache in GB",
     ),
     Setting(
+        "transcode_max",
+        _int_range(0, 64),
+        0,
+        "encoders (transcode or remux) running at once; 0: one per 2 CPUs, at least 1",
+    ),
+    Setting(
+        "transcode_idle",
+        _float_range(1, 3600),
+        60.0,
+        "seconds without a segment request before a playback session and its encoder end",
+    ),
+    Setting(
         "scan_workers",
         _int_range(0, 64),
         0,
@@ -276,6 +288,8 @@ class Settings:
     watch_poll_interval: float
     cors_origins: tuple[str, ...]
     transcode_cache_gb: float
+    transcode_max: int
+    transcode_idle: float
     scan_workers: int
     probe_workers: int
     probe_timeout: float
@@ -305,6 +319,10 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "library.db"
+
+    def effective_transcode_max(self) -> int:
+        """Return how many encoders may run at once."""
+        return self.transcode_max or max(1, (os.cpu_count() or 1) // 2)
 
     def effective_probe_workers(self) -> int:
         """Return the number of probe processes to run."""

@@ -52,3 +52,11 @@ class InvalidInput(LVSError):
 
 class ThumbnailError(LVSError):
     """A thumbnail or scrub preview could not be made from a file (its reason), or ran too long."""
+
+
+class TranscodeBusy(Unavailable):
+    """Every transcoder is busy (LVS_TRANSCODE_MAX): HTTP 503 with Retry-After."""
+
+
+class TranscodeFailed(LVSError):
+    """ffmpeg could not convert this video; HTTP answers 502 with the reason."""

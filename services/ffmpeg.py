@@ -12,7 +12,9 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from functools import cache
+from typing import Any
 
 from services.errors import FFmpegError
 
@@ -90,3 +92,101 @@ def run_ffmpeg(
         last = tail.splitlines()[-1] if tail else f"exit status {proc.returncode}"
         raise FFmpegError(f"ffmpeg failed: {last}", tail)
     return result
+
+
+class Encoder:
+    """A long-running ffmpeg (an HLS encoder) in its own process group, with a deadline.
+
+    `start_encoder` makes one; a thread waits for it (no zombie is left), kills the whole group
+    when it outlives `max_seconds`, and calls `on_exit(returncode, stderr_tail)`. stderr goes to
+    `log_path`, so a chatty encoder never blocks on a full pipe. pause()/resume() stop and
+    continue the group (SIGSTOP/SIGCONT: upstream ffmpeg has no pause key); stop() kills it.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], log_path: str, max_seconds: float) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.log_path = log_path
+        self.max_seconds = max_seconds
+
+    def signal(self, signum: int) -> None:
+        """Send signum to the encoder's whole process group (nothing if it is gone)."""
+        signal_group(self.pid, signum)
+
+    def pause(self) -> None:
+        self.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Kill the group (a stopped process dies of SIGKILL too) and wait for it."""
+        self.signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Signal a process group; return False when it no longer exists."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        log.warning("not allowed to signal process group %d", pgid)
+        return False
+    return True
+
+
+def start_encoder(
+    args: list[str],
+    *,
+    log_path: str,
+    max_seconds: float,
+    pass_fds: tuple[int, ...] = (),
+    on_exit: Any = None,
+) -> Encoder:
+    """Start a long-running ffmpeg with args (stdin closed, stderr to log_path) and return it.
+
+    `pass_fds` are open files the child inherits (an input given as /proc/self/fd/N, so a path
+    from the library never appears in the argv). Past `max_seconds` its process group is killed.
+    """
+    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", *args]
+    with open(log_path, "ab") as err:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            pass_fds=pass_fds,
+            start_new_session=True,  # its own group: killpg takes every helper it started
+        )
+    encoder = Encoder(proc, log_path, max_seconds)
+
+    def wait() -> None:
+        try:
+            code = proc.wait(timeout=max_seconds)
+        except subprocess.TimeoutExpired:
+            log.warning("encoder %d killed after %g s", proc.pid, max_seconds)
+            _kill_group(proc)
+            code = proc.wait()
+        if on_exit is not None:
+            try:
+                on_exit(code, _log_tail(log_path))
+            except Exception:
+                log.exception("encoder exit handler failed")
+
+    threading.Thread(target=wait, name=f"ffmpeg-{proc.pid}", daemon=True).start()
+    return encoder
+
+
+def _log_tail(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - STDERR_TAIL_CHARS * 4))
+            return _tail(f.read())
+    except OSError:
+        return ""

@@ -173,6 +173,32 @@ def _hevc10_mp4(out: Path) -> Path | None:
     return make_video(out, vcodec=vcodec, acodec=["aac", "-b:a", "64k"])
 
 
+def _h264_ac3_mp4(out: Path) -> Path:
+    """H.264 with AC-3 5.1: only the audio needs converting (a remux with the audio encoded)."""
+    args = ["-f", "lavfi", "-i", f"testsrc2=size={SIZE}:rate={FPS}:duration={SECONDS}"]
+    args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={SECONDS}"]
+    args += ["-filter_complex", "[1:a]pan=5.1|FL=c0|FR=c0|FC=c0|LFE=c0|BL=c0|BR=c0[a]"]
+    args += ["-map", "0:v", "-map", "[a]", "-c:v", *X264, *GOP, "-c:a", "ac3", "-b:a", "192k"]
+    ffmpeg(*args, "-shortest", file_arg(out))
+    return out
+
+
+def _mpeg2_ts(out: Path) -> Path:
+    """Interlaced (top field first) MPEG-2 with MP2 audio in MPEG-TS, as a DVB recording."""
+    return make_video(
+        out,
+        vcodec=["mpeg2video", "-flags", "+ilme+ildct", "-b:v", "1M"],
+        acodec=["mp2", "-b:a", "96k"],
+        vfilter="setfield=tff",
+    )
+
+
+def _hevc10_mkv(out: Path) -> Path | None:
+    if "yuv420p10le" not in pixel_formats("libx265"):
+        return None
+    return make_video(out, vcodec=[*X265, "-pix_fmt", "yuv420p10le"], acodec=["aac", "-b:a", "64k"])
+
+
 def _subtitle_mkv(out: Path, base: Path) -> Path:
     srt = out.with_suffix(".srt.txt")
     srt.write_text(SUBTITLE_SRT, encoding="utf-8")
@@ -288,9 +314,10 @@ def make_corpus(root: Path) -> dict[str, Path]:
     """Create the test corpus under root and return its files by stable key.
 
     Keys: h264_mp4, hevc_mkv, vp9_webm, mpeg4_avi, black_start_mp4, subtitle_mkv, rotated_mp4
-    (phone-style: shown turned 90° clockwise), rotated_mov (270°), hevc10_mp4 (when libx265 has
-    10-bit), h264_mkv, audio_only_mp4, jpeg_exif, png, huge_png (valid, 12000² 1-bit), huge_jpg
-    (header says 12000², RGB), bomb_png (header says 20000²), corrupt_mp4, corrupt_jpg,
+    (phone-style: shown turned 90° clockwise), rotated_mov (270°), hevc10_mp4 and hevc10_mkv
+    (when libx265 has 10-bit), h264_ac3_mp4 (AC-3 5.1 audio), mpeg2_ts (interlaced), h264_mkv,
+    audio_only_mp4, jpeg_exif, png, huge_png (valid, 12000² 1-bit), huge_jpg (header says
+    12000², RGB), bomb_png (header says 20000²), corrupt_mp4, corrupt_jpg,
     truncated_mp4, empty_mp4, playlist_mp4, ffconcat_mkv, the VR_NAMES keys plus vr_360_tb, and the
     HOSTILE_NAMES keys (name_bad_utf8's Path holds a surrogate-escaped invalid UTF-8 name).
     """
@@ -310,6 +337,9 @@ def make_corpus(root: Path) -> dict[str, Path]:
         "mpeg4_avi": (_mpeg4_avi, videos / "mpeg4.avi"),
         "black_start_mp4": (_black_start_mp4, videos / "black_start.mp4"),
         "hevc10_mp4": (_hevc10_mp4, videos / "hevc10.mp4"),
+        "hevc10_mkv": (_hevc10_mkv, videos / "hevc10.mkv"),
+        "h264_ac3_mp4": (_h264_ac3_mp4, videos / "h264_ac3.mp4"),
+        "mpeg2_ts": (_mpeg2_ts, videos / "interlaced.ts"),
         "audio_only_mp4": (_audio_only_mp4, bad / "audio_only.mp4"),
     }
     # Two cores: encode in parallel; each ffmpeg is mostly single-threaded for clips this small.

@@ -1,0 +1,205 @@
+"""Playing what a browser cannot play as it is: the decision and HLS (SPEC: /media/<hash>/hls/…).
+
+    GET /media/<h>/play.json?caps=…&q=…&audio=…&burn=…&nodirect=1   the decision, as JSON
+    GET /media/<h>/hls/master.m3u8?(the same choices)                 starts or joins a session
+    GET /media/<h>/hls/<session>/stream.m3u8                          the VOD media playlist
+    GET /media/<h>/hls/<session>/<n>.ts                               a complete segment
+    POST /media/<h>/hls/<session>/stop                                the player left
+
+A child of the media blueprint (endpoints `media.hls.*`): the media hash is checked first, a
+signed media URL opens these as it opens the file, and storage trouble answers 503. Any
+parameter not listed is a 400, so nothing unexpected reaches a decision or an argv.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import IO
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from blueprints import media
+from blueprints.common import get_db, settings, user_id
+from blueprints.media import answer_file
+from services.errors import InvalidInput, NotFound
+from services.playback import decision, encoders, hls, media_files, ranges, source
+from services.playback.transcoder import LocalTranscoder, Transcoder
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("hls", __name__)
+# A child of the media blueprint, once per process (a blueprint takes children only before it
+# is first registered with an app, and tests make many apps).
+media.bp.register_blueprint(bp)
+
+CHOICES = frozenset({"caps", "q", "audio", "burn", "nodirect"})
+SIGNED = frozenset({"u", "e", "s"})  # a signed media URL's parameters, passed on to segments
+SEGMENT_CACHE = "private, max-age=3600"  # a segment never changes under its name
+PLAYLIST = "application/vnd.apple.mpegurl"
+_lock = threading.Lock()
+
+
+def transcoder() -> Transcoder:
+    """Return this process's transcoder, made on first use."""
+    found = current_app.extensions.get("transcoder")
+    if found is None:
+        with _lock:
+            found = current_app.extensions.get("transcoder")
+            if found is None:
+                cfg = settings()
+                found = LocalTranscoder(
+                    cfg.data_dir / "hls",
+                    max_encoders=cfg.effective_transcode_max(),
+                    cache_bytes=int(cfg.transcode_cache_gb * 1e9),
+                    idle=cfg.transcode_idle,
+                    encoder=encoders.detect().name,
+                )
+                current_app.extensions["transcoder"] = found
+    return found
+
+
+def _only(allowed: frozenset[str]) -> None:
+    unknown = sorted(set(request.args) - allowed - SIGNED)
+    if unknown:
+        raise InvalidInput(f"unknown parameter {unknown[0][:40]!r}")
+
+
+def _signed_query() -> str:
+    return "&".join(f"{k}={request.args[k]}" for k in ("u", "e", "s") if k in request.args)
+
+
+def _load(media_hash: str) -> tuple[source.Source, IO[bytes]]:
+    """Open the item's trusted file and read its Source (the caller closes the file)."""
+    media = media_files.open_media(get_db(), media_hash, settings().media_dirs)
+    try:
+        st = media.stat
+        src = source.load(get_db(), media_hash, media.file.fileno(), (st.st_size, st.st_mtime_ns))
+    except BaseException:
+        media.file.close()
+        raise
+    return src, media.file
+
+
+def _decide(media_hash: str, *, allow_direct: bool) -> tuple[source.Source, decision.Decision]:
+    src, f = _load(media_hash)
+    f.close()
+    caps = decision.parse_capabilities(request.args.get("caps"))
+    choice = decision.parse_choice(request.args, src)
+    max_height = 0
+    if choice.quality == "max":
+        max_height = encoders.max_realtime_height(src.width, src.height, src.fps)
+    made = decision.decide(src, caps, choice, max_height=max_height, allow_direct=allow_direct)
+    return src, made
+
+
+@bp.get("/<media_hash>/play.json")
+def play(media_hash: str) -> Response:
+    """Say how this browser plays the video: direct, remux or transcode, why, and the URL."""
+    _only(CHOICES)
+    src, made = _decide(media_hash, allow_direct=True)
+    choices = {k: request.args[k] for k in CHOICES | SIGNED if request.args.get(k)}
+    if made.method == decision.Method.DIRECT:
+        url = url_for(
+            "media.file", media_hash=media_hash, **{k: choices[k] for k in SIGNED & set(choices)}
+        )
+    else:
+        url = url_for("media.hls.master", media_hash=media_hash, **choices)
+    return jsonify(
+        method=made.method.value,
+        reasons=[r.value for r in made.reasons],
+        words=made.words,
+        url=url,
+        qualities=list(made.qualities),
+        quality=request.args.get("q") or "auto",
+        height=made.output.height if made.output and made.output.height else src.short_side,
+        duration=src.duration,
+        audio=[
+            {
+                "index": t.index,
+                "codec": t.codec,
+                "channels": t.channels,
+                "language": t.language,
+                "title": t.title,
+                "default": t.is_default,
+            }
+            for t in src.audio
+        ],  # fmt: skip
+        subtitles=[
+            {"index": t.index, "codec": t.codec, "language": t.language, "title": t.title}
+            for t in src.subtitles
+        ],  # fmt: skip
+    )
+
+
+@bp.get("/<media_hash>/hls/master.m3u8")
+def master(media_hash: str) -> Response:
+    """Start (or join) this viewer's session for the chosen rendition; name its playlist."""
+    _only(CHOICES)
+    src, made = _decide(media_hash, allow_direct=False)
+    assert made.output is not None
+    count = len(_bounds(src, made.output, media_hash))
+    sid = transcoder().open(user_id(), media_hash, made.output, method=made.method.value,
+                            words=made.words, count=count, duration=src.duration)  # fmt: skip
+    variant = f"{sid}/stream.m3u8" + (f"?{_signed_query()}" if _signed_query() else "")
+    body = hls.master_playlist(src, made.output, variant)
+    response = Response(body, mimetype=PLAYLIST)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-LVS-Method"] = made.method.value
+    response.headers["X-LVS-Reasons"] = ",".join(r.value for r in made.reasons)
+    return response
+
+
+def _bounds(src: source.Source, output: decision.Output, media_hash: str) -> list[float]:
+    if output.video != "copy":
+        return hls.boundaries(src, output, -1, None)
+    tc = transcoder()
+    cache = tc.root / "cache" / media_hash / output.key  # type: ignore[attr-defined]
+    _, f = _load(media_hash)
+    try:
+        return hls.boundaries(src, output, f.fileno(), cache)
+    finally:
+        f.close()
+
+
+@bp.get("/<media_hash>/hls/<session_id>/stream.m3u8")
+def stream(media_hash: str, session_id: str) -> Response:
+    """Send the session's VOD media playlist: every segment, from the duration."""
+    _only(frozenset())
+    s = transcoder().session(session_id, user_id())
+    if s.media_hash != media_hash:
+        raise NotFound("no such playback session")
+    src, f = _load(media_hash)
+    f.close()
+    body = hls.media_playlist(_bounds(src, s.out, media_hash), s.duration, _signed_query())
+    response = Response(body, mimetype=PLAYLIST)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/<media_hash>/hls/<session_id>/<name>")
+def segment(media_hash: str, session_id: str, name: str) -> Response:
+    """Send a complete segment, starting or moving the encoder when it is not made yet."""
+    _only(frozenset())
+    stem, dot, ext = name.partition(".")
+    if ext != hls.SEGMENT_EXT or not stem.isdigit() or len(stem) > 6 or stem != str(int(stem)):
+        raise NotFound("no such segment")
+    tc = transcoder()
+    s = tc.session(session_id, user_id())
+    if s.media_hash != media_hash:
+        raise NotFound("no such playback session")
+    path = tc.segment(session_id, user_id(), int(stem), lambda: _load(media_hash))
+    f = open(path, "rb", buffering=0)
+    st = os.fstat(f.fileno())
+    etag = ranges.make_etag(f"{s.key}-{stem}", st.st_size, st.st_mtime_ns)
+    return answer_file(request.environ, f, st.st_size, int(st.st_mtime), etag, "video/mp2t",
+                       SEGMENT_CACHE)  # fmt: skip
+
+
+@bp.post("/<media_hash>/hls/<session_id>/stop")
+def stop(media_hash: str, session_id: str) -> Response:
+    """End the viewer's session at once (the player left or switched to another quality)."""
+    _only(frozenset())
+    transcoder().stop(session_id, user_id())
+    return Response(status=204)

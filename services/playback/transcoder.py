@@ -1,0 +1,634 @@
+"""HLS sessions and their encoders: start, seek (restart), throttle, reap, stop — on this machine.
+
+The interface (`Transcoder`) is four calls: `open` a session for a viewer and a rendition,
+`segment` (where segment N is, once it is complete: starting or restarting the encoder as
+needed), `stop`, and `sessions` (what runs, for the dashboard). `LocalTranscoder` keeps all its
+state in files under `<data dir>/hls/`, guarded by one flock, so every gunicorn worker sees the
+same sessions and any of them may answer a segment request; a later issue can keep the same
+records in Redis and run the encoders on other machines.
+
+    hls/sessions/<id>.json          a viewer's session: owner, media, rendition, last request
+    hls/runs/<run id>/              one encoder run: N.ts, list.csv (finished ones), ffmpeg.log
+    hls/cache/<media_hash>/<key>/   finished segments, shared by every viewer of that rendition
+
+Rules (after Jellyfin's DynamicHlsController and Stash's stream_segmented, see
+/work/shared/reference): a request for a segment not yet made starts an encoder at it when
+none runs, the segment is behind the encoder, or it is more than `restart_ahead` seconds ahead
+of it; the encoder is paused (SIGSTOP) when it is `throttle_ahead` seconds ahead of the
+viewer and continued when the viewer comes within `resume_ahead`; a session nobody asked
+anything of for `idle` seconds is reaped (its encoder killed with its process group); at most
+`max_encoders` encoders run at once, beyond that `TranscodeBusy` (503 with Retry-After). The
+cache is kept under `cache_bytes` by evicting the least recently used renditions, never one
+a live session uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from services import ffmpeg as runner
+from services.errors import NotFound, TranscodeBusy, TranscodeFailed, Unavailable
+from services.playback import hls
+from services.playback.decision import Output
+from services.playback.source import Source
+
+log = logging.getLogger(__name__)
+
+SESSION_ID_LEN = 16
+SEGMENT_WAIT = 25.0  # seconds a segment request waits for the encoder before a 503
+POLL = 0.04  # seconds between looks at the encoder's list of finished segments
+TOUCH_EVERY = 1.0  # seconds between session-file updates from segment requests
+
+# The trusted input of a new run: the open media file and its Source.
+Loader = Callable[[], tuple[Source, IO[bytes]]]
+
+
+@dataclass
+class Run:
+    """One encoder process of a session."""
+
+    id: str
+    pid: int
+    start: int  # first segment it writes
+    started: float
+    encoder: str
+    paused: bool = False
+
+
+@dataclass
+class Session:
+    """A viewer watching one rendition of one video."""
+
+    id: str
+    user_id: int
+    media_hash: str
+    key: str  # Output.key
+    output: dict  # Output fields
+    method: str
+    words: str
+    count: int  # segments in the playlist
+    duration: float
+    created: float
+    last_request: float
+    last_segment: int = -1
+    run: Run | None = None
+
+    @property
+    def out(self) -> Output:
+        return Output(**self.output)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session as the dashboard shows it."""
+
+    id: str
+    user_id: int
+    media_hash: str
+    method: str
+    words: str
+    encoder: str
+    speed: float  # × real time of the running encoder, 0 when none runs
+    ahead: int  # segments made beyond the last one asked for
+    paused: bool
+    idle: float  # seconds since the last request
+
+
+class Transcoder(Protocol):
+    """Start, seek and stop HLS sessions, and say where their segments are."""
+
+    def open(self, user_id: int, media_hash: str, output: Output, *, method: str, words: str,
+             count: int, duration: float) -> str: ...  # fmt: skip
+
+    def segment(self, session_id: str, user_id: int, n: int, loader: Loader) -> Path: ...
+
+    def stop(self, session_id: str, user_id: int) -> None: ...
+
+    def sessions(self) -> list[SessionInfo]: ...
+
+
+class LocalTranscoder:
+    """Sessions in files under `root`, encoders as child processes of whichever worker asks."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_encoders: int,
+        cache_bytes: int,
+        idle: float = 60.0,
+        throttle_ahead: float = 120.0,
+        resume_ahead: float = 60.0,
+        restart_ahead: float = 24.0,
+        encoder: str = "libx264",
+        reaper: bool = True,
+    ) -> None:
+        self.root = root
+        self.max_encoders = max_encoders
+        self.cache_bytes = cache_bytes
+        self.idle = idle
+        self.throttle_ahead = throttle_ahead
+        self.resume_ahead = resume_ahead
+        self.restart_ahead = restart_ahead
+        self.encoder = encoder
+        self.encoders: dict[str, runner.Encoder] = {}  # runs started by this process
+        self.started = 0  # runs started by this process (metrics)
+        self.restarts = 0
+        self.reaped = 0
+        for sub in ("sessions", "runs", "cache"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        self.clean_stale()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+        if reaper:
+            self._reaper = threading.Thread(target=self._reap_loop, name="hls-reaper", daemon=True)
+            self._reaper.start()
+
+    # ---- the interface ----
+
+    def open(self, user_id: int, media_hash: str, output: Output, *, method: str, words: str,
+             count: int, duration: float) -> str:  # fmt: skip
+        """Return the viewer's session for this rendition, made now or joined; the viewer's
+        session of another rendition of the same video ends (one per viewer and item)."""
+        now = time.time()
+        with self._lock():
+            for s in self._all():
+                if s.user_id == user_id and s.media_hash == media_hash:
+                    if s.key == output.key:
+                        s.last_request = now
+                        self._write(s)
+                        return s.id
+                    self._end(s, "another quality was chosen")
+            s = Session(secrets.token_hex(SESSION_ID_LEN // 2), user_id, media_hash, output.key,
+                        asdict(output), method, words, count, duration, now, now)  # fmt: skip
+            self._write(s)
+            self.cache_dir(s).mkdir(parents=True, exist_ok=True)
+            _touch(self.cache_dir(s) / ".used")
+        log.info("hls session %s: user %d, %s %s (%s)", s.id, user_id, media_hash, s.key, method)
+        return s.id
+
+    def session(self, session_id: str, user_id: int) -> Session:
+        """Return the user's session; NotFound for another user's, an ended or a malformed one."""
+        if len(session_id) != SESSION_ID_LEN or not all(
+            c in "0123456789abcdef" for c in session_id
+        ):
+            raise NotFound("no such playback session")
+        s = self._read(session_id)
+        if s is None or s.user_id != user_id:
+            raise NotFound("no such playback session (it may have ended: reload the page)")
+        return s
+
+    def segment(self, session_id: str, user_id: int, n: int, loader: Loader) -> Path:
+        """Return the path of complete segment n, waiting for (and starting) its encoder."""
+        s = self.session(session_id, user_id)
+        if not 0 <= n < s.count:
+            raise NotFound("no such segment")
+        path = self.cache_dir(s) / f"{n}.{hls.SEGMENT_EXT}"
+        if path.is_file():
+            self._seen(s, n)
+            return path
+        with self._lock():
+            s = self.session(session_id, user_id)
+            if s.run is not None:
+                self._publish(s)
+            if path.is_file():
+                self._seen(s, n, locked=True)
+                return path
+            if self._needs_start(s, n):
+                self._start(s, n, loader)
+            elif s.run is not None and s.run.paused:
+                self._continue(s)
+            s.last_request, s.last_segment = time.time(), n
+            self._write(s)
+        return self._wait(s, n, path, loader)
+
+    def stop(self, session_id: str, user_id: int) -> None:
+        """End the user's session now (the player left)."""
+        with self._lock():
+            s = self.session(session_id, user_id)
+            self._end(s, "stopped by the player")
+
+    def sessions(self) -> list[SessionInfo]:
+        """Return the live sessions, newest first."""
+        now = time.time()
+        infos = []
+        for s in sorted(self._all(), key=lambda x: -x.created):
+            run = s.run if s.run is not None and self._alive(s.run) else None
+            done = hls.finished_segments(self.run_dir(run.id)) if run else []
+            made = (max(done) + 1 - run.start) if run and done else 0
+            elapsed = max(0.001, now - run.started) if run else 0
+            speed = made * s.out.segment / elapsed if run else 0.0
+            ahead = (max(done) - s.last_segment) if done else 0
+            infos.append(SessionInfo(s.id, s.user_id, s.media_hash, s.method, s.words,
+                                     run.encoder if run else "", round(speed, 2), max(0, ahead),
+                                     bool(run and run.paused), round(now - s.last_request, 1)))  # fmt: skip
+        return infos
+
+    # ---- paths ----
+
+    def cache_dir(self, s: Session) -> Path:
+        return self.root / "cache" / s.media_hash / s.key
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    # ---- encoder runs ----
+
+    def _needs_start(self, s: Session, n: int) -> bool:
+        run = s.run
+        if run is None or not self._alive(run):
+            return True
+        if n < run.start:
+            return True  # a seek back, behind where this run began
+        done = hls.finished_segments(self.run_dir(run.id))
+        at = (max(done) + 1) if done else run.start  # the segment it is making now
+        if n < at:
+            return True  # made by this run but evicted meanwhile: make it again
+        return (n - at) * s.out.segment > self.restart_ahead
+
+    def _start(self, s: Session, n: int, loader: Loader, encoder: str | None = None) -> None:
+        """(Re)start the session's encoder at segment n (under the lock)."""
+        restart = s.run is not None
+        if s.run is not None:
+            self._kill(s)
+        busy = sum(1 for x in self._all() if x.id != s.id and x.run and self._alive(x.run))
+        if busy >= self.max_encoders:
+            self._write(s)
+            raise TranscodeBusy(
+                f"all {self.max_encoders} transcoders are busy; try again in a moment", 10
+            )
+        source, media = loader()
+        try:
+            out = s.out
+            bounds = hls.boundaries(source, out, media.fileno(), self.cache_dir(s))
+            run_id = secrets.token_hex(8)
+            run_dir = self.run_dir(run_id)
+            run_dir.mkdir(parents=True)
+            encoder = "copy" if out.video == "copy" else (encoder or self.encoder)
+            # The child inherits the trusted open file at the same number: /proc/self/fd/N.
+            args = hls.encoder_args(source, out, bounds, n, run_dir, media.fileno(), encoder)
+            proc = runner.start_encoder(
+                args,
+                log_path=str(run_dir / "ffmpeg.log"),
+                max_seconds=max(600.0, s.duration * 4),
+                pass_fds=(media.fileno(),),
+                on_exit=lambda code, tail, d=run_dir: _record_exit(d, code, tail),
+            )
+        finally:
+            media.close()
+        (run_dir / "pid").write_text(str(proc.pid))
+        self.encoders[run_id] = proc
+        s.run = Run(run_id, proc.pid, n, time.time(), encoder)
+        self.started += 1
+        self.restarts += restart
+        what = "restarted" if restart else "started"
+        log.info("hls session %s: encoder %s at segment %d (%s, pid %d)", s.id, what, n,
+                 encoder, proc.pid)  # fmt: skip
+        self._write(s)
+
+    def _wait(self, s: Session, n: int, path: Path, loader: Loader) -> Path:
+        deadline = time.monotonic() + SEGMENT_WAIT
+        while True:
+            if path.is_file():
+                return path
+            run = s.run
+            if run is None:
+                raise TranscodeFailed("the encoder of this session is gone")
+            run_dir = self.run_dir(run.id)
+            if n in hls.finished_segments(run_dir):
+                with self._lock():
+                    self._publish(s)
+                if path.is_file():
+                    return path
+            code, tail = _exit_of(run_dir)
+            if code is None and not self._alive(run):
+                code, tail = -1, "the encoder vanished"
+            if code is not None:
+                self._publish(s)
+                if path.is_file():
+                    return path
+                self._failed(s, run, code, tail, n, loader)
+                s = self.session(s.id, s.user_id)  # restarted in software
+            if time.monotonic() > deadline:
+                raise Unavailable("the segment is not ready yet", 2)
+            time.sleep(POLL)
+
+    def _failed(self, s: Session, run: Run, code: int, tail: str, n: int, loader: Loader) -> None:
+        last = tail.strip().splitlines()[-1] if tail.strip() else f"exit status {code}"
+        log.warning("hls session %s: encoder %s ended (%s): %s", s.id, run.encoder, code, last)
+        if "No space left on device" in tail:
+            with self._lock():
+                self._kill(s)
+                self._write(s)
+            raise Unavailable("the transcode cache's disk is full", 30)
+        if run.encoder not in ("libx264", "copy") and code != 0:
+            log.warning("hls session %s: %s failed, falling back to software", s.id, run.encoder)
+            self.encoder = "libx264"  # this process stops trying the hardware encoder
+            with self._lock():
+                fresh = self.session(s.id, s.user_id)
+                self._start(fresh, n, loader, "libx264")
+            return
+        with self._lock():
+            fresh = self.session(s.id, s.user_id)
+            self._kill(fresh)
+            self._write(fresh)
+        raise TranscodeFailed(f"this video could not be converted: {last}")
+
+    def _publish(self, s: Session) -> None:
+        """Link the run's finished segments into the rendition's cache (first one wins)."""
+        if s.run is None:
+            return
+        run_dir, cache = self.run_dir(s.run.id), self.cache_dir(s)
+        cache.mkdir(parents=True, exist_ok=True)
+        for n in hls.finished_segments(run_dir):
+            target = cache / f"{n}.{hls.SEGMENT_EXT}"
+            if target.exists():
+                continue
+            with contextlib.suppress(FileNotFoundError, FileExistsError):
+                os.link(run_dir / f"{n}.{hls.SEGMENT_EXT}", target)
+
+    def _alive(self, run: Run) -> bool:
+        if (self.run_dir(run.id) / "exit").exists():
+            return False
+        return _is_our_ffmpeg(run.pid, run.id)
+
+    def _kill(self, s: Session) -> None:
+        """Stop the session's encoder (its whole process group) and remove its run folder."""
+        run = s.run
+        if run is None:
+            return
+        self._publish(s)
+        if _is_our_ffmpeg(run.pid, run.id):
+            runner.signal_group(run.pid, signal.SIGKILL)
+        encoder = self.encoders.pop(run.id, None)
+        if encoder is not None:
+            encoder.proc.wait()
+        shutil.rmtree(self.run_dir(run.id), ignore_errors=True)
+        s.run = None
+
+    def _pause(self, s: Session) -> None:
+        if s.run is not None and not s.run.paused and _is_our_ffmpeg(s.run.pid, s.run.id):
+            runner.signal_group(s.run.pid, signal.SIGSTOP)
+            s.run.paused = True
+            log.info("hls session %s: encoder paused, far enough ahead", s.id)
+
+    def _continue(self, s: Session) -> None:
+        if s.run is not None and s.run.paused:
+            runner.signal_group(s.run.pid, signal.SIGCONT)
+            s.run.paused = False
+            log.info("hls session %s: encoder continued", s.id)
+
+    def _throttle(self, s: Session) -> bool:
+        """Pause or continue the encoder by how far ahead of the viewer it is; True if changed."""
+        run = s.run
+        if run is None or not self._alive(run):
+            return False
+        done = hls.finished_segments(self.run_dir(run.id))
+        if not done:
+            return False
+        ahead = (max(done) - max(s.last_segment, run.start)) * s.out.segment
+        if not run.paused and ahead > self.throttle_ahead:
+            self._pause(s)
+            return True
+        if run.paused and ahead <= self.resume_ahead:
+            self._continue(s)
+            return True
+        return False
+
+    def _seen(self, s: Session, n: int, locked: bool = False) -> None:
+        """Record a served segment: the session lives on, the encoder may continue or pause."""
+        now = time.time()
+        if n == s.last_segment and now - s.last_request < TOUCH_EVERY:
+            return
+        with contextlib.nullcontext() if locked else self._lock():
+            fresh = self._read(s.id)
+            if fresh is None:
+                return
+            fresh.last_request, fresh.last_segment = now, max(n, 0)
+            self._throttle(fresh)
+            self._write(fresh)
+        used = self.cache_dir(s) / ".used"
+        with contextlib.suppress(OSError):
+            if now - used.stat().st_mtime > 5:
+                _touch(used)
+
+    def _end(self, s: Session, why: str) -> None:
+        self._kill(s)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "sessions" / f"{s.id}.json").unlink()
+        log.info("hls session %s ended: %s", s.id, why)
+
+    # ---- housekeeping ----
+
+    def reap(self) -> None:
+        """End idle sessions, throttle the rest, drop dead runs, keep the cache in its size."""
+        now = time.time()
+        with self._lock():
+            for s in self._all():
+                if now - s.last_request > self.idle:
+                    self._end(s, f"reaped after {self.idle:g} s without a request")
+                    self.reaped += 1
+                    continue
+                if s.run is not None and not self._alive(s.run):
+                    self._kill(s)  # finished or failed: keep its segments, drop the folder
+                    self._write(s)
+                elif self._throttle(s):
+                    self._write(s)
+            self._drop_orphan_runs()
+            self.enforce_cache()
+
+    def clean_stale(self) -> None:
+        """Remove what a stopped server left: dead runs, idle sessions, half-written files."""
+        with self._lock():
+            for s in self._all():
+                if s.run is not None and not self._alive(s.run):
+                    shutil.rmtree(self.run_dir(s.run.id), ignore_errors=True)
+                    s.run = None
+                    self._write(s)
+                if time.time() - s.last_request > self.idle:
+                    self._end(s, "stale at start-up")
+            self._drop_orphan_runs()
+            for tmp in (self.root / "cache").glob("*/*/*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+    def _drop_orphan_runs(self) -> None:
+        live = {s.run.id for s in self._all() if s.run is not None}
+        for run_dir in (self.root / "runs").iterdir():
+            if run_dir.name in live:
+                continue
+            pid = _read_int(run_dir / "pid")
+            if pid and _is_our_ffmpeg(pid, run_dir.name):
+                runner.signal_group(pid, signal.SIGKILL)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            log.info("hls: removed stale run folder %s", run_dir.name)
+
+    def cache_size(self) -> int:
+        """Return the bytes of finished segments kept in the cache."""
+        return sum(size for _, size in _files(self.root / "cache"))
+
+    def enforce_cache(self) -> int:
+        """Evict least recently used renditions (then old segments of ones in use) until the
+        cache fits `cache_bytes`; return the bytes freed. Call with the lock held."""
+        cache = self.root / "cache"
+        total = self.cache_size()
+        if total <= self.cache_bytes:
+            return 0
+        now = time.time()
+        live = {}
+        for s in self._all():
+            if now - s.last_request <= self.idle:
+                key = (s.media_hash, s.key)
+                live[key] = min(live.get(key, s.last_segment), s.last_segment)
+        freed = 0
+        dirs = [d for d in cache.glob("*/*") if d.is_dir()]
+        dirs.sort(key=lambda d: _mtime(d / ".used"))
+        for d in dirs:
+            if total - freed <= self.cache_bytes:
+                break
+            if (d.parent.name, d.name) in live:
+                continue
+            size = sum(sz for _, sz in _files(d))
+            shutil.rmtree(d, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                d.parent.rmdir()
+            freed += size
+            log.info("hls cache: evicted %s/%s (%d bytes)", d.parent.name, d.name, size)
+        for (media_hash, key), position in live.items():
+            if total - freed <= self.cache_bytes:
+                break
+            d = cache / media_hash / key
+            for path, size in sorted(_files(d), key=lambda p: _segment_number(p[0])):
+                number = _segment_number(path)
+                if number < 0 or number >= position - 1 or total - freed <= self.cache_bytes:
+                    continue  # the segment on screen and the ones after it stay
+                path.unlink(missing_ok=True)
+                freed += size
+        return freed
+
+    def close(self) -> None:
+        """Stop the reaper and every encoder this process started."""
+        self._stop.set()
+        with self._lock():
+            for s in self._all():
+                if s.run is not None and s.run.id in self.encoders:
+                    self._kill(s)
+                    self._write(s)
+
+    def _reap_loop(self) -> None:
+        tick = max(0.2, min(5.0, self.idle / 3))
+        while not self._stop.wait(tick):
+            try:
+                self.reap()
+            except Exception:
+                log.exception("hls reaper failed")
+
+    # ---- session records ----
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read(self, session_id: str) -> Session | None:
+        try:
+            data = json.loads((self.root / "sessions" / f"{session_id}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        run = data.pop("run", None)
+        return Session(**data, run=Run(**run) if run else None)
+
+    def _write(self, s: Session) -> None:
+        path = self.root / "sessions" / f"{s.id}.json"
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(asdict(s)))
+        os.replace(tmp, path)
+
+    def _all(self) -> list[Session]:
+        found = []
+        for path in (self.root / "sessions").glob("*.json"):
+            s = self._read(path.stem)
+            if s is not None:
+                found.append(s)
+        return found
+
+
+def _record_exit(run_dir: Path, code: int, tail: str) -> None:
+    if run_dir.is_dir():
+        with contextlib.suppress(OSError):
+            (run_dir / "exit").write_text(f"{code}\n{tail}")
+
+
+def _exit_of(run_dir: Path) -> tuple[int | None, str]:
+    try:
+        text = (run_dir / "exit").read_text()
+    except OSError:
+        return None, ""
+    first, _, tail = text.partition("\n")
+    try:
+        return int(first), tail
+    except ValueError:
+        return -1, tail
+
+
+def _is_our_ffmpeg(pid: int, run_id: str) -> bool:
+    """Return True when pid is alive and is an encoder of this run (no pid reuse accident)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z" and run_id.encode() in cmdline
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _touch(path: Path) -> None:
+    path.touch()
+    os.utime(path)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _files(root: Path) -> list[tuple[Path, int]]:
+    found = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            if name.endswith(f".{hls.SEGMENT_EXT}"):
+                path = Path(dirpath) / name
+                with contextlib.suppress(OSError):
+                    found.append((path, path.stat().st_size))
+    return found
+
+
+def _segment_number(path: Path) -> int:
+    stem = path.name.partition(".")[0]
+    return int(stem) if stem.isdigit() else -1

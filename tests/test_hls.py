@@ -1,0 +1,502 @@
+"""Direct play, remux and transcode to HLS (issue 12), through the real app on real media.
+
+The decision is checked against each clip's probe; the HLS routes and the session engine
+(services/playback/transcoder.py) run real ffmpeg encoders on generated clips: segments line up
+across restarts, idle sessions are reaped, the concurrency cap answers 503 with Retry-After,
+the encoder restarts on a seek and pauses when far ahead, a second viewer is served from the
+cache, the cache is evicted under a tiny cap, stale folders go at start-up, and hostile
+parameters are refused with nothing of them in any ffmpeg argv.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from services import ffmpeg as runner
+from services.playback import decision, encoders
+from services.playback.transcoder import LocalTranscoder
+from tests.conftest import signed_in
+from tests.mediagen import X264, X265, ffmpeg, file_arg, make_video
+from tests.sample_library import media_hash, scan_library
+
+# What Debian's Chromium reports (static/js/playback.js): no HEVC, no AC-3, no MKV.
+CHROMIUM = "mse,mp4,webm,h264_baseline,h264_main,h264_high,h264_high_l51,vp8,vp9,av1,aac,mp3,opus,flac,vorbis"
+LONG = 24  # seconds: 8 transcode segments of 3 s, 4 remux segments of 6 s
+
+
+class Library:
+    """A scanned library of short clips and the app serving it."""
+
+    def __init__(self, base: Path, media: dict[str, Path]) -> None:
+        from app import create_app
+        from config import load_settings
+
+        self.root = base / "library"
+        self.root.mkdir(parents=True)
+        self.files: dict[str, Path] = {}
+        for key in ("hevc_mkv", "hevc10_mkv", "mpeg4_avi", "h264_mkv", "h264_ac3_mp4",
+                    "vp9_webm", "mpeg2_ts", "rotated_mp4", "h264_mp4", "subtitle_mkv"):  # fmt: skip
+            if key in media:
+                self.files[key] = Path(shutil.copyfile(media[key], self.root / media[key].name))
+        self.files["long_hevc"] = make_video(
+            self.root / "long_hevc.mkv", vcodec=[*X265, "-pix_fmt", "yuv420p"],
+            acodec=["aac", "-b:a", "48k"], seconds=LONG, size="640x360")  # fmt: skip
+        self.files["long_remux"] = make_video(
+            self.root / "long_remux.mkv", vcodec=X264, acodec=["aac", "-b:a", "48k"], seconds=LONG
+        )
+        self.files["two_audio"] = self._two_audio(self.root / "two_audio.mp4")
+        self.data = base / "data"
+        self.config = {"media_dirs": [str(self.root)], "data_dir": str(self.data),
+                       "probe_workers": 1}  # fmt: skip
+        self.settings = load_settings(self.config, environ={}, dotenv_path=base / "no.env")
+        scan_library(self.settings)
+        self.app = create_app(self.config)
+
+    def _two_audio(self, out: Path) -> Path:
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=4",
+               "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+               "-f", "lavfi", "-i", "sine=frequency=880:duration=4",
+               "-map", "0", "-map", "1", "-map", "2", "-c:v", *X264, "-c:a", "aac",
+               "-shortest", file_arg(out))  # fmt: skip
+        return out
+
+    def hash(self, key: str) -> str:
+        return media_hash(self.settings, self.files[key])
+
+    def transcoder(self, **knobs) -> LocalTranscoder:
+        """Give the app a transcoder with test-sized knobs (what LVS_TRANSCODE_* set)."""
+        old = self.app.extensions.pop("transcoder", None)
+        if old is not None:
+            old.close()
+        options = {"max_encoders": 2, "cache_bytes": 10**9, "idle": 60.0, "reaper": False}
+        tc = LocalTranscoder(self.data / "hls", **{**options, **knobs})
+        self.app.extensions["transcoder"] = tc
+        return tc
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]):
+    library = Library(tmp_path_factory.mktemp("hls"), media)
+    yield library
+    tc = library.app.extensions.get("transcoder")
+    if tc is not None:
+        tc.close()
+
+
+@pytest.fixture
+def argvs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record the argv of every encoder started (they still run for real)."""
+    seen: list[list[str]] = []
+    real = runner.start_encoder
+
+    def spy(args: list[str], **kw):
+        seen.append(list(args))
+        return real(args, **kw)
+
+    monkeypatch.setattr(runner, "start_encoder", spy)
+    return seen
+
+
+def play(client, h: str, **params) -> dict:
+    r = client.get(f"/media/{h}/play.json", query_string={"caps": CHROMIUM, **params})
+    assert r.status_code == 200, r.data
+    return r.get_json()
+
+
+def open_session(client, h: str, **params) -> tuple[str, list[str]]:
+    """Ask for the master playlist; return the session id and its segment names."""
+    r = client.get(f"/media/{h}/hls/master.m3u8", query_string={"caps": CHROMIUM, **params})
+    assert r.status_code == 200, r.data
+    variant = r.data.decode().strip().splitlines()[-1]
+    sid = variant.split("/")[0]
+    r = client.get(f"/media/{h}/hls/{variant}")
+    assert r.status_code == 200
+    text = r.data.decode()
+    assert text.startswith("#EXTM3U") and "#EXT-X-ENDLIST" in text
+    return sid, [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def first_times(data: bytes) -> dict[str, float]:
+    """Return the first timestamp of each stream type in a TS segment, in seconds."""
+    found: dict[str, float] = {}
+    with av.open(io.BytesIO(data), format="mpegts") as c:
+        for packet in c.demux():
+            if packet.pts is not None:
+                found.setdefault(packet.stream.type, float(packet.pts * packet.time_base))
+    return found
+
+
+def alive(pid: int) -> str:
+    """Return the process state letter (R, S, T…) or '' when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except OSError:
+        return ""
+
+
+# ---- the decision, from the probe and what the browser reported ----
+
+EXPECTED = {
+    # key: (method, reasons that must be there, words that must be there)
+    "hevc_mkv": ("transcode", {"container", "video codec"}, "this browser has no HEVC decoder"),
+    "hevc10_mkv": ("transcode", {"video codec"}, "Transcoding HEVC 10-bit → H.264"),
+    "mpeg4_avi": ("transcode", {"container", "video codec"}, "MPEG-4 Part 2"),
+    "h264_mkv": ("remux", {"container"}, "Remuxing MKV → HLS (video copied"),
+    "h264_ac3_mp4": ("remux", {"audio codec", "channels"}, "AC-3 (Dolby Digital) audio → AAC"),
+    "vp9_webm": ("direct", set(), "Playing the original"),
+    "mpeg2_ts": ("transcode", {"interlaced", "video codec"}, "interlaced"),
+    "rotated_mp4": ("direct", set(), "Playing the original"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_the_decision_matches_the_probe(lib, key):
+    if key not in lib.files:
+        pytest.skip(f"{key} could not be made by this ffmpeg")  # 10-bit x265 only
+    method, reasons, words = EXPECTED[key]
+    got = play(signed_in(lib.app), lib.hash(key))
+    assert got["method"] == method
+    assert reasons <= set(got["reasons"]), got
+    assert words in got["words"]
+    if method == "direct":
+        assert got["url"].endswith("/file")
+        assert got["qualities"][0] == "original"
+    else:
+        assert "/hls/master.m3u8?" in got["url"]
+        assert "original" not in got["qualities"]
+
+
+def test_without_a_report_the_conservative_rule_decides(lib):
+    client = signed_in(lib.app)
+    r = client.get(f"/media/{lib.hash('h264_mp4')}/play.json")
+    assert r.get_json()["method"] == "direct"
+    r = client.get(f"/media/{lib.hash('hevc_mkv')}/play.json")
+    assert r.get_json()["method"] == "transcode"
+
+
+def test_a_browser_with_hevc_and_ac3_gets_what_it_plays(lib):
+    caps = CHROMIUM + ",hevc,ac3,eac3,mkv"
+    client = signed_in(lib.app)
+    got = client.get(f"/media/{lib.hash('hevc_mkv')}/play.json?caps={caps}").get_json()
+    assert got["method"] == "direct"
+    got = client.get(f"/media/{lib.hash('h264_ac3_mp4')}/play.json?caps={caps}").get_json()
+    assert got["method"] == "direct"
+
+
+def test_choices_audio_track_burn_in_quality_and_fallback(lib):
+    client = signed_in(lib.app)
+    h = lib.hash("two_audio")
+    assert play(client, h)["method"] == "direct"
+    tracks = play(client, h)["audio"]
+    assert [t["index"] for t in tracks] == [1, 2]
+    got = play(client, h, audio="2")
+    assert got["method"] == "remux" and "audio track" in got["reasons"]
+    got = play(client, h, nodirect="1")
+    assert got["method"] == "remux" and got["reasons"] == ["direct play failed"]
+    subs = play(client, lib.hash("subtitle_mkv"))
+    index = subs["subtitles"][0]["index"]
+    got = play(client, lib.hash("subtitle_mkv"), burn=str(index))
+    assert got["method"] == "transcode" and "subtitles burn-in" in got["reasons"]
+    assert "subtitles are burned in" in got["words"]
+    assert play(client, lib.hash("long_hevc"))["qualities"] == []  # 640×360: all rungs above
+    assert play(client, h)["qualities"] == ["original"]  # 160×120: no rung below it
+    got = play(client, lib.hash("h264_mp4"), q="original")
+    assert got["method"] == "direct"
+
+
+def test_max_quality_keeps_the_source_size_this_machine_encodes(lib):
+    got = play(signed_in(lib.app), lib.hash("hevc_mkv"), q="max")
+    assert got["method"] == "transcode"
+    assert got["height"] == 240  # a 320×240 source is well within real time here
+    assert "original" not in got["qualities"] and got["qualities"] == []
+
+
+def test_burn_in_transcodes_with_the_subtitles_drawn(lib, argvs):
+    lib.transcoder()
+    client = signed_in(lib.app)
+    h = lib.hash("subtitle_mkv")
+    index = play(client, h)["subtitles"][0]["index"]
+    sid, names = open_session(client, h, burn=str(index))
+    r = client.get(f"/media/{h}/hls/{sid}/{names[0]}")
+    assert r.status_code == 200 and first_times(r.data)["video"] == pytest.approx(0, abs=0.1)
+    graph = " ".join(argvs[-1])
+    assert "subtitles=/proc/self/fd/" in graph and ":si=0" in graph
+
+
+# ---- HLS: playlists, segments, restarts ----
+
+
+def test_transcode_segments_line_up_across_a_restart(lib, argvs):
+    tc = lib.transcoder()
+    client = signed_in(lib.app)
+    h = lib.hash("long_hevc")
+    sid, names = open_session(client, h)
+    assert len(names) == LONG // 3
+    first = client.get(f"/media/{h}/hls/{sid}/0.ts")
+    assert first.status_code == 200 and first.headers["Content-Type"] == "video/mp2t"
+    assert first_times(first.data)["video"] == pytest.approx(0, abs=0.1)
+    started = tc.started
+    far = client.get(f"/media/{h}/hls/{sid}/6.ts")  # more than 24 s of encoding ahead? no: 18 s
+    assert far.status_code == 200
+    assert first_times(far.data)["video"] == pytest.approx(18.0, abs=0.1)
+    back = client.get(f"/media/{h}/hls/{sid}/3.ts")
+    assert back.status_code == 200
+    assert first_times(back.data)["video"] == pytest.approx(9.0, abs=0.1)
+    assert tc.started >= started  # whatever ran, the timestamps are the playlist's
+    # Every argv: the trusted file by descriptor, our enums and numbers — no library path.
+    for argv in argvs:
+        assert not any(str(lib.root) in a for a in argv)
+        assert any(a.startswith("file:/proc/self/fd/") for a in argv)
+
+
+def test_a_seek_far_ahead_restarts_the_encoder_at_that_segment(lib):
+    tc = lib.transcoder(restart_ahead=3.0, throttle_ahead=3.0, resume_ahead=0.0)
+    client = signed_in(lib.app)
+    h = lib.hash("long_hevc")
+    for path in (lib.data / "hls" / "cache" / h).glob("*/*.ts"):
+        path.unlink()
+    sid, _ = open_session(client, h)
+    assert client.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200
+    deadline = time.monotonic() + 10
+    while not tc.session(sid, client.user.id).run.paused:  # held 3 s ahead of the viewer
+        assert time.monotonic() < deadline, "the encoder was never paused"
+        time.sleep(0.02)
+        tc.reap()
+    before = tc.restarts
+    # Drop the cached far segment so it must be made again, from a fresh run at 7.
+    for path in (lib.data / "hls" / "cache" / h).glob("*/7.ts"):
+        path.unlink()
+    r = client.get(f"/media/{h}/hls/{sid}/7.ts")
+    assert r.status_code == 200
+    assert first_times(r.data)["video"] == pytest.approx(21.0, abs=0.1)
+    session = tc.session(sid, client.user.id)
+    assert tc.restarts == before + 1 and session.run is not None and session.run.start == 7
+
+
+def test_remux_copies_the_video_and_cuts_at_its_keyframes(lib, argvs):
+    lib.transcoder()
+    client = signed_in(lib.app)
+    h = lib.hash("long_remux")
+    sid, names = open_session(client, h)
+    assert len(names) == LONG // 6
+    r = client.get(f"/media/{h}/hls/{sid}/{names[2]}")
+    assert r.status_code == 200
+    times = first_times(r.data)
+    assert times["video"] == pytest.approx(12.0, abs=0.1)  # a keyframe every second
+    assert "copy" in argvs[-1] and "-copyts" in argvs[-1]
+    with av.open(io.BytesIO(r.data), format="mpegts") as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+
+
+def test_a_second_viewer_is_served_from_the_cache(lib):
+    tc = lib.transcoder()
+    ann, bob = signed_in(lib.app), signed_in(lib.app, "viewer")
+    h = lib.hash("long_remux")
+    sid, names = open_session(ann, h)
+    for name in names:
+        assert ann.get(f"/media/{h}/hls/{sid}/{name}").status_code == 200
+    started = tc.started
+    sid2, names2 = open_session(bob, h)
+    assert sid2 != sid and names2 == names
+    bodies = [bob.get(f"/media/{h}/hls/{sid2}/{n}") for n in names]
+    assert all(b.status_code == 200 for b in bodies)
+    assert tc.started == started  # no encoder ran for the second viewer
+    # Sessions are bound to their viewer: Bob cannot use Ann's.
+    assert bob.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 404
+    assert bob.get(f"/media/{h}/hls/{sid}/stream.m3u8").status_code == 404
+
+
+def test_idle_sessions_are_reaped_with_their_encoder(lib, caplog):
+    tc = lib.transcoder(idle=0.5, throttle_ahead=3.0, resume_ahead=0.0)
+    client = signed_in(lib.app)
+    h = lib.hash("long_hevc")
+    for path in (lib.data / "hls" / "cache" / h).glob("*/*.ts"):
+        path.unlink()
+    sid, _ = open_session(client, h)
+    assert client.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200
+    run = tc.session(sid, client.user.id).run
+    assert run is not None
+    time.sleep(0.7)
+    with caplog.at_level("INFO"):
+        tc.reap()
+    assert "reaped after" in caplog.text
+    assert alive(run.pid) in ("", "Z")
+    assert not (lib.data / "hls" / "runs" / run.id).exists()
+    assert client.get(f"/media/{h}/hls/{sid}/1.ts").status_code == 404
+
+
+def test_the_encoder_pauses_far_ahead_and_continues_when_the_viewer_comes(lib):
+    tc = lib.transcoder(throttle_ahead=6.0, resume_ahead=3.0)
+    client = signed_in(lib.app)
+    h = lib.hash("long_hevc")
+    for path in (lib.data / "hls" / "cache" / h).glob("*/*.ts"):
+        path.unlink()
+    sid, _ = open_session(client, h)
+    assert client.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200
+    run = tc.session(sid, client.user.id).run
+    deadline = time.monotonic() + 10
+    while not tc.session(sid, client.user.id).run.paused:
+        assert time.monotonic() < deadline, "the encoder was never paused"
+        time.sleep(0.05)
+        tc.reap()
+    deadline = time.monotonic() + 2
+    while alive(run.pid) != "T":  # stopped by SIGSTOP (the kernel takes a moment to say so)
+        assert time.monotonic() < deadline, alive(run.pid)
+        time.sleep(0.02)
+    assert tc.sessions()[0].paused
+    assert client.get(f"/media/{h}/hls/{sid}/2.ts").status_code == 200
+    assert client.get(f"/media/{h}/hls/{sid}/7.ts").status_code == 200  # it had to continue
+
+
+def test_beyond_the_cap_a_503_with_retry_after(lib):
+    tc = lib.transcoder(max_encoders=1, throttle_ahead=3.0, resume_ahead=0.0)
+    ann, bob = signed_in(lib.app), signed_in(lib.app, "viewer")
+    for key in ("long_hevc", "mpeg4_avi"):
+        for path in (lib.data / "hls" / "cache" / lib.hash(key)).glob("*/*.ts"):
+            path.unlink()
+    h = lib.hash("long_hevc")
+    sid, _ = open_session(ann, h)
+    assert ann.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200
+    deadline = time.monotonic() + 10
+    while not tc.session(sid, ann.user.id).run.paused:  # alive but paused: still counts
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        tc.reap()
+    other = lib.hash("mpeg4_avi")
+    sid2, _ = open_session(bob, other)
+    r = bob.get(f"/media/{other}/hls/{sid2}/0.ts")
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+    assert b"transcoders are busy" in r.data
+    assert ann.post(f"/media/{h}/hls/{sid}/stop").status_code == 204
+    assert bob.get(f"/media/{other}/hls/{sid2}/0.ts").status_code == 200
+
+
+def test_the_cache_evicts_the_least_recently_used_under_a_tiny_cap(lib):
+    tc = lib.transcoder(cache_bytes=1, idle=60.0)
+    ann, bob = signed_in(lib.app), signed_in(lib.app, "viewer")
+    old = lib.hash("long_remux")
+    sid, names = open_session(ann, old)
+    for name in names:
+        assert ann.get(f"/media/{old}/hls/{sid}/{name}").status_code == 200
+    ann.post(f"/media/{old}/hls/{sid}/stop")
+    watching = lib.hash("long_hevc")
+    sid2, names2 = open_session(bob, watching)
+    for n in range(4):
+        assert bob.get(f"/media/{watching}/hls/{sid2}/{n}.ts").status_code == 200
+    with tc._lock():
+        freed = tc.enforce_cache()
+    assert freed > 0
+    assert not any((lib.data / "hls" / "cache" / old).glob("*/*.ts"))  # the old one went
+    kept = {p.name for p in (lib.data / "hls" / "cache" / watching).glob("*/*.ts")}
+    assert "3.ts" in kept  # the one being watched stays
+    assert "0.ts" not in kept  # long behind the viewer: may go
+
+
+def test_stale_folders_are_removed_at_start_up(lib):
+    root = lib.data / "hls"
+    lib.transcoder()
+    (root / "runs" / "deadbeef00000000").mkdir(parents=True)
+    (root / "runs" / "deadbeef00000000" / "7.ts").write_bytes(b"partial")
+    (root / "cache" / "0123456789abcdef" / "h264-720_a1t").mkdir(parents=True)
+    (root / "cache" / "0123456789abcdef" / "h264-720_a1t" / "x.tmp").write_bytes(b"half")
+    stale = '{"id": "00000000000000aa", "user_id": 1, "media_hash": "0123456789abcdef", '
+    stale += '"key": "h264-720_a1t", "output": {"video": "h264", "height": 720, "audio": 1, '
+    stale += '"audio_copy": false, "burn": null, "segment": 3.0}, "method": "transcode", '
+    stale += '"words": "", "count": 3, "duration": 9.0, "created": 1, "last_request": 1, '
+    stale += '"last_segment": 0, "run": {"id": "deadbeef00000000", "pid": 999999999, '
+    stale += '"start": 0, "started": 1, "encoder": "libx264", "paused": false}}'
+    (root / "sessions" / "00000000000000aa.json").write_text(stale)
+    lib.transcoder()  # a server starting
+    assert not (root / "runs" / "deadbeef00000000").exists()
+    assert not (root / "sessions" / "00000000000000aa.json").exists()
+    assert not (root / "cache" / "0123456789abcdef" / "h264-720_a1t" / "x.tmp").exists()
+
+
+# ---- hostile input ----
+
+HOSTILE = [
+    {"caps": "mse,evil"},
+    {"caps": "mp4;rm -rf /"},
+    {"q": "720;id"},
+    {"q": "2160"},  # above the source
+    {"q": "-1"},
+    {"audio": "-1"},
+    {"audio": "1e3"},
+    {"audio": "../../etc/passwd"},
+    {"audio": "7"},  # no such stream
+    {"audio": "0"},  # the video stream, not an audio track
+    {"burn": "1"},  # an audio stream, not a subtitle
+    {"burn": "'[0:v]'"},
+    {"nodirect": "yes"},
+    {"vf": "drawtext"},  # an unknown parameter
+    {"ss": "1"},
+]
+
+
+@pytest.mark.parametrize(
+    "params", HOSTILE, ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items())
+)
+def test_hostile_parameters_get_a_400_and_reach_no_argv(lib, argvs, params):
+    client = signed_in(lib.app)
+    h = lib.hash("long_hevc")
+    for path in ("play.json", "hls/master.m3u8"):
+        query = {"caps": CHROMIUM, **params}
+        r = client.get(f"/media/{h}/{path}", query_string=query)
+        assert r.status_code == 400, (path, params, r.status_code)
+    assert argvs == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["-1.ts", "01.ts", "1.ts.tmp", "1.mp4", "list.csv", "ffmpeg.log", "9999999.ts", "99.ts",
+     "..%2F..%2Fsessions", "%2e%2e", "0.ts%00", "1.TS"],
+)  # fmt: skip
+def test_segment_names_match_one_strict_pattern(lib, name):
+    lib.transcoder()
+    client = signed_in(lib.app)
+    h = lib.hash("long_remux")
+    sid, _ = open_session(client, h)
+    r = client.get(f"/media/{h}/hls/{sid}/{name}")
+    assert r.status_code in (400, 404), name
+
+
+def test_sessions_need_sign_in_and_the_right_hash(lib):
+    lib.transcoder()
+    client = signed_in(lib.app)
+    h = lib.hash("long_remux")
+    sid, _ = open_session(client, h)
+    anon = lib.app.test_client()
+    assert anon.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 401
+    assert anon.get(f"/media/{h}/play.json").status_code == 401
+    other = lib.hash("long_hevc")
+    assert client.get(f"/media/{other}/hls/{sid}/0.ts").status_code == 404
+    assert client.get(f"/media/{h}/hls/{'0' * 16}/0.ts").status_code == 404
+    assert client.get(f"/media/{h}/hls/{sid.upper()}/0.ts").status_code == 404
+    assert client.get(f"/media/{h}/hls/../../file").status_code == 404
+
+
+def test_hardware_detection_answers_none_quickly_here():
+    encoders.detect.cache_clear()
+    started = time.perf_counter()
+    choice = encoders.detect()
+    took = time.perf_counter() - started
+    if os.path.exists("/dev/dri") or os.path.exists("/dev/nvidia0"):
+        pytest.skip("this machine has a GPU device node")
+    assert (choice.name, choice.hardware) == ("libx264", "none")
+    assert "no GPU device" in choice.reason
+    assert took < 0.1
+
+
+def test_capabilities_are_a_closed_list():
+    assert decision.parse_capabilities("").reported is False
+    assert decision.parse_capabilities("mse,h264_high").names == {"mse", "h264_high"}
+    with pytest.raises(Exception, match="unknown capability"):
+        decision.parse_capabilities("mse,hevc;x")
