@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, redirect, request, url_for
@@ -20,6 +23,7 @@ from flask import session as flask_session
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect
 from sqlite_utils import Database
+from werkzeug.sansio.http import parse_cookie
 
 from blueprints.common import get_db, settings
 from services.people import apitokens, ratelimit, sessions, users
@@ -113,20 +117,77 @@ def identify(
     opened only when a credential is offered: health probes must answer (and say what is wrong)
     even when it cannot be opened.
     """
+    return _identify(open_db, secret, authorization, cookie, media_hash, args)[0]
+
+
+def identify_memo(
+    memo: dict[Any, Any],
+    db: Database,
+    secret: bytes,
+    *,
+    authorization: str,
+    cookie_header: str | None,
+    media_hash: str | None,
+    args: Mapping[str, str],
+) -> Account | None:
+    """`identify`, remembering its answer in `memo` (services.db.memo: emptied by any commit).
+
+    For the requests that come many times a second with the same credentials — a player's
+    ranges and segments. The key is the credentials as offered (the raw Cookie header: its
+    parsing is left out too); an answer is reused only while it would be the same and write
+    nothing: a session before its expiry and before its once-a-minute last_seen write, an API
+    token before its last_used write, a signed URL before it expires. Everything else that
+    changes the answer — a session ended, a user disabled, deleted or given another role, a
+    password changed, a token revoked — is a commit, which empties the memo for every thread
+    of every process before their next request.
+    """
+    signed = (args.get("s"), args.get("u"), args.get("e")) if media_hash and "s" in args else None
+    key = ("identify", authorization, cookie_header, media_hash if signed else None, signed)
+    kept = memo.get(key)
+    now = time.time()
+    if kept is not None and now <= kept[1]:
+        return kept[0]
+    # The header as Flask's request.cookies reads it: werkzeug.http.parse_cookie(environ)
+    # decodes it as UTF-8 first and raised on any other cookie of the browser's.
+    cookie = parse_cookie(cookie_header).get(COOKIE) if cookie_header else None
+    user, until = _identify(lambda: db, secret, authorization, cookie, media_hash, args, now)
+    if user is not None and until >= now:
+        memo[key] = (user, until)
+    return user
+
+
+def _identify(
+    open_db: Callable[[], Database],
+    secret: bytes,
+    authorization: str,
+    cookie: str | None,
+    media_hash: str | None,
+    args: Mapping[str, str],
+    now: float | None = None,
+) -> tuple[Account | None, float]:
+    """`identify`, and until when its answer holds unless the database changes."""
     if authorization:
         scheme, _, token = authorization.partition(" ")
-        bearer = scheme.lower() == "bearer"
-        uid = apitokens.authenticate(open_db(), token.strip()) if bearer else None
-        return _account(open_db(), uid, "token") if uid else None
+        found = (
+            apitokens.authenticate_until(open_db(), token.strip())
+            if scheme.lower() == "bearer"
+            else None
+        )
+        if found is None:
+            return None, -math.inf
+        return _account(open_db(), found[0], "token"), found[1]
     if cookie:
         session = sessions.lookup(open_db(), cookie)
         if session is not None:
-            return _account(open_db(), session.user_id, "session", session.token_hash)
+            user = _account(open_db(), session.user_id, "session", session.token_hash)
+            return user, sessions.holds_until(session)
     if media_hash and "s" in args:
         params = {key: args[key] for key in ("s", "u", "e") if key in args}
-        uid = apitokens.check_media_signature(secret, media_hash, params)
-        return _account(open_db(), uid, "signed") if uid else None
-    return None
+        uid = apitokens.check_media_signature(secret, media_hash, params, now)
+        if not uid:
+            return None, -math.inf
+        return _account(open_db(), uid, "signed"), float(int(params["e"]))
+    return None, -math.inf
 
 
 def _secret() -> bytes:

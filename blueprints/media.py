@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -69,7 +69,7 @@ def original(media_hash: str) -> Response:
     """
     found = open_original(get_db(), media_hash, settings().media_dirs, request.args.get("download"))
     return answer_file(request.environ, found.file, found.size, found.mtime, found.etag,
-                       found.content_type, FILE_CACHE, found.disposition)  # fmt: skip
+                       found.content_type, found.cache_control, found.disposition)  # fmt: skip
 
 
 class Original(NamedTuple):
@@ -80,14 +80,20 @@ class Original(NamedTuple):
     mtime: int
     etag: str
     content_type: str
-    disposition: str
+    disposition: str | None
+    cache_control: str = FILE_CACHE
 
 
 def open_original(
-    db: Database, media_hash: str, media_dirs: Iterable[Path], download: str | None
+    db: Database,
+    media_hash: str,
+    media_dirs: Iterable[Path],
+    download: str | None,
+    memo: dict[Any, Any] | None = None,
 ) -> Original:
-    """Find and open a media item's file (NotFound, Unavailable as media_files says)."""
-    media = media_files.open_media(db, media_hash, media_dirs)
+    """Find and open a media item's file (NotFound, Unavailable as media_files says; `memo`:
+    where its copies are, kept while the database is unchanged — services.db.memo)."""
+    media = media_files.open_media(db, media_hash, media_dirs, memo)
     st = media.stat
     return Original(
         media.file,
@@ -205,7 +211,22 @@ class RequestHeaders:
         self.environ = environ
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+        key = _ENVIRON_KEYS.get(name) or "HTTP_" + name.upper().replace("-", "_")
+        return self.environ.get(key, default)
+
+
+# The WSGI keys of the headers ranges.decide asks for, by the names it asks with.
+_ENVIRON_KEYS = {
+    name: "HTTP_" + name.upper().replace("-", "_")
+    for name in (
+        "Range",
+        "If-Range",
+        "If-Match",
+        "If-None-Match",
+        "If-Modified-Since",
+        "If-Unmodified-Since",
+    )  # fmt: skip
+}
 
 
 def passthrough(environ: dict[str, Any], f: IO[bytes], start: int, length: int) -> Any:
@@ -278,6 +299,7 @@ class Bounded:
         self.remaining = length
         self.end = f.tell() + length
         self.sock = sock
+        self.on_close: Callable[[], None] | None = None  # called once, when it is closed
 
     def fileno(self) -> int:
         return self.f.fileno()
@@ -298,12 +320,15 @@ class Bounded:
         return data
 
     def close(self) -> None:
+        on_close, self.on_close = self.on_close, None
         try:
             size = os.fstat(self.f.fileno()).st_size if self.remaining else self.end
         except (OSError, ValueError):
             size = self.end
         finally:
             self.f.close()
+            if on_close is not None:
+                on_close()
         if size >= self.end:
             return
         log.warning(

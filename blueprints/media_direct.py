@@ -26,25 +26,29 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask, Response
 from sqlite_utils import Database
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.sansio.http import parse_cookie
 
 from blueprints import access, guards, media
 from blueprints import metrics as request_metrics
 from blueprints.common import thread_db
+from config import Settings
+from services import db as dbmod
 from services import metrics
 from services.errors import NotFound, Unavailable
 from services.operate import logs
 
 log = logging.getLogger(__name__)
 
-FILE_PATH = re.compile(r"/media/([0-9a-f]{16})/file")
+PREFIX = "/media/"  # every direct route's path starts so
+FILE_PATH = r"/media/(?P<media_hash>[0-9a-f]{16})/file"
 ENDPOINT = "media.file"
+ROUTES = "media_direct.routes"  # app.extensions: the direct routes (add_route)
 # The status lines Werkzeug writes ("206 PARTIAL CONTENT"), for the answers sent without it.
 STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 206)}
 VARY = "Cookie"  # who is asking decides the answer (Flask's session says the same)
@@ -53,19 +57,75 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~2 µs to make, once a request
+class DirectRequest:
+    """A request a direct route answers, as the lean path has read it: for the route's opener."""
+
+    environ: dict[str, Any]
+    db: Database  # this thread's connection
+    memo: dict[Any, Any]  # services.db.memo: values kept while the database is unchanged
+    match: re.Match[str]  # the route's pattern on PATH_INFO
+    media_hash: str
+    args: dict[str, str]  # the query string, first value of each name (as request.args.get)
+    user: access.Account | None  # None: a guest (LVS_GUEST=on)
+    settings: Settings
+
+
+# What a direct route does with a request: the open file and its answer's attributes, or None
+# to let Flask answer it (something the lean path does not do); NotFound and Unavailable answer
+# 404 and 503 as the media blueprint does.
+Opener = Callable[[DirectRequest], "media.Original | None"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A GET|HEAD route answered with a file in front of Flask."""
+
+    pattern: re.Pattern[str]  # on PATH_INFO, fullmatch; its group `media_hash` names the item
+    endpoint: str  # the Flask endpoint of the same route (metrics, the guard's decisions)
+    opener: Opener
+
+
+def add_route(app: Flask, pattern: str, endpoint: str, opener: Opener) -> None:
+    """Answer GET|HEAD of `pattern` (a regex with a `media_hash` group) on the lean path.
+
+    For files a player asks for many times a second — the original's ranges, HLS segments. The
+    request is signed in (cached sign-in decision, immediate revocation), Host-checked, counted
+    and answered per RFC 9110 (Range, conditional requests, HEAD) exactly as the media route
+    does; `opener` only finds and opens the file (see Opener). The same route must exist in
+    Flask under `endpoint`: it answers whatever the lean path hands on (no or bad credentials,
+    a foreign Host, an opener's None). A signed media URL is checked against `media_hash`.
+    """
+    routes: list[Route] = app.extensions.setdefault(ROUTES, [])
+    routes.append(Route(re.compile(pattern), endpoint, opener))
+
+
+def _open_file(req: DirectRequest) -> media.Original:
+    return media.open_original(
+        req.db, req.media_hash, req.settings.media_dirs, req.args.get("download"), req.memo
+    )
+
+
 class MediaDirect:
-    """WSGI middleware: the media file route, answered without Flask; the rest to `flask`."""
+    """WSGI middleware: the direct routes answered without Flask; the rest to `flask`."""
 
     def __init__(self, app: Flask, flask: WSGIApp) -> None:
         self.flask = flask
-        self.settings = app.config["SETTINGS"]
+        self.settings: Settings = app.config["SETTINGS"]
         self.db_path = self.settings.db_path
         self.guards: guards.Guards = app.extensions["guards"]
         self.secret: bytes = app.extensions["media_secret"]
+        self.routes: list[Route] = app.extensions.setdefault(ROUTES, [])
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        found = FILE_PATH.fullmatch(environ.get("PATH_INFO", ""))
-        if found is None or environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(PREFIX) or environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            return self.flask(environ, start_response)
+        for route in self.routes:
+            found = route.pattern.fullmatch(path)
+            if found is not None:
+                break
+        else:
             return self.flask(environ, start_response)
         started = time.perf_counter()
         metrics.take_queries()  # statements before this request are not its own
@@ -74,7 +134,7 @@ class MediaDirect:
         db = None
         try:
             db = thread_db(self.db_path)
-            return self._answer(environ, start_response, db, found[1], rid, started)
+            return self._answer(environ, start_response, db, route, found, rid, started)
         except Exception:  # Flask answers it as any failing request (logged, error page)
             log.exception("the direct media path failed; Flask answers instead")
             return self._to_flask(environ, start_response, rid)
@@ -94,39 +154,45 @@ class MediaDirect:
         environ: dict[str, Any],
         start_response: StartResponse,
         db: Database,
-        media_hash: str,
+        route: Route,
+        found: re.Match[str],
         rid: str,
         started: float,
     ) -> Iterable[bytes]:
         if not self.guards.host_ok(environ.get("HTTP_HOST", "")):
             return self._to_flask(environ, start_response, rid)  # refused there, logged
         authorization = environ.get("HTTP_AUTHORIZATION", "")
-        args = dict(reversed(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)))
-        user = access.identify(
-            lambda: db,
+        query = environ.get("QUERY_STRING", "")
+        args = dict(reversed(parse_qsl(query, keep_blank_values=True))) if query else {}
+        media_hash = found["media_hash"]
+        memo = dbmod.memo(db)  # emptied by any commit: revocation counts at once
+        user = access.identify_memo(
+            memo,
+            db,
             self.secret,
             authorization=authorization,
-            # The header as Flask's request.cookies reads it: werkzeug.http.parse_cookie(environ)
-            # decodes it as UTF-8 first and raised on any other cookie of the browser's.
-            cookie=parse_cookie(environ.get("HTTP_COOKIE")).get(access.COOKIE),
+            cookie_header=environ.get("HTTP_COOKIE"),
             media_hash=media_hash,
             args=args,
         )
         if user is None and (authorization or not self.settings.guest):
             return self._to_flask(environ, start_response, rid)  # 401, sign-in page
+        request = DirectRequest(environ, db, memo, found, media_hash, args, user, self.settings)
         try:
-            found = media.open_original(
-                db, media_hash, self.settings.media_dirs, args.get("download")
-            )
+            opened = route.opener(request)
         except (NotFound, Unavailable) as exc:
-            return self._respond(environ, start_response, media.error_answer(exc), rid, started)
-        return self._send(environ, start_response, found, rid, started)
+            answer = media.error_answer(exc)
+            return self._respond(environ, start_response, answer, route.endpoint, rid, started)
+        if opened is None:
+            return self._to_flask(environ, start_response, rid)
+        return self._send(environ, start_response, opened, route.endpoint, rid, started)
 
     def _send(
         self,
         environ: dict[str, Any],
         start_response: StartResponse,
         found: media.Original,
+        endpoint: str,
         rid: str,
         started: float,
     ) -> Iterable[bytes]:
@@ -137,14 +203,14 @@ class MediaDirect:
             method = environ["REQUEST_METHOD"]
             answer, headers, start, length = media.prepare(
                 method, media.RequestHeaders(environ), found.size, found.mtime, found.etag,
-                media.FILE_CACHE, found.disposition,
+                found.cache_control, found.disposition,
             )  # fmt: skip
             if method == "HEAD" or answer.status not in STATUS_LINES or answer.multipart:
                 closer = media.answer_file(
                     environ, found.file, found.size, found.mtime, found.etag, found.content_type,
-                    media.FILE_CACHE, found.disposition,
+                    found.cache_control, found.disposition,
                 )  # fmt: skip
-                return self._respond(environ, start_response, closer, rid, started)
+                return self._respond(environ, start_response, closer, endpoint, rid, started)
             # A 200 or a 206 of one range, the answer to nearly every request: no Response.
             body = closer = media.passthrough(environ, found.file, start, length)
             headers["Content-Type"] = found.content_type
@@ -152,7 +218,7 @@ class MediaDirect:
                 headers.setdefault(name, value)
             headers["Vary"] = VARY
             headers["X-Request-ID"] = rid
-            request_metrics.record(ENDPOINT, answer.status, started, body)
+            request_metrics.record(endpoint, answer.status, started, body)
             start_response(STATUS_LINES[answer.status], list(headers.items()))
             return body
         except BaseException:
@@ -164,6 +230,7 @@ class MediaDirect:
         environ: dict[str, Any],
         start_response: StartResponse,
         response: Response,
+        endpoint: str,
         rid: str,
         started: float,
     ) -> Iterable[bytes]:
@@ -171,10 +238,12 @@ class MediaDirect:
         response.headers["Vary"] = VARY
         response.headers["X-Request-ID"] = rid
         body = response.response if response.direct_passthrough else None
-        request_metrics.record(ENDPOINT, response.status_code, started, body)
+        request_metrics.record(endpoint, response.status_code, started, body)
         return response(environ, start_response)
 
 
 def install(app: Flask) -> None:
-    """Put the direct media path in front of the app's WSGI callable."""
+    """Put the direct media path in front of the app's WSGI callable, answering the original
+    file's route (and any route added with add_route, before or after)."""
+    add_route(app, FILE_PATH, ENDPOINT, _open_file)
     app.wsgi_app = MediaDirect(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -210,6 +210,10 @@ def serve_separately(app: Flask) -> bool:
     return True
 
 
+def _stream_ended() -> None:
+    metrics.count("streams_ended")
+
+
 def _when_closed(body: Any, callback: Callable[[], None]) -> bool:
     """Call `callback` once when the server closes a passed-through body (a file for sendfile,
     maybe inside the server's wsgi.file_wrapper); return whether it could be hooked.
@@ -250,7 +254,11 @@ def record(endpoint: str | None, status: int, started: float, body: Any = None) 
         metrics.count("errors")
     if body is not None and endpoint in STREAMING and status in (200, 206):
         # Open until the last byte is sent: started - ended, summed over workers.
-        if _when_closed(body, lambda: metrics.count("streams_ended")):
+        target = getattr(body, "filelike", body)
+        if hasattr(target, "on_close") and target.on_close is None:  # media.Bounded: no wrapping
+            target.on_close = _stream_ended
+            metrics.count("streams_started")
+        elif _when_closed(body, _stream_ended):
             metrics.count("streams_started")
     metrics.REGISTRY.dump()
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -96,6 +98,48 @@ def write(db: Database) -> Iterator[Database]:
         db.conn.execute("ROLLBACK")
         raise
     db.conn.execute("COMMIT")
+
+
+MEMO_ENTRIES = 1024  # values a thread's memo holds before it starts again empty
+_memos = threading.local()
+
+
+class Memo:
+    """Values read from the database by one connection, kept while the database is unchanged."""
+
+    __slots__ = ("conn", "version", "changes", "values")
+
+    def __init__(self, conn: sqlite3.Connection, version: int, changes: int) -> None:
+        self.conn = conn
+        self.version = version
+        self.changes = changes
+        self.values: dict[Any, Any] = {}
+
+
+def memo(db: Database) -> dict[Any, Any]:
+    """Return this thread's memo for `db`'s connection, emptied when the database has changed.
+
+    A value kept here (who a session cookie signs in, where a media item's file lies) is only
+    used while no commit has happened since it was read — by any connection, in any process
+    (the gunicorn workers, a `flask` command, even the sqlite3 shell) or by this one — so a
+    revoked session, a disabled account or a moved file counts from the very next request.
+    Asking costs one `PRAGMA data_version` (SQLite's own shared change counter: the WAL index
+    header every connection reads anyway, ~2 µs) and the connection's `total_changes` (this
+    connection's own writes, which data_version does not count). Any commit empties it, even
+    one that changed nothing the values depend on: correct without a list of what matters.
+
+    The caller reads this before it reads the database for a value it stores, and must not be
+    inside a transaction (a snapshot would hide newer commits).
+    """
+    conn = db.conn
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    changes = conn.total_changes
+    m: Memo | None = getattr(_memos, "memo", None)
+    if m is None or m.conn is not conn or m.version != version or m.changes != changes:
+        m = _memos.memo = Memo(conn, version, changes)
+    elif len(m.values) >= MEMO_ENTRIES:
+        m.values.clear()
+    return m.values
 
 
 def _run_script(db: Database, script: str) -> None:

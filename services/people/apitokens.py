@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from services.people.sessions import token_hash
 
 PREFIX = "lvs_"
 SIGNED_TTL = 6 * 3600  # a signed media URL works this long (a long film, paused)
+TOUCH_EVERY = 60.0  # a token's last_used is written at most once a minute
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,13 @@ def revoke(db: Database, user_id: int, token_id: int) -> None:
 
 def authenticate(db: Database, token: str) -> int | None:
     """Return the id of the enabled user a bearer token belongs to, or None."""
+    found = authenticate_until(db, token)
+    return found[0] if found else None
+
+
+def authenticate_until(db: Database, token: str) -> tuple[int, float] | None:
+    """Return the id of the enabled user a bearer token belongs to, and until when asking again
+    would change nothing (its last_used is written again after that), or None."""
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     th = token_hash(token)
@@ -79,10 +88,11 @@ def authenticate(db: Database, token: str) -> int | None:
     if row is None:
         return None
     now = time.time()
-    if row[1] is None or now - row[1] > 60:
+    if row[1] is None or now - row[1] > TOUCH_EVERY:
         with dbmod.write(db):
             db.execute("UPDATE api_tokens SET last_used = ? WHERE token_hash = ?", [now, th])
-    return row[0]
+        return row[0], -math.inf  # written just now: the next request reads it again
+    return row[0], row[1] + TOUCH_EVERY
 
 
 def _mac(secret: bytes, user_id: int, media_hash: str, expires: int) -> str:

@@ -90,6 +90,12 @@ def lookup(db: Database, token: str, *, lifetime: float = LIFETIME) -> Session |
     return session
 
 
+def holds_until(session: Session) -> float:
+    """Return until when `lookup` of this session, as read, would answer the same without
+    writing: it ends at expires_at and its last_seen is written again TOUCH_EVERY after the last."""
+    return min(session.expires_at, session.last_seen + TOUCH_EVERY)
+
+
 def end(db: Database, th: str) -> None:
     """End one session by its token hash."""
     with dbmod.write(db):

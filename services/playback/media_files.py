@@ -24,8 +24,8 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from sqlite_utils import Database
@@ -87,8 +87,7 @@ CONTENT_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class MediaFile:
+class MediaFile(NamedTuple):
     """A present copy of a media item, open for reading: inside a configured library."""
 
     media_id: int
@@ -97,6 +96,17 @@ class MediaFile:
     file: io.FileIO  # unbuffered: gunicorn's sendfile starts at the descriptor's offset
     stat: os.stat_result
     name: str  # the file's name as shown (invalid UTF-8 replaced)
+    content_type: str
+
+
+class Copy(NamedTuple):
+    """Where the database says one copy of a media item is."""
+
+    media_id: int
+    kind: str  # video | picture
+    root: bytes  # the library root as configured
+    rel: bytes  # the path the scanner recorded, relative to the root
+    name: str  # the file's name as shown
     content_type: str
 
 
@@ -135,31 +145,52 @@ def _inside(real: bytes, root: bytes) -> bool:
     return real.startswith(root.rstrip(b"/") + b"/")
 
 
-def open_media(db: Database, media_hash: str, roots: Iterable[Path]) -> MediaFile:
-    """Open a present copy of the media with this hash in one of the configured `roots`.
-
-    Raise NotFound for a malformed or unknown hash or when no copy is on disk; Unavailable when a
-    copy may be there but its storage does not answer (see the module docstring).
-    """
-    if not PROC_FD:
-        log.error("cannot serve media: /proc is not mounted (Linux's /proc/self/fd is needed)")
-        raise Unavailable("the server cannot open media files: /proc is not mounted", RETRY_AFTER)
-    if not is_media_hash(media_hash):
-        raise NotFound("no such media")
-    configured = {str(r) for r in roots}
+def copies(db: Database, media_hash: str, configured: frozenset[str]) -> tuple[Copy, ...]:
+    """Return where the database says the present copies of a media item are, in the
+    `configured` library roots (as text), oldest first."""
     rows = db.execute(
         "SELECT m.id, m.kind, l.root, f.path, f.name FROM media m "
         "JOIN files f ON f.media_id = m.id JOIN libraries l ON l.id = f.library_id "
         "WHERE m.media_hash = ? AND f.present = 1 ORDER BY f.id",
         [media_hash],
     ).fetchall()
-    rows = [r for r in rows if r[2] in configured]
+    return tuple(
+        Copy(media_id, kind, os.fsencode(root), bytes(rel), name, content_type(name))
+        for media_id, kind, root, rel, name in rows
+        if root in configured
+    )
+
+
+def open_media(
+    db: Database, media_hash: str, roots: Iterable[Path], memo: dict[Any, Any] | None = None
+) -> MediaFile:
+    """Open a present copy of the media with this hash in one of the configured `roots`.
+
+    Raise NotFound for a malformed or unknown hash or when no copy is on disk; Unavailable when a
+    copy may be there but its storage does not answer (see the module docstring). With `memo`
+    (services.db.memo: emptied by any commit) where the copies are is read from the database
+    once while it is unchanged — a moved, renamed or vanished file is a commit of the scanner.
+    The file itself is opened and checked on every call, whatever the memo holds.
+    """
+    if not PROC_FD:
+        log.error("cannot serve media: /proc is not mounted (Linux's /proc/self/fd is needed)")
+        raise Unavailable("the server cannot open media files: /proc is not mounted", RETRY_AFTER)
+    if not is_media_hash(media_hash):
+        raise NotFound("no such media")
+    configured = frozenset(map(str, roots))
+    if memo is None:
+        rows = copies(db, media_hash, configured)
+    else:
+        key = ("copies", media_hash, configured)
+        rows = memo.get(key)
+        if rows is None:
+            rows = memo[key] = copies(db, media_hash, configured)
     if not rows:
         raise NotFound("no such media")
     storage_trouble: OSError | None = None
-    for media_id, kind, root_text, rel, name in rows:
+    for media_id, kind, root, rel, name, ctype in rows:
         try:
-            opened = _open_inside(os.fsencode(root_text), bytes(rel))
+            opened = _open_inside(root, rel)
         except OSError as exc:
             if exc.errno in TRANSIENT_ERRNOS:
                 storage_trouble = exc
@@ -168,13 +199,13 @@ def open_media(db: Database, media_hash: str, roots: Iterable[Path]) -> MediaFil
             continue
         if opened is not None:
             f, st = opened
-            return MediaFile(media_id, media_hash, kind, f, st, name, content_type(name))
+            return MediaFile(media_id, media_hash, kind, f, st, name, ctype)
     if storage_trouble is not None:
         log.warning("media %s: storage error %s", media_hash, storage_trouble)
         raise Unavailable(f"storage error: {storage_trouble.strerror}", RETRY_AFTER)
-    for root_text in {r[2] for r in rows}:
-        if _root_offline(os.fsencode(root_text)):
-            raise Unavailable(f"library {root_text} is offline", RETRY_AFTER)
+    for root in {r.root for r in rows}:
+        if _root_offline(root):
+            raise Unavailable(f"library {os.fsdecode(root)} is offline", RETRY_AFTER)
     raise NotFound("the file is no longer on disk")
 
 
@@ -191,8 +222,7 @@ def _open_inside(root: bytes, rel: bytes) -> tuple[io.FileIO, os.stat_result] | 
     # let a root re-pointed elsewhere serve symlinks into its old target (os.path.realpath
     # instead costs ~40 µs).
     real_root = _resolve(root)
-    path = root + b"/" + rel
-    handle = fsutil.retry_estale(lambda: os.open(path, os.O_PATH | os.O_CLOEXEC), "open")
+    handle = _open_path(root + b"/" + rel)
     try:
         link = b"/proc/self/fd/%d" % handle
         real = os.readlink(link)
@@ -210,11 +240,21 @@ def _open_inside(root: bytes, rel: bytes) -> tuple[io.FileIO, os.stat_result] | 
 
 def _resolve(path: bytes) -> bytes:
     """Return `path` with every symlink resolved, as the kernel sees it now."""
-    handle = fsutil.retry_estale(lambda: os.open(path, os.O_PATH | os.O_CLOEXEC), "open")
+    handle = _open_path(path)
     try:
         return os.readlink(b"/proc/self/fd/%d" % handle)
     finally:
         os.close(handle)
+
+
+def _open_path(path: bytes) -> int:
+    """Return an O_PATH descriptor of `path` (symlinks followed), retrying ESTALE."""
+    try:
+        return os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno != errno.ESTALE:
+            raise
+    return fsutil.retry_estale(lambda: os.open(path, os.O_PATH | os.O_CLOEXEC), "open")
 
 
 def _root_offline(root: bytes) -> bool:

@@ -25,6 +25,7 @@ where Werkzeug and Go's net/http differ from it, each tested in tests/test_range
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ _HUGE = 10**18  # a position longer than 18 digits is past the end of any file
 CRLF = "\r\n"
 
 _INT_RANGE = re.compile(r"([0-9]+)-([0-9]*)")
+_ONE_RANGE = re.compile(r"bytes=([0-9]{1,18})-([0-9]{1,18})")
 _SUFFIX_RANGE = re.compile(r"-([0-9]+)")
 _ETAG = re.compile(r'\s*(W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)')
 
@@ -91,7 +93,12 @@ def make_etag(media_hash: str, size: int, mtime_ns: int) -> str:
 
 def http_date(seconds: float) -> str:
     """Return an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`)."""
-    return format_datetime(datetime.fromtimestamp(int(seconds), UTC), usegmt=True)
+    return _http_date(int(seconds))
+
+
+@functools.lru_cache(maxsize=1024)  # asked on every range request, for a few files' mtimes
+def _http_date(seconds: int) -> str:
+    return format_datetime(datetime.fromtimestamp(seconds, UTC), usegmt=True)
 
 
 def parse_http_date(value: str | None) -> int | None:
@@ -118,6 +125,11 @@ def parse_range(value: str, size: int) -> tuple[ByteRange, ...] | None:
     The result is sorted with overlapping and adjacent ranges coalesced; empty when no range is
     satisfiable (answer 416); None when the header is to be ignored (unknown unit, bad syntax).
     """
+    if m := _ONE_RANGE.fullmatch(value):  # `bytes=A-B`, what players send: the same answer
+        first, last = int(m[1]), int(m[2])
+        if last < first:
+            return None
+        return (ByteRange(first, min(last, size - 1)),) if first < size else ()
     unit, sep, spec = value.partition("=")
     if not sep or unit.strip().lower() != "bytes":
         return None
