@@ -40,6 +40,7 @@ class Gunicorn:
         url_host: str = "127.0.0.1",
         ready: str = "/readyz",
         timeout: float = 60,
+        app: str | None = None,
     ) -> None:
         self.port = getattr(self, "port", 0) or free_port()
         self.url = f"http://{url_host}:{self.port}"
@@ -48,7 +49,8 @@ class Gunicorn:
         full |= {"LVS_WATCH": "off", **env}
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")],
+                [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+                + ([app] if app else []),  # another WSGI app than gunicorn.conf.py's
                 cwd=ROOT,
                 env=full,
                 stdout=out,
