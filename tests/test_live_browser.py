@@ -235,3 +235,114 @@ def test_chromium_finds_the_app_installable(browser, still, tmp_path):
         assert errors == []
         manifest = cdp.send("Page.getAppManifest")
         assert manifest["errors"] == [] and '"standalone"' in manifest["data"]
+
+
+def play_muted(page) -> None:
+    page.evaluate(
+        "(() => { const v = document.querySelector('[data-player] video'); v.muted = true;"
+        " return v.play().then(() => true); })()"
+    )
+    wait_js(page, "document.querySelector('[data-player] video').currentTime > 0.2")
+
+
+def test_media_session_names_the_video_and_moves_through_up_next(browser, still):
+    site = still.site
+    context = tab_for(browser, still)
+    with watched_tab(context) as page:
+        page.goto(f"{still.url}/watch/{site.hash('ep1')}")
+        play_muted(page)
+        title = page.locator(".watch-head h1").inner_text()
+        meta = page.evaluate(
+            "(() => { const m = navigator.mediaSession.metadata;"
+            " return {title: m.title, artist: m.artist, album: m.album,"
+            " art: m.artwork.map(a => a.src), state: navigator.mediaSession.playbackState}; })()"
+        )
+        assert meta["title"] == title and meta["state"] == "playing"
+        assert meta["art"] and f"/media/{site.hash('ep1')}/thumb" in meta["art"][0]
+        assert meta["album"] == "Season 1", meta  # the show's season, from the file name
+        handlers = "Object.keys(window.lvsMediaSession.handlers).filter(k => window.lvsMediaSession.handlers[k])"
+        assert {"play", "pause", "seekbackward", "seekforward", "seekto", "nexttrack"} <= set(
+            page.evaluate(handlers)
+        )
+        page.evaluate("window.lvsMediaSession.handlers.pause()")
+        wait_js(page, "navigator.mediaSession.playbackState === 'paused'")
+        at = page.evaluate("document.querySelector('[data-player] video').currentTime")
+        page.evaluate("window.lvsMediaSession.handlers.seekforward({})")
+        assert page.evaluate("document.querySelector('[data-player] video').currentTime") > at + 0.5
+
+        next_url = page.locator("#next-link").get_attribute("href")
+        page.evaluate("window.lvsMediaSession.handlers.nexttrack()")
+        wait_js(page, f"location.pathname === {next_url!r}")
+        wait_js(page, "document.querySelector('[data-player] video').currentTime > 0.2")  # starts
+        wait_js(
+            page,
+            "navigator.mediaSession.metadata &&"
+            " navigator.mediaSession.metadata.title === document.querySelector('.watch-head h1').textContent",
+        )
+        assert page.evaluate("navigator.mediaSession.metadata.title") != title
+        page.evaluate("window.lvsMediaSession.handlers.previoustrack()")
+        wait_js(page, f"location.pathname === '/watch/{site.hash('ep1')}'")
+        wait_js(
+            page,
+            f"navigator.mediaSession.metadata && navigator.mediaSession.metadata.title === {title!r}",
+        )
+
+
+def test_picture_in_picture_keeps_reporting_progress(browser, still):
+    site = still.site
+    context = tab_for(browser, still)
+    with watched_tab(context) as page:
+        page.goto(f"{still.url}/watch/{site.hash('long')}")
+        assert page.evaluate("document.pictureInPictureEnabled") is True
+        button = page.locator("[data-player] .controls-bar [data-pip]")
+        assert button.count() == 1
+        play_muted(page)
+        button.click()
+        wait_js(
+            page,
+            "document.pictureInPictureElement === document.querySelector('[data-player] video')",
+        )
+        reports = []
+        page.on("request", lambda r: reports.append(r.url) if r.url.endswith("/progress") else None)
+        set_visibility(page, "hidden")  # the person went to another app; the video floats
+        time.sleep(6)
+        assert reports, "no progress report while in picture-in-picture"
+        set_visibility(page, "visible")
+        button.click()
+        wait_js(page, "document.pictureInPictureElement === null")
+
+
+def test_slideshow_advances_and_holds_the_wake_lock(browser, still):
+    site = still.site
+    context = tab_for(browser, still)
+    with watched_tab(context) as page:
+        page.goto(f"{still.url}/browse/{site.lib}/Pictures")
+        page.locator("#cards a[data-picture]").first.click()
+        wait_js(page, "document.getElementById('lightbox').open")
+        dialog = page.locator("#lightbox")
+        dialog.locator(".slideshow select").select_option("2")
+        dialog.locator("[data-slideshow]").click()
+        wait_js(page, "window.lvsSlideshow.state().locked")  # the screen stays on
+        img = "document.querySelector('#lightbox img').getAttribute('src')"
+        seen = [page.evaluate(img)]
+        for _ in range(2):
+            wait_js(page, f"{img} !== {seen[-1]!r}", 5)
+            seen.append(page.evaluate(img))
+        assert len(set(seen)) == 3
+        set_visibility(page, "hidden")
+        wait_js(page, "!window.lvsSlideshow.state().locked && window.lvsSlideshow.state().paused")
+        held = page.evaluate(img)
+        time.sleep(2.5)
+        assert page.evaluate(img) == held  # hidden: the show waits
+        set_visibility(page, "visible")
+        wait_js(page, "window.lvsSlideshow.state().locked")
+        dialog.locator("[data-slideshow]").click()  # stop
+        assert page.evaluate("window.lvsSlideshow.state()") == {
+            "running": False,
+            "paused": False,
+            "locked": False,
+        }
+        dialog.locator("[data-slideshow]").click()
+        wait_js(page, "window.lvsSlideshow.state().locked")
+        page.keyboard.press("Escape")  # closing the lightbox stops the show
+        wait_js(page, "!window.lvsSlideshow.state().running && !window.lvsSlideshow.state().locked")

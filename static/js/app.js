@@ -10,6 +10,8 @@ import { installErrors } from "./errors.js";
 import { installVrSelection } from "./vr/selection.js";
 import { installHeadset } from "./vr/headset.js";
 import { initLive, installLive } from "./live.js";
+import { initMediaSession } from "./media-session.js";
+import { initSlideshow, installSlideshow } from "./slideshow.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -21,6 +23,7 @@ installErrors();
 installVrSelection();
 installHeadset();
 installLive();
+installSlideshow();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
@@ -28,4 +31,6 @@ window.htmx.onLoad((root) => {
   initSelection();
   initPasskeys(root);
   initLive();
+  initMediaSession();
+  initSlideshow();
 });
