@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, redirect, request, url_for
+from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect
 from sqlite_utils import Database
 from werkzeug.sansio.http import parse_cookie
 
-from blueprints.common import get_db, settings
+from blueprints.common import VARY, get_db, settings
 from services.people import apitokens, ratelimit, sessions, users
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,14 @@ def _sign_in_first() -> Response:
 
 
 def _deny(status: int, message: str) -> Response:
+    """Refuse: the styled error page for a browser's page request, plain text for the rest."""
     log.info("%s %s -> %d (%s)", request.method, request.path, status, message)
+    if wants_page():
+        titles = {401: "Sign in first", 403: "Not for this account"}
+        page = render_template(
+            "error.html", status=status, title=titles.get(status, "Refused"), message=message
+        )
+        return Response(page, status, headers={"Vary": VARY})
     return Response(message + "\n", status, mimetype="text/plain")
 
 

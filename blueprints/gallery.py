@@ -42,12 +42,16 @@ def folder(path: str) -> Response:
     query = browse.parse_query(request.args)
     after = browse.parse_cursor(request.args.get("after"))
     page = browse.folder_page(db, found.id, query, user_id=user_id(), after=after)
+    matching = None
+    if query.filtered and after is None:
+        matching = browse.count_matching(db, found.id, query, user_id=user_id())
     return render(
         "gallery/folder.html",
         FOLDER_REGIONS,
         folder=found,
         query=query,
         page=page,
+        matching=matching,
         subfolders=folders.subfolders(db, found) if after is None else [],
         sorts=browse.SORTS,
         codecs=browse.CODECS,

@@ -25,7 +25,12 @@ def _int(value: str | None, name: str) -> int:
 
 @bp.get("/playlists")
 def index() -> Response:
-    return render("playlists/index.html", playlists=playlists.list_for(get_db(), user_id()))
+    db, uid = get_db(), user_id()
+    return render(
+        "playlists/index.html",
+        playlists=playlists.list_for(db, uid),
+        covers=playlists.covers(db, uid),
+    )
 
 
 @bp.post("/playlists")

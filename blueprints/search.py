@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from blueprints.common import get_db, render, user_id
+from blueprints.common import get_db, render, settings, user_id
 from services.browse import browse
 from services.errors import InvalidInput
-from services.organize import duplicates, history, search
+from services.organize import duplicates, history, search, suggest
 
 bp = Blueprint("search", __name__)
 
@@ -25,7 +25,9 @@ def page() -> Response:
     args["sort"] = "name" if sort == "relevance" else sort  # the browse sorts' default orders
     query = browse.parse_query(args)
     after = browse.parse_cursor(request.args.get("after"))
-    results = search.search(get_db(), text, query, user_id=user_id(), sort=sort, after=after)
+    db = get_db()
+    results = search.search(db, text, query, user_id=user_id(), sort=sort, after=after)
+    nothing = results.terms and not results.cards and after is None
     return render(
         "search/page.html",
         REGIONS,
@@ -36,7 +38,20 @@ def page() -> Response:
         sorts=SORT_CHOICES,
         codecs=browse.CODECS,
         highlight=search.highlight,
+        correction=suggest.did_you_mean(db, text) if nothing else None,
     )
+
+
+@bp.get("/search/suggest")
+def suggest_box() -> Response:
+    """The header box's live suggestions: a few items, tags and folders, or "did you mean"."""
+    found = suggest.suggestions(
+        get_db(),
+        request.args.get("q", ""),
+        user_id=user_id(),
+        roots=list(settings().media_dirs),
+    )
+    return render("search/_suggest.html", found=found)
 
 
 @bp.get("/duplicates")

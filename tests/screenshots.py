@@ -41,10 +41,12 @@ class ShotServer(Gunicorn):
 
 
 def make_site(base: Path) -> Site:
-    """Return a scanned sample library in `base` (the media corpus is cached beside it)."""
-    corpus = base / "corpus"
-    corpus.mkdir(parents=True, exist_ok=True)
-    return Site(Path(tempfile.mkdtemp(dir=base)), make_corpus(corpus))
+    """Return a scanned sample library in a new folder under `base`, media made by ffmpeg."""
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=base))
+    (work / "corpus").mkdir()
+    (work / "site").mkdir()
+    return Site(work / "site", make_corpus(work / "corpus"))
 
 
 def seed(tab, site: Site, url: str) -> None:

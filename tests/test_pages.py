@@ -160,7 +160,8 @@ def test_filters(client, site, query, expected):
     shown = [t for t in titles(html) if t != "Extras"]
     assert shown == expected
     if not expected:
-        assert "Nothing here matches these filters." in html
+        assert "Nothing here matches these filters" in html
+        assert "data-clear-filters" in html and "0 of 8 items match the filters" in html
 
 
 def test_pictures_open_in_the_lightbox(client, site):

@@ -469,3 +469,17 @@ def related(
         c = card(row)
         picked.setdefault(c.media_hash, c)
     return list(picked.values())[:limit]
+
+
+MATCH_COUNT_CAP = 10_000  # files counted at most for "N of M items match" (a filter on 100k)
+
+
+def count_matching(db: Database, folder_id: int, query: Query, *, user_id: int) -> int:
+    """Return how many of a folder's files pass the query's filters, counting up to the cap."""
+    params: dict[str, Any] = {"folder": folder_id, "user": user_id, "cap": MATCH_COUNT_CAP}
+    where = _filters(query, params)
+    return db.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM files f {_FILTER_JOINS} WHERE {_LISTED}{where} "
+        "LIMIT :cap)",
+        params,
+    ).fetchone()[0]

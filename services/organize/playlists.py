@@ -62,6 +62,21 @@ def list_for(db: Database, user_id: int) -> list[Playlist]:
     return [Playlist(*r) for r in rows]
 
 
+def covers(db: Database, user_id: int, per: int = 4) -> dict[int, list[str]]:
+    """Return the media_hashes of the first `per` items of each of the user's playlists."""
+    rows = db.execute(
+        "SELECT playlist_id, media_hash FROM (SELECT i.playlist_id, m.media_hash, row_number() "
+        "OVER (PARTITION BY i.playlist_id ORDER BY i.position, i.id) AS n FROM playlists p "
+        "JOIN playlist_items i ON i.playlist_id = p.id JOIN media m ON m.id = i.media_id "
+        "WHERE p.user_id = ?) WHERE n <= ?",
+        [user_id, per],
+    ).fetchall()
+    out: dict[int, list[str]] = {}
+    for pid, media_hash in rows:
+        out.setdefault(pid, []).append(media_hash)
+    return out
+
+
 def get(db: Database, user_id: int, playlist_id: int) -> Playlist:
     """Return the user's playlist; raise NotFound (also for another user's)."""
     row = db.execute(

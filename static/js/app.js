@@ -12,6 +12,7 @@ import { installHeadset } from "./vr/headset.js";
 import { initLive, installLive } from "./live.js";
 import { initMediaSession } from "./media-session.js";
 import { initSlideshow, installSlideshow } from "./slideshow.js";
+import { initUi, installUi } from "./ui.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -24,6 +25,7 @@ installVrSelection();
 installHeadset();
 installLive();
 installSlideshow();
+installUi();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
@@ -33,4 +35,5 @@ window.htmx.onLoad((root) => {
   initLive();
   initMediaSession();
   initSlideshow();
+  initUi(root);
 });

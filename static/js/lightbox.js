@@ -75,6 +75,7 @@ export function installLightbox() {
     const link = event.target.closest && event.target.closest("a[data-picture]");
     const box = document.getElementById("lightbox");
     if (!link || !box || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    if (document.body.classList.contains("selecting")) return; // select mode: a click selects only
     event.preventDefault();
     event.stopPropagation();
     show(box, link);
