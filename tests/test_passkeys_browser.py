@@ -81,6 +81,7 @@ def sign_out(page, server: Server) -> None:
     # Waiting for /login only after the click is a race: with a passkey, the login page signs in
     # by itself and may already have left /login (for /) by then, on a loaded machine. The wait
     # is set up before the click, and a commit to /login is what it needs to see.
+    page.click("nav.who .menu > summary")  # Sign out is in the account menu (issue 16)
     with page.expect_navigation(url=f"{server.url}/login", wait_until="commit"):
         page.click("nav.who button:has-text('Sign out')")
 

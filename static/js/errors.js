@@ -8,7 +8,7 @@ function messageOf(xhr) {
   let text = xhr.responseText || "";
   if ((xhr.getResponseHeader("Content-Type") || "").includes("text/html")) {
     const doc = new DOMParser().parseFromString(text, "text/html");
-    const found = doc.querySelector(".error .reason") || doc.querySelector(".error h1");
+    const found = doc.querySelector(".error-page .reason") || doc.querySelector(".error-page h1");
     text = found ? found.textContent : "";
   }
   text = text.trim().slice(0, 300);

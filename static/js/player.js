@@ -107,6 +107,9 @@ class Player {
     });
     this.seek.addEventListener("pointerleave", () => { if (!this.dragging) this.hidePreview(); });
     this.timer = setInterval(() => { if (!v.paused && !v.ended) this.save(); }, SAVE_EVERY_MS);
+    // The countdown's Cancel sits beside the player, not in it (issue 16: it did nothing).
+    const cancel = document.querySelector("[data-action='cancel-next']");
+    if (cancel) cancel.addEventListener("click", () => this.cancelCountdown());
     const box = document.querySelector("[data-autoplay]");
     if (box) {
       box.checked = localStorage.getItem(AUTOPLAY_PREF) !== "0";
