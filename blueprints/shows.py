@@ -20,8 +20,15 @@ _ART_KEY = re.compile(r"[0-9a-f]{16}-\d{2,4}")
 
 @bp.get("/shows")
 def index() -> Response:
-    page = catalog.list_shows(get_db(), after=request.args.get("after"))
-    return render("shows/index.html", GRID_REGIONS, page=page)
+    db, filters = get_db(), catalog.parse_filters(request.args)
+    page = catalog.list_shows(db, after=request.args.get("after"), filters=filters)
+    return render(
+        "shows/index.html",
+        GRID_REGIONS,
+        page=page,
+        filters=filters,
+        genres=catalog.genres(db, "shows"),
+    )
 
 
 @bp.get("/shows/<int:show_id>")
@@ -42,12 +49,18 @@ def season(show_id: int, number: int) -> Response:
 
 @bp.get("/movies")
 def movies() -> Response:
+    db, filters = get_db(), catalog.parse_filters(request.args)
     sort = request.args.get("sort", "title")
-    page = catalog.list_movies(
-        get_db(), sort=sort, after=request.args.get("after"), user_id=user_id()
-    )
+    after = request.args.get("after")
+    page = catalog.list_movies(db, sort=sort, after=after, user_id=user_id(), filters=filters)
     return render(
-        "shows/movies.html", GRID_REGIONS, page=page, sort=sort, sorts=catalog.MOVIE_SORTS
+        "shows/movies.html",
+        GRID_REGIONS,
+        page=page,
+        sort=sort,
+        sorts=catalog.MOVIE_SORTS,
+        filters=filters,
+        genres=catalog.genres(db, "movies"),
     )
 
 

@@ -413,3 +413,17 @@ def test_cards_elsewhere_show_the_poster_at_its_own_size(site, client):
     assert "/art/" in html
     home = client.get("/browse/movies/home").get_data(as_text=True)
     assert 'class="thumb art"' not in home  # no picture beside it: its frame grab
+
+
+def test_filters_by_genre_and_year(site, client):
+    crime = client.get("/movies?genre=crime").get_data(as_text=True)
+    assert ">Heat<" in crime and ">Arrival<" not in crime
+    assert '<option value="Crime" selected>' in crime
+    nineties = client.get("/movies?year=1990s").get_data(as_text=True)
+    assert ">Heat<" in nineties and ">Hostile<" not in nineties
+    assert ">Arrival<" in client.get("/movies?year=2016&sort=year").get_data(as_text=True)
+    drama = client.get("/shows?genre=Drama").get_data(as_text=True)
+    assert "The Expanse" in drama and "Kaiju" not in drama
+    assert client.get("/movies?year=19x5").status_code == 400
+    empty = client.get("/movies?genre=Western").get_data(as_text=True)
+    assert "Nothing here matches these filters." in empty

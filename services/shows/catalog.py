@@ -28,6 +28,58 @@ MOVIE_SORTS = {
     "quality": ("Quality", "quality_key"),
 }
 _CURSOR_RE = re.compile(r"^(-?[0-9.e+-]*)~(\d+)~(.*)$", re.DOTALL)
+_YEAR_RE = re.compile(r"^(1[89]\d\d|2[01]\d\d)(s?)$")
+MAX_GENRE = 100
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The Shows and Movies pages' filters: a genre from the .nfo files, a year or a decade."""
+
+    genre: str = ""
+    year: str = ""  # "1995" or "1990s"
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in (("genre", self.genre), ("year", self.year)) if v}
+
+    def sql(self, table: str) -> tuple[str, dict[str, Any]]:
+        """Return the WHERE terms (each starting with AND) and their arguments."""
+        where, args = "", {}
+        if self.year:
+            m = _YEAR_RE.match(self.year)
+            assert m  # parse_filters checked it
+            first = int(m.group(1))
+            last = first + 9 if m.group(2) else first
+            where += f" AND {table}.year BETWEEN :y0 AND :y1"
+            args.update(y0=first, y1=last)
+        if self.genre:
+            # The genre walks the sort's index and keeps the titles whose .nfo names it.
+            where += (
+                f" AND EXISTS (SELECT 1 FROM nfo n, json_each(n.genres) g WHERE "
+                f"n.sidecar_id = {table}.nfo_id AND g.value = :genre COLLATE NOCASE)"
+            )
+            args["genre"] = self.genre
+        return where, args
+
+
+def parse_filters(args: Any) -> Filters:
+    """Return the filters of a request's query; InvalidInput for a malformed year."""
+    genre = " ".join((args.get("genre") or "").split())[:MAX_GENRE]
+    year = (args.get("year") or "").strip()
+    if year and not _YEAR_RE.match(year):
+        raise InvalidInput("year must be like 1995 or 1990s")
+    return Filters(genre, year)
+
+
+def genres(db: Database, table: str) -> list[str]:
+    """Return the genres the .nfo files of shows or movies name, A to Z."""
+    if table not in ("shows", "movies"):
+        raise ValueError(table)
+    rows = db.execute(
+        f"SELECT DISTINCT g.value FROM {table} t JOIN nfo n ON n.sidecar_id = t.nfo_id, "
+        "json_each(n.genres) g ORDER BY g.value COLLATE NOCASE LIMIT 200"
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 @dataclass(frozen=True)
@@ -100,18 +152,23 @@ _POSTER = (
 )
 
 
-def list_shows(db: Database, *, after: str | None = None, limit: int = PAGE) -> Page:
+def list_shows(
+    db: Database, *, after: str | None = None, limit: int = PAGE, filters: Filters | None = None
+) -> Page:
     """Return a page of shows in title order."""
     cut = parse_cursor(after)
-    where, args = "s.episodes > 0", {"n": limit + 1}
+    extra, args = (filters or Filters()).sql("s")
+    where = "s.episodes > 0" + extra
+    args["n"] = limit + 1
     if cut is not None:
         where += " AND (s.sort_title, s.id) > (:t, :i)"
         args.update(t=cut[2], i=cut[1])
     rows = db.execute(
         f"""SELECT s.id, s.title, s.year, s.episodes, s.seasons, {_POSTER.format(col="s.poster_id")},
-            (SELECT m.media_hash FROM file_meta fm JOIN files f ON f.id = fm.file_id
-             JOIN media m ON m.id = f.media_id WHERE fm.show_id = s.id AND f.present = 1
-             ORDER BY fm.season = 0, fm.season, fm.episode LIMIT 1), s.sort_title
+            (SELECT m.media_hash FROM file_meta fm INDEXED BY file_meta_show
+             JOIN files f ON f.id = fm.file_id JOIN media m ON m.id = f.media_id
+             WHERE fm.show_id = s.id AND f.present = 1
+             ORDER BY fm.season, fm.episode LIMIT 1), s.sort_title
             FROM shows s INDEXED BY shows_by_title WHERE {where}
             ORDER BY s.sort_title, s.id LIMIT :n""",
         args,
@@ -124,7 +181,13 @@ def list_shows(db: Database, *, after: str | None = None, limit: int = PAGE) -> 
 
 
 def list_movies(
-    db: Database, *, sort: str = "title", after: str | None = None, user_id: int, limit: int = PAGE
+    db: Database,
+    *,
+    sort: str = "title",
+    after: str | None = None,
+    user_id: int,
+    limit: int = PAGE,
+    filters: Filters | None = None,
 ) -> Page:
     """Return a page of movies in a sort of MOVIE_SORTS (newest, best, highest first)."""
     if sort not in MOVIE_SORTS:
@@ -132,7 +195,9 @@ def list_movies(
     key = MOVIE_SORTS[sort][1]
     cut = parse_cursor(after)
     cols = f"mv.{key}, mv.sort_title, mv.id" if key else "mv.sort_title, mv.id"
-    where, args = "mv.versions > 0", {"n": limit + 1, "user": user_id}
+    extra, args = (filters or Filters()).sql("mv")
+    where = "mv.versions > 0" + extra
+    args.update(n=limit + 1, user=user_id)
     if cut is not None:
         if key:
             where += f" AND ({cols}) > (:k, :t, :i)"

@@ -1,0 +1,265 @@
+"""B6 for the Shows and Movies pages (issue 17): deep keyset pages at 100k and 1M items.
+
+Rows are synthesized straight into SQLite (migrations applied; files, media, parses and the
+grouped tables filled as a scan and services/shows.grouping would): half the items are episodes
+of shows of 50 episodes (5 seasons of 10), half are films, one in ten of them in two versions,
+one in three with a poster. Two real gunicorn servers serve the 100k and the 1M database; one
+keep-alive client asks in turn — baseline `/health`, then a Shows page and a Movies page (sorts
+in turn: title, year, added, rating, quality) on each server, each continuing after a random
+show or film, so every depth is sampled. Targets: page p95 ≤ 3× the health floor at 100k; p95
+at 1M ≤ 1.3× p95 at 100k (flat).
+
+    python -m bench.b6_shows [--rows 100000 1000000] [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from bench.b6_gallery import WORDS, Client, server
+from bench.harness import CORPUS_DIR, Bench, Samples
+
+SORTS = ("title", "year", "added", "rating", "quality")
+EPISODES_PER_SHOW = 50
+BATCH = 50_000
+
+
+def synthesize(data_dir: Path, rows: int) -> Path:
+    """Create (once) a database with `rows` items: shows' episodes and films; return the root."""
+    root = CORPUS_DIR / "b6-shows-library"
+    root.mkdir(parents=True, exist_ok=True)
+    marker = data_dir / f".complete-{rows}"
+    if marker.exists():
+        return root
+    from services import db as dbmod
+
+    for name in ("library.db", "library.db-wal", "library.db-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    db = dbmod.open_db(data_dir)
+    rng = random.Random(rows)
+    base = 1_600_000_000.0
+    started = time.perf_counter()
+    conn = db.conn
+    conn.execute("PRAGMA synchronous = OFF")
+    # The triggers (search index, live changes) would cost 2 ms a row; the pages measured here
+    # read none of what they write. Dropped while filling, made again after (the search index
+    # stays empty).
+    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for name, _ in triggers:
+        conn.execute(f"DROP TRIGGER {name}")
+    n_eps = rows // 2
+    n_shows = max(1, n_eps // EPISODES_PER_SHOW)
+    with dbmod.write(db):
+        conn.execute(
+            "INSERT INTO libraries (id, root, name, state, added_at, last_scan_at) "
+            "VALUES (1, ?, 'lib', 'online', ?, ?)",
+            [str(root), base, base],
+        )
+        conn.execute(
+            "INSERT INTO folders (id, library_id, parent_id, path, rel_path, name) "
+            "VALUES (1, 1, NULL, x'', '', ''), (2, 1, 1, CAST('all' AS BLOB), 'all', 'all')"
+        )
+        # One poster picture and its cached row, shared by the titles that have one.
+        conn.execute(
+            "INSERT INTO sidecars (id, folder_id, raw_name, name, kind, role, size, mtime_ns, "
+            "status) VALUES (1, 2, CAST('poster.jpg' AS BLOB), 'poster.jpg', 'artwork', "
+            "'poster', 1, 1, 'ok')"
+        )
+        conn.execute("INSERT INTO artwork VALUES (1, '0123456789abcdef-400', 400, 600)")
+        conn.executemany(
+            "INSERT INTO shows (id, key, title, sort_title, year, poster_id, episodes, seasons, "
+            "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, 5, ?)",
+            [
+                (
+                    s,
+                    f"show{s}",
+                    t := f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {s}",
+                    t,
+                    rng.randrange(1960, 2026),
+                    1 if s % 3 == 0 else None,
+                    EPISODES_PER_SHOW,
+                    base + s,
+                )
+                for s in range(1, n_shows + 1)
+            ],
+        )
+        conn.execute("UPDATE shows_state SET regroup = 0")
+    movie_id = 0
+    for start in range(1, rows + 1, BATCH):
+        ids = range(start, min(rows, start + BATCH - 1) + 1)
+        media, files, parses, metas, movies = [], [], [], [], []
+        for i in ids:
+            size = rng.randrange(200_000_000, 4_000_000_000)
+            if i <= n_eps:
+                show = (i - 1) // EPISODES_PER_SHOW + 1
+                k = (i - 1) % EPISODES_PER_SHOW
+                season, episode = k // 10 + 1, k % 10 + 1
+                title = f"Show {show}"
+                name = f"Show.{show}.S{season:02d}E{episode:02d}.mkv"
+                metas.append((i, "episode", show, None, season, episode, 50))
+                parses.append((i, title, None, season, episode))
+            else:
+                second = bool(movies) and rng.random() < 0.1  # another version of the last film
+                if not second:
+                    movie_id += 1
+                    year = rng.randrange(1930, 2026)
+                    mt = f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {movie_id}"
+                    movies.append(
+                        (
+                            movie_id,
+                            f"m{movie_id}",
+                            mt,
+                            mt,
+                            year,
+                            1 if movie_id % 3 == 0 else None,
+                            round(rng.uniform(1, 10), 1) if rng.random() < 0.8 else None,
+                            rng.randrange(20, 90),
+                            1,
+                            base + i,
+                        )  # fmt: skip
+                    )
+                else:
+                    movies[-1] = (*movies[-1][:8], 2, movies[-1][9])
+                name = f"Film.{movie_id}.{i}.mkv"
+                metas.append((i, "movie", None, movie_id, None, None, rng.randrange(20, 90)))
+                parses.append((i, f"Film {movie_id}", 2000, None, None))
+            w, h = rng.choice(((1920, 1080), (3840, 2160), (1280, 720)))
+            media.append((i, f"{i:016x}", size, rng.uniform(1200, 7200), w, h, base + i))
+            files.append((i, i, name.encode(), name, size, int((base + i) * 1e9), base + i))
+        with dbmod.write(db):
+            conn.executemany(
+                "INSERT INTO media (id, media_hash, kind, size, probe_status, container, duration, "
+                "width, height, video_codec, audio_codec, added_at) "
+                "VALUES (?, ?, 'video', ?, 'ok', 'matroska', ?, ?, ?, 'h264', 'aac', ?)",
+                media,
+            )
+            conn.executemany(
+                "INSERT INTO files (id, media_id, library_id, folder_id, path, name, size, "
+                "mtime_ns, first_seen) VALUES (?, ?, 1, 2, ?, ?, ?, ?, ?)",
+                files,
+            )
+            conn.executemany(
+                "INSERT INTO parses (file_id, title, year, season, episode) VALUES (?, ?, ?, ?, ?)",
+                parses,
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO movies (id, key, title, sort_title, year, poster_id, "
+                "rating, quality, versions, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                movies,
+            )
+            conn.executemany(
+                "INSERT INTO file_meta (file_id, kind, show_id, movie_id, season, episode, "
+                "quality) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                metas,
+            )
+        print(f"  b6-shows: {ids[-1]:,} of {rows:,} rows", end="\r", file=sys.stderr)
+    for _, sql in triggers:
+        conn.execute(sql)
+    conn.execute("ANALYZE")
+    db.close()
+    took = time.perf_counter() - started
+    print(f"  b6-shows: synthesized {rows:,} rows in {took:.0f} s", file=sys.stderr)
+    marker.touch()
+    return root
+
+
+def cursors(data_dir: Path, n: int, rng: random.Random) -> tuple[list[str], dict[str, list[str]]]:
+    """Return n random Shows-page cursors and n per movie sort, drawn from the database."""
+    from services import db as dbmod
+    from services.shows.catalog import cursor
+
+    db = dbmod.connect(data_dir / "library.db")
+    top_show = db.execute("SELECT max(id) FROM shows").fetchone()[0]
+    top_movie = db.execute("SELECT max(id) FROM movies").fetchone()[0]
+    shows = []
+    for _ in range(n):
+        row = db.execute(
+            "SELECT id, sort_title FROM shows WHERE id = ?", [rng.randrange(1, top_show + 1)]
+        ).fetchone()
+        shows.append(cursor(None, row[0], row[1]))
+    movies: dict[str, list[str]] = {s: [] for s in SORTS}
+    keys = {"title": "NULL", "year": "year_key", "added": "added_key", "rating": "rating_key"}
+    keys["quality"] = "quality_key"
+    for sort in SORTS:
+        for _ in range(n):
+            row = db.execute(
+                f"SELECT {keys[sort]}, id, sort_title FROM movies WHERE id = ?",
+                [rng.randrange(1, top_movie + 1)],
+            ).fetchone()
+            movies[sort].append(cursor(row[0], row[1], row[2]))
+    db.close()
+    return shows, movies
+
+
+def main() -> int:
+    """Run the Shows/Movies B6 and write bench/out/b6s.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs=2, default=[100_000, 1_000_000])
+    parser.add_argument("--requests", type=int, default=400, help="per variant")
+    args = parser.parse_args()
+    small, large = args.rows
+    dirs = {n: CORPUS_DIR / f"b6s-data-{n}" for n in (small, large)}
+    root = CORPUS_DIR / "b6-shows-library"
+    for n, d in dirs.items():
+        root = synthesize(d, n)
+    bench = Bench(
+        "b6s",
+        f"Shows and Movies pages (60 posters, deep keyset pages) at {small:,} and {large:,} items",
+        params={"rows": [small, large], "requests": args.requests, "sorts": SORTS},
+    )
+    rng = random.Random(17)
+    with server(dirs[small], root) as (p_small, _), server(dirs[large], root) as (p_large, _):
+        clients = {small: Client(p_small), large: Client(p_large)}
+        paths: dict[int, dict[str, list[str]]] = {}
+        for n in (small, large):
+            with open(dirs[n] / "library.db", "rb") as f:  # warm, as B1 is
+                while f.read(1 << 24):
+                    pass
+            shows, movies = cursors(dirs[n], args.requests + 20, rng)
+            paths[n] = {
+                "shows": [f"/shows?after={quote(c)}" for c in shows],
+                "movies": [
+                    f"/movies?sort={SORTS[k % len(SORTS)]}&after="
+                    + quote(movies[SORTS[k % len(SORTS)]][k])
+                    for k in range(args.requests + 20)
+                ],
+            }
+        health = Samples("/health")
+        got = {(n, kind): Samples(f"{kind} {n:,}") for n in (small, large) for kind in paths[small]}
+        for k in range(20):  # templates compiled, caches warm
+            for n in (small, large):
+                clients[n].get(paths[n]["shows"][k]), clients[n].get(paths[n]["movies"][k])
+        for k in range(20, args.requests + 20):
+            health.add(clients[small].get("/health"))
+            for n in (small, large):
+                for kind in ("shows", "movies"):
+                    got[(n, kind)].add(clients[n].get(paths[n][kind][k]))
+        for kind in ("shows", "movies"):
+            bench.compare(
+                f"{kind} page p95 at {small:,} vs health",
+                health,
+                got[(small, kind)],
+                target=3,
+                stat="p95",
+                headline=kind == "movies",
+            )
+            bench.compare(
+                f"{kind} page p95 at {large:,} vs {small:,}",
+                got[(small, kind)],
+                got[(large, kind)],
+                target=1.3,
+                stat="p95",
+            )
+    bench.extra["p95_ms"] = {f"{k[1]} {k[0]}": s.p(95) * 1000 for k, s in got.items()}
+    bench.extra["health_p95_ms"] = health.p(95) * 1000
+    bench.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
