@@ -40,6 +40,7 @@ from blueprints import (
     watch,
 )
 from blueprints import metrics as request_metrics
+from blueprints import subtitles as subtitle_routes
 from config import load_settings
 from services import db as dbmod
 from services.errors import (
@@ -96,6 +97,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_vr.bp)
     app.register_blueprint(shows.bp)
     live.install(app)  # the change feed, service worker, manifest and offline page
+    app.register_blueprint(subtitle_routes.prefs_bp)  # its track routes are nested in media.bp
     app.teardown_appcontext(common.close_db)
     app.config["ASSET_VERSION"] = _asset_version(Path(app.static_folder or "static"))
     common.install_template_helpers(app, app.config["ASSET_VERSION"])

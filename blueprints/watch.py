@@ -10,6 +10,7 @@ from services.browse import browse, details
 from services.library import folders
 from services.organize import watchstate
 from services.playback import playability
+from services.playback.subtitles import tracks as subtitle_tracks
 from services.previews import sprites
 from services.shows import upnext as upnext_svc
 
@@ -57,6 +58,8 @@ def page(media_hash: str) -> Response:
         ),
         has_sprites=sprites.sprite_paths(cfg.data_dir, item.media_hash)[1].is_file(),
         shown=shown,
+        tracks=subtitle_tracks.list_tracks(db, media_hash) if item.kind == "video" else None,
+        codec_names=subtitle_tracks.CODEC_NAMES,
         **extra,
     )
 

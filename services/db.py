@@ -689,6 +689,56 @@ def projection_rows_sql(where: str) -> str:
 
 
 @migrations()
+def m0011_subtitles(db: Database) -> None:
+    """Add subtitle sidecars, stream flags (forced, hearing impaired) and playback preferences.
+
+    `subtitle_files` holds the subtitle files matched to the videos they belong to
+    (services/library/subtitle_files.py), one row per file and video, kept by the scan; `status` is new (found, not read yet), ok or
+    failed (with the reason). `playback_prefs` is each person's subtitle and audio choice, which
+    the next video starts with.
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE subtitle_files (
+            id INTEGER PRIMARY KEY,
+            media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+            library_id INTEGER NOT NULL REFERENCES libraries(id) ON DELETE CASCADE,
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,  -- the video's
+            path BLOB NOT NULL,                          -- raw bytes, relative to the root
+            format TEXT NOT NULL,                        -- srt | vtt | ass | ssa | sub
+            language TEXT,                               -- BCP 47 from the name: en, pt-BR
+            title TEXT,
+            forced INTEGER NOT NULL DEFAULT 0,
+            sdh INTEGER NOT NULL DEFAULT 0,
+            is_default INTEGER NOT NULL DEFAULT 0,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'new',          -- new | ok | failed
+            reason TEXT,
+            encoding TEXT,                               -- as detected when read
+            cues INTEGER,
+            found_at REAL NOT NULL,
+            UNIQUE (library_id, path, media_id)
+        );
+        CREATE INDEX subtitle_files_media ON subtitle_files (media_id);
+        CREATE INDEX subtitle_files_folder ON subtitle_files (folder_id);
+        CREATE INDEX subtitle_files_language ON subtitle_files (language, media_id);
+        ALTER TABLE streams ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE streams ADD COLUMN hearing_impaired INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX streams_language ON streams (type, language, media_id);
+        CREATE TABLE playback_prefs (
+            user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            subtitles_on INTEGER NOT NULL DEFAULT 0,
+            subtitle_language TEXT,                      -- BCP 47
+            audio_language TEXT,                         -- BCP 47
+            updated_at REAL NOT NULL
+        );
+        """,
+    )
+
+
+@migrations()
 def m0012_projections(db: Database) -> None:
     """Add the VR projection of each file, admins' overrides and VR folders (issue 14).
 

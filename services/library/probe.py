@@ -89,6 +89,8 @@ class StreamInfo:
     language: str | None  # ISO 639-2 as tagged; 'und' becomes None
     title: str | None
     is_default: bool
+    forced: bool = False  # subtitles for foreign-language parts only
+    hearing_impaired: bool = False  # SDH: sounds described too
 
 
 @dataclass(frozen=True)
@@ -304,6 +306,8 @@ def _stream_info(s: av.stream.Stream) -> StreamInfo:
         language=language,
         title=title,
         is_default=bool(s.disposition & Disposition.default),
+        forced=bool(s.disposition & Disposition.forced),
+        hearing_impaired=bool(s.disposition & Disposition.hearing_impaired),
     )
 
 

@@ -406,8 +406,8 @@ class Writer:
         self.db.execute("DELETE FROM streams WHERE media_id = ?", [media_id])
         self.db.conn.executemany(
             """INSERT INTO streams (media_id, idx, type, codec, profile, bit_depth, width, height,
-               fps, bitrate, channels, language, title, is_default)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               fps, bitrate, channels, language, title, is_default, forced, hearing_impaired)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 (
                     media_id,
@@ -424,6 +424,8 @@ class Writer:
                     s.language,
                     s.title,
                     int(s.is_default),
+                    int(s.forced),
+                    int(s.hearing_impaired),
                 )
                 for s in r.streams
             ],

@@ -25,7 +25,7 @@ from config import Settings
 from services import db as dbmod
 from services import fsutil
 from services.errors import LVSError, ScanBusy
-from services.library import library
+from services.library import library, subtitle_files
 from services.library.identity import oshash
 from services.library.probe_pool import ProbePool
 from services.library.scan_plan import Plan, plan_library
@@ -128,6 +128,7 @@ def scan(
             _hash_all(plans, settings, progress)
             writer = Writer(db, report)
             writer.apply_all(plans, full=full)
+            _sync_sidecars(db, plans)
             _probe_pending(db, pool, writer, plans, progress)
             report.duration = time.perf_counter() - tick
             _finish_record(db, scan_id, report, None)
@@ -249,6 +250,21 @@ def _probe_pending(
             done += 1
             progress("probe", done, total)
     writer.finish()
+
+
+def _sync_sidecars(db: Database, plans: list[Plan]) -> None:
+    """Match the subtitle files of every folder that changed or vanished to their videos."""
+    for plan in plans:
+        changed = [listing.path for listing in plan.listings]
+        for i in range(0, len(plan.gone_folders), 500):
+            chunk = plan.gone_folders[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            changed += [
+                bytes(r[0])
+                for r in db.execute(f"SELECT path FROM folders WHERE id IN ({marks})", chunk)
+            ]
+        if changed:
+            subtitle_files.sync_after_scan(db, plan.library.id, plan.library.root_bytes, changed)
 
 
 def _start_record(db: Database, started: float, full: bool, paths: list[Path] | None) -> int:

@@ -21,7 +21,7 @@ import re
 from sqlite_utils import Database
 
 NFO_EXTENSIONS = frozenset({b".nfo"})
-SUBTITLE_EXTENSIONS = frozenset({b".srt", b".vtt", b".ass", b".ssa"})
+SUBTITLE_EXTENSIONS = frozenset({b".srt", b".vtt", b".ass", b".ssa", b".sub"})  # .sub: MicroDVD
 ARTWORK_EXTENSIONS = frozenset({b".jpg", b".jpeg", b".png", b".webp", b".tbn"})
 TEXT_EXTENSIONS = NFO_EXTENSIONS | SUBTITLE_EXTENSIONS
 

@@ -40,6 +40,7 @@ USER_TABLES = (
     "markers",
     "projection_overrides",
     "vr_folders",
+    "playback_prefs",
 )
 DERIVED_TABLES = (
     "libraries",
@@ -71,6 +72,7 @@ DERIVED_TABLES = (
     "movies",
     "file_meta",
     "shows_state",
+    "subtitle_files",
 )
 
 
