@@ -13,6 +13,7 @@ import { initLive, installLive } from "./live.js";
 import { initMediaSession } from "./media-session.js";
 import { initSlideshow, installSlideshow } from "./slideshow.js";
 import { initUi, installUi } from "./ui.js";
+import { initPlayerMenu, installPlayerMenu } from "./player-menu.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -26,9 +27,11 @@ installHeadset();
 installLive();
 installSlideshow();
 installUi();
+installPlayerMenu();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
+  initPlayerMenu(root);
   initLightbox();
   initSelection();
   initPasskeys(root);

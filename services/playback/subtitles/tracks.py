@@ -97,7 +97,7 @@ class AudioTrack:
     def label(self) -> str:
         name = languages.name(self.language) or "Unknown language"
         layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(self.channels or 0)
-        parts = [p for p in ((self.codec or "").upper(), layout) if p]
+        parts = [p for p in (self.codec, layout) if p]  # codec as the Video row names it: h264, aac
         text = name + (f" · {' '.join(parts)}" if parts else "")
         return text + (f" — {self.title}" if self.title else "")
 
