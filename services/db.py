@@ -693,9 +693,9 @@ def m0011_subtitles(db: Database) -> None:
     """Add subtitle sidecars, stream flags (forced, hearing impaired) and playback preferences.
 
     `subtitle_files` holds the subtitle files matched to the videos they belong to
-    (services/library/subtitle_files.py), one row per file and video, kept by the scan; `status` is new (found, not read yet), ok or
-    failed (with the reason). `playback_prefs` is each person's subtitle and audio choice, which
-    the next video starts with.
+    (services/library/subtitle_files.py), one row per file and video, kept by the scan; `status`
+    is new (found, not read yet), ok or failed (with the reason). `playback_prefs` is each
+    person's subtitle and audio choice, which the next video starts with.
     """
     _run_script(
         db,

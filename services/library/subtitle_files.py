@@ -256,7 +256,8 @@ def sync_folder(db: Database, library_id: int, root: bytes, folder: bytes) -> in
     existing = []
     if row is not None:
         existing = db.execute(
-            "SELECT id, media_id, path, size, mtime_ns FROM subtitle_files WHERE folder_id = ?", [row[0]]
+            "SELECT id, media_id, path, size, mtime_ns FROM subtitle_files WHERE folder_id = ?",
+            [row[0]],
         ).fetchall()
     videos: dict[str, int] = {}
     if row is not None:
@@ -281,7 +282,9 @@ def sync_folder(db: Database, library_id: int, root: bytes, folder: bytes) -> in
     with dbmod.write(db):
         for i in range(0, len(gone), 500):
             chunk = gone[i : i + 500]
-            db.execute(f"DELETE FROM subtitle_files WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            db.execute(
+                f"DELETE FROM subtitle_files WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
         for f in fresh:
             db.execute(
                 """INSERT INTO subtitle_files (media_id, library_id, folder_id, path, format, language,
