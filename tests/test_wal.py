@@ -28,6 +28,8 @@ from tests.conftest import api_token, make_user
 from tests.server import Gunicorn
 
 INTERVAL = 1.0
+SLACK = 1.0  # scheduling on a busy two-core machine (the keeper is a thread in a server process)
+WARNING = "a reader has kept the write-ahead log from being checkpointed"
 PINNED_AT_LEAST = 3 * dbmod.JOURNAL_SIZE_LIMIT // 2  # the reader holds it until it is this big
 
 
@@ -84,15 +86,20 @@ def test_a_pinned_wal_shrinks_within_one_checkpoint_interval(media, tmp_path: Pa
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM ratings").fetchone()
         held = time.monotonic()
-        while _wal(db_path) < PINNED_AT_LEAST or time.monotonic() - held < 6 * INTERVAL:
-            assert time.monotonic() - held < 120, f"the log never grew: {_wal(db_path)} bytes"
+        log = tmp_path / "gunicorn.log"
+        # Held until the log is well over the bound and the keeper has said who holds it (after
+        # PIN_WARN_ATTEMPTS failed checkpoints).
+        while _wal(db_path) < PINNED_AT_LEAST or WARNING not in log.read_text():
+            assert time.monotonic() - held < 120, (
+                f"{_wal(db_path)} bytes after {time.monotonic() - held:.0f} s: {log.read_text()}"
+            )
             time.sleep(0.05)
         peak = _wal(db_path)
         reader.execute("COMMIT")  # the reader lets go; the writes go on
         reader.close()
         released = time.monotonic()
         while _wal(db_path) > dbmod.JOURNAL_SIZE_LIMIT:
-            assert time.monotonic() - released < INTERVAL + 0.5, (
+            assert time.monotonic() - released < INTERVAL + SLACK, (
                 f"{_wal(db_path)} bytes {time.monotonic() - released:.1f} s after the reader left"
             )
             time.sleep(0.02)
@@ -100,7 +107,7 @@ def test_a_pinned_wal_shrinks_within_one_checkpoint_interval(media, tmp_path: Pa
         writer.join()
         stopped = time.monotonic()
         while _wal(db_path) > 0:  # idle now: the keeper empties it
-            assert time.monotonic() - stopped < INTERVAL + 0.5, f"{_wal(db_path)} bytes idle"
+            assert time.monotonic() - stopped < INTERVAL + SLACK, f"{_wal(db_path)} bytes idle"
             time.sleep(0.02)
         dashboard = json.loads(_get(server.url + "/admin/performance.json", token))
         scrape = _get(server.url + "/metrics", token).decode()
@@ -110,8 +117,8 @@ def test_a_pinned_wal_shrinks_within_one_checkpoint_interval(media, tmp_path: Pa
             writer.join()
         server.stop()
     assert peak >= PINNED_AT_LEAST and written[0] > 1000
-    log = (tmp_path / "gunicorn.log").read_text()
-    assert "a reader has kept the write-ahead log from being checkpointed" in log, log[-3000:]
+    text = log.read_text()
+    assert text.index(WARNING) < text.index("the write-ahead log was emptied again")
     assert dashboard["database"]["wal_bytes"] < dbmod.JOURNAL_SIZE_LIMIT
     assert dashboard["database"]["last_checkpoint_at"] > time.time() - 60
     assert dashboard["database"]["pinned_since"] is None
