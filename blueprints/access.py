@@ -201,6 +201,21 @@ def _account(db: Database, uid: int | None, via: str, session_hash: str = "") ->
     return Account(**user.__dict__, via=via, session_hash=session_hash)
 
 
+# Writes to what every account sees (issue 16): an admin, or a viewer an admin has allowed.
+SHARED_METADATA = frozenset(
+    {
+        "tags.add",
+        "tags.remove",
+        "tags.bulk",
+        "markers.add",
+        "markers.delete",
+        "admin_vr.watch_projection",
+        "admin_vr.bulk_projection",
+        "admin_vr.selection_projection",
+    }
+)
+
+
 def _guard() -> Response | None:
     endpoint = request.endpoint
     if endpoint is None:
@@ -218,10 +233,13 @@ def _guard() -> Response | None:
             return _sign_in_first()
         if endpoint.startswith(NO_GUESTS):
             return _sign_in_first()
-    if endpoint.split(".")[0].startswith("admin") and not (user and user.is_admin):
+    shared = endpoint in SHARED_METADATA and request.method not in SAFE_METHODS
+    if not shared and endpoint.split(".")[0].startswith("admin") and not (user and user.is_admin):
         return _deny(403, "Only an admin may do that.")
     if request.method not in SAFE_METHODS and (user is None or user.via == "session"):
         csrf.protect()  # an API token comes without cookies: nothing for a forged form to ride on
+    if shared and not (user and user.may_edit_metadata):
+        return _deny(403, "Your account may not change shared tags, markers or projections.")
     return None
 
 

@@ -108,6 +108,18 @@ def set_role(user_id: int) -> Response:
     return redirect(url_for("account.index"), 303)
 
 
+@bp.post("/<int:user_id>/metadata")
+def set_metadata(user_id: int) -> Response:
+    """Give or withhold a viewer's permission to edit shared tags, markers and projections."""
+    allowed = request.form.get("allowed") == "1"
+    try:
+        user = users.set_metadata_permission(get_db(), user_id, allowed, by=g.user.id)
+    except InvalidInput as exc:
+        return _refused(str(exc))
+    verb = "may now" if allowed else "may no longer"
+    return _back(f"{user.name} {verb} edit shared tags, markers and projections.")
+
+
 @bp.post("/<int:user_id>/disable")
 def disable(user_id: int) -> Response:
     _not_me(user_id)

@@ -805,6 +805,16 @@ def m0012_projections(db: Database) -> None:
 
 
 @migrations()
+def m0013_metadata_permission(db: Database) -> None:
+    """Add the per-account permission to edit shared metadata: tags, markers, projection (issue 16).
+
+    Admins always may; a viewer may only once an admin allows it, so it starts off for every
+    existing and new viewer.
+    """
+    db.execute("ALTER TABLE users ADD COLUMN can_edit_metadata INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
 def m0014_sidecars_shows_movies(db: Database) -> None:
     """Add sidecar files (.nfo, artwork, subtitles), their metadata, and shows, seasons, movies.
 

@@ -9,12 +9,15 @@ from tests.sample_library import Site
 
 @dataclass
 class Users:
-    """Two signed-in identities (by API token): an admin and a viewer."""
+    """Signed-in identities (by API token): an admin, a viewer the admin allowed to edit shared
+    metadata (tags, markers, projections: issue 16), and a plain viewer who may not."""
 
     admin: dict[str, str]
     viewer: dict[str, str]
     admin_id: int
     viewer_id: int
+    plain: dict[str, str] | None = None
+    plain_id: int = 0
 
 
 def make_users(site: Site) -> Users:
@@ -26,8 +29,18 @@ def make_users(site: Site) -> Users:
     try:
         ann = users.create(db, "ann", "admin", "correct horse battery", rounds=4)
         bob = users.create(db, "bob", "viewer", "correct horse battery", rounds=4)
+        users.set_metadata_permission(db, bob.id, True, by=ann.id)
+        cy = users.create(db, "cy", "viewer", "correct horse battery", rounds=4)
         a = apitokens.create(db, ann.id, "tests")
         b = apitokens.create(db, bob.id, "tests")
+        c = apitokens.create(db, cy.id, "tests")
     finally:
         db.close()
-    return Users({"Authorization": f"Bearer {a}"}, {"Authorization": f"Bearer {b}"}, ann.id, bob.id)
+    return Users(
+        {"Authorization": f"Bearer {a}"},
+        {"Authorization": f"Bearer {b}"},
+        ann.id,
+        bob.id,
+        {"Authorization": f"Bearer {c}"},
+        cy.id,
+    )

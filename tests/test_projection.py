@@ -476,7 +476,7 @@ def test_cards_and_the_watch_page_show_the_badge(vr_site) -> None:
     assert "Beach" in page and '<span class="badge vr">180° 3D</span>' in page
     assert "(64 × 64 per eye)" in page and "from the file name" in page
     assert 'name="projection"' in page  # the admin's control
-    viewer = client.get(f"/watch/{vr_site.hash('beach')}", headers=vr_site.who.viewer)
+    viewer = client.get(f"/watch/{vr_site.hash('beach')}", headers=vr_site.who.plain)
     assert 'name="projection"' not in viewer.get_data(as_text=True)
 
 
@@ -567,7 +567,7 @@ def test_watch_page_control_and_folder_flag(vr_site) -> None:
     )
     assert r.status_code == 200 and 'id="projection"' in r.get_data(as_text=True)
     assert admin.post(f"/watch/{h}/projection", data={"projection": "x"}).status_code == 400
-    viewer = signed_in(vr_site.app, "viewer", name="bob")
+    viewer = signed_in(vr_site.app, "viewer", name="cy")
     assert viewer.post(f"/watch/{h}/projection", data={"projection": "flat"}).status_code == 403
     lib = vr_site.root.name
     r = admin.post(f"/browse/{lib}/Films/vr", data={"on": "1"})

@@ -30,13 +30,19 @@ class User:
     disabled: bool
     has_password: bool
     created_at: float
+    can_edit_metadata: bool = False  # given by an admin to a viewer (admins always may)
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def may_edit_metadata(self) -> bool:
+        """Return whether this account may change shared tags, markers and projections."""
+        return self.role == "admin" or self.can_edit_metadata
 
-_COLUMNS = "id, name, role, disabled, password_hash IS NOT NULL, created_at"
+
+_COLUMNS = "id, name, role, disabled, password_hash IS NOT NULL, created_at, can_edit_metadata"
 # An admin who can act: enabled, and able to sign in (a password or a passkey). The default
 # user row (m0002) is an admin by default but, until /setup claims it, can do neither.
 _ACTIVE_ADMIN = (
@@ -46,7 +52,7 @@ _ACTIVE_ADMIN = (
 
 
 def _row(row: tuple) -> User:
-    return User(row[0], row[1], row[2], bool(row[3]), bool(row[4]), row[5])
+    return User(row[0], row[1], row[2], bool(row[3]), bool(row[4]), row[5], bool(row[6]))
 
 
 def check_name(name: str) -> str:
@@ -210,6 +216,27 @@ def set_role(db: Database, user_id: int, role: str, *, by: int | None) -> User:
         db.execute("UPDATE users SET role = ? WHERE id = ?", [role, user_id])
     who = "the operator (flask set-role)" if by is None else f"user {by}"
     log.info("role of user %d (%r): %s -> %s, by %s", user_id, user.name, user.role, role, who)
+    changed = get(db, user_id)
+    assert changed is not None
+    return changed
+
+
+def set_metadata_permission(db: Database, user_id: int, allowed: bool, *, by: int) -> User:
+    """Give or withhold an account's permission to edit shared metadata, on behalf of admin `by`."""
+    with dbmod.write(db):
+        if by not in active_admins(db):
+            raise InvalidInput("only an active admin may change permissions")
+        user = get(db, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        db.execute("UPDATE users SET can_edit_metadata = ? WHERE id = ?", [int(allowed), user_id])
+    log.info(
+        "user %d (%r) %s edit shared metadata, by user %d",
+        user_id,
+        user.name,
+        "may" if allowed else "may not",
+        by,
+    )
     changed = get(db, user_id)
     assert changed is not None
     return changed
