@@ -427,3 +427,57 @@ def test_filters_by_genre_and_year(site, client):
     assert client.get("/movies?year=19x5").status_code == 400
     empty = client.get("/movies?genre=Western").get_data(as_text=True)
     assert "Nothing here matches these filters." in empty
+
+
+# ---- the watcher ----
+
+
+def test_the_watcher_reads_a_new_nfo_and_poster_beside_a_film(media, library_dir, tmp_path):
+    from config import load_settings
+    from services import db as dbmod
+    from services.library.scanner import scan
+    from services.library.watcher import Watcher
+    from services.shows import ingest
+    from tests.sample_library import _variant
+    from tests.show_library import picture
+    from tests.test_watcher import FAST, wait_for
+
+    folder = library_dir / "Heat (1995)"
+    folder.mkdir()
+    _variant(media["h264_mp4"], folder / "Heat (1995).mp4", 5)
+    settings = load_settings(
+        {"media_dirs": [str(library_dir)], "data_dir": str(tmp_path / "data"), **FAST},
+        environ={},
+        dotenv_path=tmp_path / "no.env",
+    )
+    db = dbmod.open_db(settings.data_dir)
+    ingest.after_scan(db, settings.data_dir, scan(db, settings))
+
+    def on_dirty(folders):  # what the job runner does for the watcher: scan, then after_scan
+        own = dbmod.connect(settings.db_path)
+        try:
+            ingest.after_scan(own, settings.data_dir, scan(own, settings, paths=folders))
+        finally:
+            own.close()
+
+    watcher = Watcher(settings, on_dirty)
+    watcher.start()
+    try:
+        assert watcher.wait_started()
+        assert db.execute("SELECT nfo_id, poster_id FROM movies").fetchone() == (None, None)
+        (folder / "Heat (1995).nfo").write_text(MOVIE_NFO)  # an .nfo alone is a change
+
+        def rated() -> bool:
+            return db.execute("SELECT rating FROM movies").fetchone() == (8.3,)
+
+        wait_for(rated, 30, "the watcher to read the .nfo")
+        picture(folder / "poster.jpg", (300, 450), (150, 80, 20))
+
+        def postered() -> bool:
+            return db.execute("SELECT poster_id FROM movies").fetchone()[0] is not None
+
+        wait_for(postered, 30, "the watcher to read the poster")
+        assert db.execute("SELECT count(*) FROM files WHERE name = 'poster.jpg'").fetchone()[0] == 0
+    finally:
+        watcher.stop()
+        db.close()

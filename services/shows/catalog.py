@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,15 +72,32 @@ def parse_filters(args: Any) -> Filters:
     return Filters(genre, year)
 
 
+_genres_lock = threading.Lock()
+_genres: dict[tuple[str, str], tuple[int, list[str]]] = {}
+
+
 def genres(db: Database, table: str) -> list[str]:
-    """Return the genres the .nfo files of shows or movies name, A to Z."""
-    if table not in ("shows", "movies"):
-        raise ValueError(table)
+    """Return the genres the .nfo files of shows or movies name, A to Z (at most 200).
+
+    Reading them walks every .nfo of that kind, so the list is kept per database until the search
+    index changes (search_generation: the regrouping that follows a changed .nfo bumps it).
+    """
+    kind = {"shows": "tvshow", "movies": "movie"}[table]
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    gen = db.execute("SELECT n FROM search_generation").fetchone()[0]
+    with _genres_lock:
+        held = _genres.get((path, kind))
+        if held is not None and held[0] == gen:
+            return held[1]
     rows = db.execute(
-        f"SELECT DISTINCT g.value FROM {table} t JOIN nfo n ON n.sidecar_id = t.nfo_id, "
-        "json_each(n.genres) g ORDER BY g.value COLLATE NOCASE LIMIT 200"
+        "SELECT DISTINCT g.value FROM nfo n, json_each(n.genres) g WHERE n.kind = ? "
+        "ORDER BY g.value COLLATE NOCASE LIMIT 200",
+        [kind],
     ).fetchall()
-    return [r[0] for r in rows]
+    found = [r[0] for r in rows if isinstance(r[0], str)]
+    with _genres_lock:
+        _genres[(path, kind)] = (gen, found)
+    return found
 
 
 @dataclass(frozen=True)
