@@ -180,8 +180,8 @@ class Page:
 
 def _filters(query: Query, params: dict[str, Any]) -> str:
     sql = ""
-    if query.kind:
-        sql += " AND m.kind = :kind"
+    if query.kind:  # a file that failed its probe is neither (issue 16)
+        sql += " AND m.kind = :kind AND m.probe_status != 'failed'"
         params["kind"] = query.kind
     if query.resolution:
         sql += " AND min(m.width, m.height) >= :res_lo AND min(m.width, m.height) < :res_hi"

@@ -57,8 +57,10 @@ class Card(NamedTuple):
         return min(1.0, self.position / self.duration)
 
 
+# A file whose probe failed (not media after all) is a "broken" card, not a video (issue 16).
 CARD_COLUMNS = (
-    "f.id, m.media_hash, m.kind, f.name, p.title, p.year, p.season, p.episode, m.duration, "
+    "f.id, m.media_hash, CASE WHEN m.probe_status = 'failed' THEN 'broken' ELSE m.kind END, "
+    "f.name, p.title, p.year, p.season, p.episode, m.duration, "
     "m.width, m.height, f.size, m.video_codec, f.first_seen, ws.position, ws.watched, "
     "pj.type, pj.stereo, pj.eye_swap, pj.lens, art.key, art.width, art.height"
 )

@@ -149,7 +149,8 @@ def stats(db: Database) -> Stats:
     ).fetchone()
     present_media = "SELECT * FROM media WHERE id IN (SELECT media_id FROM files WHERE present = 1)"
     media, videos, pictures, size, duration, pending = one(
-        f"SELECT count(*), coalesce(sum(kind = 'video'), 0), coalesce(sum(kind = 'picture'), 0), "
+        "SELECT count(*), coalesce(sum(kind = 'video' AND probe_status != 'failed'), 0), "
+        "coalesce(sum(kind = 'picture' AND probe_status != 'failed'), 0), "
         f"coalesce(sum(size), 0), coalesce(sum(duration), 0), "
         f"coalesce(sum(probe_status = 'pending'), 0) FROM ({present_media})"
     ).fetchone()
