@@ -5,8 +5,9 @@
 // starts the same way. Text tracks are loaded as cues into TextTracks of our own, asking again
 // while the server is still extracting them (the first cues within a second of play).
 // Choices that need the server (another audio track, a picture subtitle burned in, a quality)
-// go to the playback module when it offers `choose()` (window.lvsPlayer), else as an
-// `lvs:choose` event on the player element.
+// go to the playback module (static/js/playback.js: `player.playback.reload({audio, burn, q})`
+// plays that rendition from the current position); its decisions (`lvs:decision` on the player)
+// bring the quality choices. Without it they are sent as an `lvs:choose` event.
 
 const SPEEDS = [0.5, 0.75, 1, 1.25, 1.5, 2];
 const POLL_MS = 1000;
@@ -50,6 +51,11 @@ class Menu {
     this.audio = data.audio.find((a) => a.default)?.index ?? data.audio[0]?.index ?? null;
     this.burn = null;
     this.quality = null;
+    this.decision = null; // the playback module's last decision (qualities)
+    root.addEventListener("lvs:decision", (e) => {
+      this.decision = e.detail;
+      if (!this.panel.hidden) this.render();
+    });
     // The browser's own <track>s are for pages without JavaScript; ours replace them.
     for (const t of this.video.querySelectorAll("track")) t.remove();
     this.build();
@@ -79,12 +85,14 @@ class Menu {
     this.render();
     this.button.addEventListener("click", () => this.toggle());
     this.panel.addEventListener("click", (e) => {
+      e.stopPropagation(); // a click inside keeps it open (render() replaces the clicked row)
       const item = e.target.closest("[data-choose]");
       if (item) this.pick(item.dataset.choose, item.dataset.value);
     });
     this.panel.addEventListener("keydown", (e) => this.onKey(e));
     document.addEventListener("click", (e) => {
-      if (!this.panel.hidden && !this.panel.contains(e.target) && e.target !== this.button) this.close();
+      if (!this.root.isConnected || this.panel.hidden) return;
+      if (!this.panel.contains(e.target) && e.target !== this.button) this.close(false);
     });
   }
 
@@ -117,9 +125,13 @@ class Menu {
   }
 
   qualities() {
-    const p = window.lvsPlayer;
-    const list = p && typeof p.qualities === "function" ? p.qualities() : p?.qualities;
-    return Array.isArray(list) ? list : [];
+    const d = this.decision || window.lvsPlayer?.playback?.decision;
+    if (!d || !Array.isArray(d.qualities)) return [];
+    const labels = { auto: "Auto", original: "Original", max: "Best" };
+    return d.qualities.map((q) => ({
+      value: String(q), label: labels[q] || (/^\d+$/.test(q) ? `${q}p` : String(q)),
+      current: String(q) === String(this.quality ?? d.quality ?? "auto"),
+    }));
   }
 
   render() {
@@ -139,7 +151,7 @@ class Menu {
     groups.push(this.section("Speed", SPEEDS.map((s) => this.item("speed", String(s), s === 1 ? "Normal" : `${s}×`, Math.abs(rate - s) < 0.01))));
     const qualities = this.qualities();
     if (qualities.length) {
-      groups.push(this.section("Quality", qualities.map((q) => this.item("quality", q.value, q.label, q.current ?? q.value === this.quality))));
+      groups.push(this.section("Quality", qualities.map((q) => this.item("quality", q.value, q.label, q.current))));
     }
     this.panel.replaceChildren(...groups);
   }
@@ -265,7 +277,7 @@ class Menu {
   // Ask the playback module for another rendition (audio track, burn-in, quality).
   server(change) {
     const p = window.lvsPlayer;
-    if (p && p.root === this.root && typeof p.choose === "function") p.choose(change);
+    if (p && p.root === this.root && p.playback && typeof p.playback.reload === "function") p.playback.reload(change);
     else this.root.dispatchEvent(new CustomEvent("lvs:choose", { detail: change, bubbles: true }));
   }
 
