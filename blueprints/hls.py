@@ -115,6 +115,8 @@ def play(media_hash: str) -> Response:
         quality=request.args.get("q") or "auto",
         height=made.output.height if made.output and made.output.height else src.short_side,
         duration=src.duration,
+        has_video=src.video_index is not None,
+        signature=decision.signature(src),
         audio=[
             {
                 "index": t.index,

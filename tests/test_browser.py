@@ -231,10 +231,11 @@ def test_scrub_bar_shows_times(page, server):
 
 def test_unplayable_file_says_why_and_offers_the_download(page, server):
     page.goto(f"{server.url}/watch/{server.site.hash('hevc')}")
-    notice = page.locator(".notice")
-    assert notice.is_visible()
-    assert "HEVC video needs transcoding" in notice.inner_text()
-    assert notice.get_by_role("link", name="Download").is_visible()
+    # The player asks the server how to play it (issue 12): a transcode, and why.
+    note = page.locator(".playback-note")
+    note.wait_for(state="visible")
+    assert "this browser has no HEVC decoder" in note.inner_text()
+    assert page.locator(".watch-head").get_by_role("link", name="Download").is_visible()
     shot(page, "watch-unplayable")
 
 

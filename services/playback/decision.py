@@ -245,6 +245,15 @@ def decide(
                     caps), out, qualities)  # fmt: skip
 
 
+def signature(source: Source) -> str:
+    """Return what makes two files play alike in a browser (a failed direct play is
+    remembered by it): container, video codec, profile, bit depth, default audio codec."""
+    audio = source.default_audio()
+    parts = (source.container, source.video_codec, source.profile, str(source.bit_depth),
+             audio.codec if audio else "")  # fmt: skip
+    return "/".join(parts)
+
+
 def _even(n: int) -> int:
     return max(2, n - n % 2)
 

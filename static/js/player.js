@@ -1,6 +1,10 @@
 // The watch page's player: controls that are always there (no hover on a headset or a phone),
 // resume, progress reports, scrub previews from the sprite VTT, keyboard shortcuts, and
 // autoplay through the folder. One player per page; set up again for each boosted page.
+// How the video is fetched (the original, or HLS from the server, with the quality menu) is
+// playback.js's: `this.playback`.
+
+import { Playback } from "./playback.js";
 
 const SAVE_EVERY_MS = 5000;
 const COUNTDOWN_S = 5;
@@ -62,6 +66,8 @@ class Player {
     this.countdown = null;
     this.video.controls = false; // ours replace the browser's (kept for pages without JS)
     this.bind();
+    this.playback = new Playback(this);
+    if (this.video.readyState >= 1) this.onMetadata(); // it came before this module ran
     if (root.dataset.sprites) this.loadSprites(root.dataset.sprites);
     if (sessionStorage.getItem(AUTOPLAY_KEY) === "1") {
       sessionStorage.removeItem(AUTOPLAY_KEY);
@@ -268,6 +274,7 @@ class Player {
     this.save(false, true);
     clearInterval(this.timer);
     this.cancelCountdown();
+    this.playback.destroy();
   }
 }
 
