@@ -8,8 +8,8 @@ from flask import Blueprint, Response, redirect, request, url_for
 
 from blueprints.common import get_db, render, settings, user_id
 from blueprints.media import IMMUTABLE, send_path
-from services.errors import NotFound
-from services.playback import playability
+from services.errors import LVSError, NotFound
+from services.playback import decision, media_files, playability, source
 from services.shows import artwork, catalog, upnext
 
 bp = Blueprint("shows", __name__)
@@ -66,12 +66,38 @@ def movies() -> Response:
 
 @bp.get("/movies/<int:movie_id>/play")
 def play_movie(movie_id: int) -> Response:
-    """Open the best version of a film that this browser plays directly (else the best one)."""
-    versions = upnext.movie_versions(get_db(), movie_id)
+    """Open the best version of a film this browser plays directly (else the best one).
+
+    `caps` (the capability names static/js reports, services/playback/decision.py) says what
+    this browser plays; without it, what every browser plays is assumed.
+    """
+    db = get_db()
+    versions = upnext.movie_versions(db, movie_id)
     if not versions:
         raise NotFound("no such movie")
-    best = next((v for v in versions if playability.can_play(v).ok), versions[0])
+    caps = decision.parse_capabilities(request.args.get("caps"))
+    best = next((v for v in versions if _plays_directly(v, caps)), versions[0])
     return redirect(url_for("watch.page", media_hash=best.media_hash))
+
+
+def _plays_directly(version: upnext.Version, caps: decision.Capabilities) -> bool:
+    """Return whether the play decision for this browser is direct play of the original."""
+    if not playability.can_play(version).ok and not caps.reported:
+        return False
+    try:
+        media = media_files.open_media(get_db(), version.media_hash, settings().media_dirs)
+    except LVSError:
+        return False
+    with media.file as f:
+        st = media.stat
+        try:
+            src = source.load(
+                get_db(), version.media_hash, f.fileno(), (st.st_size, st.st_mtime_ns)
+            )
+        except LVSError:
+            return False
+    made = decision.decide(src, caps, decision.parse_choice({}, src))
+    return made.method == decision.Method.DIRECT
 
 
 @bp.get("/art/<key>.jpg")

@@ -8,7 +8,7 @@ tv/The Expanse (2015)/            tvshow.nfo, poster.jpg, fanart.jpg, season01-p
 tv/Flat Show/                     Flat.Show.1x02.mp4, Flat.Show.1x01.mp4 (flat, no seasons)
 tv/Anime/                         Kaiju - EP12.mp4, Kaiju - EP13.mp4 (absolute numbers)
 tv2/The Expanse/Season 03/        The.Expanse.S03E01.mp4 (the same show, another library)
-movies/Heat (1995)/               Heat (1995).mp4 + Heat (1995).nfo, Heat (1995) - 720p.mp4,
+movies/Heat (1995)/               Heat (1995).mp4 + Heat (1995).nfo, Heat (1995) - 720p HEVC.mp4,
                                   poster.jpg
 movies/Arrival (2016)/            Arrival.2016.mp4, Arrival.2016-poster.jpg (a portrait)
 movies/Hostile (2001)/            Hostile (2001).mp4, Hostile (2001).nfo (billion laughs),
@@ -24,7 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.mediagen import X264, ffmpeg, file_arg
+from tests.mediagen import X265, ffmpeg, file_arg
 from tests.sample_library import _variant
 
 TVSHOW_NFO = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -110,13 +110,14 @@ def picture(path: Path, size: tuple[int, int], colour: tuple[int, int, int]) -> 
 
 
 def clip_720p(out: Path) -> Path:
-    """Encode a 1-second 1280x720 H.264 clip (the better version of a film)."""
+    """Encode a 1-second 1280x720 HEVC clip in MP4 (the better version of a film, which not
+    every browser plays directly)."""
     if not out.exists():
         ffmpeg(
             "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=10:duration=1",
             "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
-            "-c:v", *X264, "-c:a", "aac", "-ac", "2", "-shortest",
-            "-movflags", "+faststart", file_arg(out),
+            "-c:v", *X265, "-pix_fmt", "yuv420p", "-tag:v", "hvc1", "-c:a", "aac", "-ac", "2",
+            "-shortest", "-movflags", "+faststart", file_arg(out),
         )  # fmt: skip
     return out
 
@@ -155,7 +156,7 @@ def make_show_library(base: Path, media: dict[str, Path], cache: Path) -> dict[s
     video("heat", heat / "Heat (1995).mp4")
     heat.mkdir(parents=True, exist_ok=True)
     files["heat720"] = shutil.copyfile(
-        clip_720p(cache / "720p.mp4"), heat / "Heat (1995) - 720p.mp4"
+        clip_720p(cache / "720p-hevc.mp4"), heat / "Heat (1995) - 720p HEVC.mp4"
     )
     (heat / "Heat (1995).nfo").write_text(MOVIE_NFO)
     picture(heat / "poster.jpg", (300, 450), (150, 80, 20))
