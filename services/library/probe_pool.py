@@ -60,6 +60,7 @@ TASKS: dict[str, tuple[str, str, type[LVSError]]] = {
 # taking more than any real one needs.
 MIN_WORKER_MEMORY = 1 << 30
 MAX_WORKER_MEMORY = 3 << 30
+NEAR_LIMIT = 0.8  # a task whose peak resident memory reached this share of the limit ran out
 
 
 def machine_memory() -> int:
@@ -115,15 +116,15 @@ def _serve(conn: Connection, limit: int | None = None) -> None:
     in pieces); so does one that came close, after its answer. Running out is not always an
     error that says so (FFmpeg's decoders drop a frame they cannot allocate, a thread that
     cannot get its stack says EAGAIN), so a failure counts as running out when the error says
-    so or when the process's address space came within a tenth of the limit of its peak.
+    so or when the task's peak resident memory reached NEAR_LIMIT of the limit. (Resident, not
+    virtual: malloc reserves address space per thread that it never touches, and a many-core
+    machine would look out of memory all the time.)
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     near = None
     if limit:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-        # What the address space may grow to once the data is near the limit (code and
-        # read-only mappings, already loaded, do not count against RLIMIT_DATA).
-        near = _status_kib("VmSize") * 1024 + 0.9 * (limit - _status_kib("VmData") * 1024)
+        near = NEAR_LIMIT * limit
     while True:
         try:
             request = conn.recv()
@@ -132,11 +133,12 @@ def _serve(conn: Connection, limit: int | None = None) -> None:
         if request is None:
             return
         task, args = request
+        _reset_peak()
         try:
             reply: tuple = ("ok", task_function(task)(*args))
         except Exception as exc:
             reply = ("oom", limit) if limit and _out_of_memory(exc) else _error_reply(exc)
-        close = near is not None and _status_kib("VmPeak") * 1024 >= near
+        close = near is not None and _status_kib("VmHWM") * 1024 >= near
         if close and reply[0] != "ok":
             reply = ("oom", limit)
         retire = close or reply[0] == "oom"
@@ -144,6 +146,15 @@ def _serve(conn: Connection, limit: int | None = None) -> None:
         conn.send((reply, retire))
         if retire:
             return
+
+
+def _reset_peak() -> None:
+    """Start this process's peak resident memory (VmHWM) afresh (Linux 4.0+), for one task."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # the peak then covers the worker's life: at worst it is replaced early
 
 
 def _status_kib(field: str) -> int:
