@@ -498,3 +498,15 @@ def test_movie_default_version_follows_what_this_browser_plays(site, client):
     neither = client.get(f"/movies/{mid}/play?caps=mse,webm,vp9,opus")
     assert neither.headers["Location"].endswith(_hash(site, "heat720"))
     assert client.get(f"/movies/{mid}/play?caps=bogus").status_code == 400
+
+
+def test_description_for_the_vr_apis_is_the_plot(site):
+    from services.shows import catalog
+
+    db = site.db()
+    ids = {r[0]: r[1] for r in db.execute("SELECT name, id FROM files")}
+    assert catalog.description(db, ids["The.Expanse.S01E01.Dulcinea.mp4"]).startswith("Miller")
+    assert catalog.description(db, ids["The.Expanse.S03E01.mp4"]).startswith("Humanity")
+    assert catalog.description(db, ids["Heat (1995) - 720p HEVC.mp4"]).startswith("A group")
+    assert catalog.description(db, ids["birthday.mp4"]) is None
+    db.close()

@@ -461,3 +461,20 @@ def show(db: Database, show_id: int, user_id: int) -> Show:
         watched=sum(e.watched for e in eps),
         next_up=next_up(eps),
     )
+
+
+def description(db: Database, file_id: int) -> str | None:
+    """Return the plot to describe a file with (its own .nfo's, else its movie's or show's).
+
+    For the DeoVR `description` and HereSphere `description` fields (SPEC appendix A), when
+    those APIs come.
+    """
+    row = db.execute(
+        "SELECT coalesce((SELECT plot FROM nfo WHERE sidecar_id = fm.nfo_id), "
+        "(SELECT n.plot FROM movies mv JOIN nfo n ON n.sidecar_id = mv.nfo_id "
+        " WHERE mv.id = fm.movie_id), "
+        "(SELECT n.plot FROM shows s JOIN nfo n ON n.sidecar_id = s.nfo_id WHERE s.id = fm.show_id)) "
+        "FROM file_meta fm WHERE fm.file_id = ?",
+        [file_id],
+    ).fetchone()
+    return row[0] if row else None
