@@ -23,6 +23,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from blueprints.common import get_db, settings, user_id
 from blueprints.media import bp as media_bp
+from services.browse import browse
 from services.errors import NotFound
 from services.playback import media_files
 from services.playback.subtitles import extract, prefs, tracks
@@ -39,6 +40,12 @@ media_bp.register_blueprint(bp)
 KEY = re.compile(r"^([es])(\d{1,9})$")
 SIGNED = ("u", "e", "s")
 FULL_WAIT = 20.0  # seconds a request without ?partial=1 waits for an extraction to end
+
+
+@bp.app_template_global()
+def subtitle_filters() -> list[tuple[str, str]]:
+    """Return the "has subtitles in" filter's choices (value, label) for folder and search pages."""
+    return [(tag, label) for tag, (label, _) in browse.SUBTITLE_LANGUAGES.items()]
 
 
 def _signed_args() -> dict[str, str]:

@@ -19,6 +19,7 @@ from services.library import library
 from services.library.probe_pool import ProbePool
 from services.library.scanner import scan as run_scan
 from services.organize import search
+from services.playback.subtitles import tracks as subtitle_tracks
 from services.previews import previews
 from services.shows import ingest as shows_ingest
 
@@ -87,6 +88,7 @@ def scan_command(full: bool, no_thumbnails: bool, paths: tuple[Path, ...]) -> No
         )
         search.optimize_after_scan(db, report)
         shows_ingest.after_scan(db, settings.data_dir, report)
+        subtitle_tracks.check_new(db)
         # What the scan added has no record in `thumbs`: no need to look at every file on disk.
         made = None
         if not no_thumbnails:

@@ -34,6 +34,7 @@ from services.errors import LVSError, NotFound, ScanBusy
 from services.library.probe_pool import ProbePool, run_in_process
 from services.library.scanner import scan as run_scan
 from services.organize import search
+from services.playback.subtitles import tracks as subtitle_tracks
 from services.previews import previews
 from services.previews.queue import Job, JobInfo, JobQueue, Priority
 from services.previews.sprites import sprite_paths
@@ -393,6 +394,7 @@ class Jobs:
                 )
                 search.optimize_after_scan(self._db(), report)
                 shows_ingest.after_scan(self._db(), self.settings.data_dir, report)
+                subtitle_tracks.check_new(self._db())
                 return report
             except ScanBusy:
                 job.phase = "waiting for another scan"

@@ -253,6 +253,7 @@ def scanned(app, library_dir: Path, clips, tmp_path: Path):
     database = dbmod.open_db(cfg.data_dir)
     with ProbePool(1, 30.0) as pool:
         scan(database, cfg, probe_pool=pool)
+    tracks.check_new(database)  # as the job runner and `flask scan` do after a scan
     yield database
     database.close()
 
@@ -430,3 +431,46 @@ def test_unreadable_sidecar_is_recorded_not_a_500(app, scanned, library_dir: Pat
     gone = client.get(track["url"])
     assert gone.status_code == 404
     time.sleep(0)  # the row stays until the next scan of the folder drops it
+
+
+# ---- filters -------------------------------------------------------------------------------
+
+
+def _names(html: str) -> set[str]:
+    """Return the media hashes of the cards on a page."""
+    return set(re.findall(r'href="/watch/([0-9a-f]{16})', html))
+
+
+def test_folder_and_search_filter_by_subtitle_language(app, scanned):
+    client = signed_in(app, "viewer")
+    root = client.get("/browse/library").get_data(as_text=True)
+    everything = _names(root)
+    assert len(everything) >= 2
+    german = _names(client.get("/browse/library?subs=de").get_data(as_text=True))
+    english = _names(client.get("/browse/library?subs=en").get_data(as_text=True))
+    assert len(german) == 1 and german < english and english <= everything  # mkv; mkv + mov_text
+    assert _names(client.get("/browse/library?subs=ko").get_data(as_text=True)) == set()
+    film = "/browse/library/Arrival%20(2016)"
+    assert len(_names(client.get(f"{film}?subs=es").get_data(as_text=True))) == 1  # Subs/ folder
+    assert _names(client.get(f"{film}?subs=it").get_data(as_text=True)) == set()  # symlink out
+    assert _names(client.get(f"{film}?subs=nl").get_data(as_text=True)) == set()  # failed file
+    found = client.get("/search?q=arrival&subs=pt").get_data(as_text=True)  # pt-BR sidecar
+    assert len(_names(found)) == 1
+    assert client.get("/browse/library?subs=xx").status_code == 400
+    assert 'name="subs"' in root and ">in German</option>" in root
+
+
+def test_flask_scan_reads_new_subtitle_files_and_records_failures(runner, library_dir, clips):
+    shutil.copyfile(clips["plain"], library_dir / "Clip.mp4")
+    (library_dir / "Clip.en.srt").write_text(SRT_ACCENTS, "utf-8")
+    (library_dir / "Clip.nl.srt").write_bytes(b"\x00\xff" * 4000)
+    result = runner.invoke(args=["scan", "--no-thumbnails"])
+    assert result.exit_code == 0, result.output
+    db = dbmod.open_db(runner.app.config["SETTINGS"].data_dir)
+    try:
+        rows = dict(
+            db.execute("SELECT language, status || ':' || coalesce(reason, '') FROM subtitle_files")
+        )
+    finally:
+        db.close()
+    assert rows["en"] == "ok:" and rows["nl"].startswith("failed:not text")

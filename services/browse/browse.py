@@ -89,6 +89,36 @@ PROJECTIONS: dict[str, tuple[str, str]] = {
         "NOT EXISTS (SELECT 1 FROM projections x WHERE x.file_id = f.id AND x.type != 'flat')",
     ),
 }
+# "Has subtitles in": BCP 47 tag -> (label, the ISO 639 codes a stream may be tagged with). A
+# sidecar's language is stored as the tag (services/library/subtitle_files.py), with a region
+# sometimes (pt-BR), so it matches the tag or the tag plus a region.
+SUBTITLE_LANGUAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "en": ("English", ("en", "eng")),
+    "de": ("German", ("de", "deu", "ger")),
+    "fr": ("French", ("fr", "fra", "fre")),
+    "es": ("Spanish", ("es", "spa")),
+    "it": ("Italian", ("it", "ita")),
+    "pt": ("Portuguese", ("pt", "por")),
+    "nl": ("Dutch", ("nl", "nld", "dut")),
+    "sv": ("Swedish", ("sv", "swe")),
+    "da": ("Danish", ("da", "dan")),
+    "no": ("Norwegian", ("no", "nor", "nob", "nno")),
+    "fi": ("Finnish", ("fi", "fin")),
+    "pl": ("Polish", ("pl", "pol")),
+    "cs": ("Czech", ("cs", "ces", "cze")),
+    "hu": ("Hungarian", ("hu", "hun")),
+    "ro": ("Romanian", ("ro", "ron", "rum")),
+    "el": ("Greek", ("el", "ell", "gre")),
+    "tr": ("Turkish", ("tr", "tur")),
+    "ru": ("Russian", ("ru", "rus")),
+    "uk": ("Ukrainian", ("uk", "ukr")),
+    "ar": ("Arabic", ("ar", "ara")),
+    "he": ("Hebrew", ("he", "heb")),
+    "hi": ("Hindi", ("hi", "hin")),
+    "ja": ("Japanese", ("ja", "jpn")),
+    "ko": ("Korean", ("ko", "kor")),
+    "zh": ("Chinese", ("zh", "zho", "chi")),
+}
 VIEWS = ("grid", "list")
 PAGE = 60
 
@@ -109,6 +139,7 @@ class Query:
     favorite: str = ""  # "1": the user's favourites only
     unwatched: str = ""  # "1": not watched by the user
     projection: str = ""  # a PROJECTIONS key: VR videos, 180°, 360°, fisheye, 3D, flat
+    subs: str = ""  # a SUBTITLE_LANGUAGES key: has subtitles in that language
 
     def params(self, **changes: str) -> dict[str, str]:
         """Return the non-default values as URL parameters, with `changes` applied."""
@@ -132,6 +163,7 @@ class Query:
             or self.favorite
             or self.unwatched
             or self.projection
+            or self.subs
         )
 
 
@@ -158,6 +190,7 @@ def parse_query(args: Mapping[str, str]) -> Query:
         favorite=pick("favorite", ("1",), ""),
         unwatched=pick("unwatched", ("1",), ""),
         projection=pick("projection", tuple(PROJECTIONS), ""),
+        subs=pick("subs", tuple(SUBTITLE_LANGUAGES), ""),
     )
 
 
@@ -208,6 +241,17 @@ def _filters(query: Query, params: dict[str, Any]) -> str:
             " WHERE mt.media_id = f.media_id AND t.name = :tag)"
         )
         params["tag"] = query.tag
+    if query.subs:
+        codes = SUBTITLE_LANGUAGES[query.subs][1]
+        marks = ", ".join(f":subs_{i}" for i in range(len(codes)))
+        params.update({f"subs_{i}": code for i, code in enumerate(codes)})
+        params["subs"], params["subs_region"] = query.subs, query.subs + "-%"
+        sql += (
+            " AND (EXISTS (SELECT 1 FROM streams st WHERE st.media_id = f.media_id"
+            f" AND st.type = 'subtitle' AND st.language IN ({marks}))"
+            " OR EXISTS (SELECT 1 FROM subtitle_files sf WHERE sf.media_id = f.media_id"
+            " AND sf.status != 'failed' AND (sf.language = :subs OR sf.language LIKE :subs_region)))"
+        )
     if query.favorite:
         sql += (
             " AND EXISTS (SELECT 1 FROM favorites fav WHERE fav.user_id = :user"

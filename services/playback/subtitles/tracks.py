@@ -212,6 +212,20 @@ def list_tracks(db: Database, media_hash: str, *, check: bool = True) -> Tracks:
     return Tracks(media_id, media_hash, tuple(subs), audio)
 
 
+def check_new(db: Database, limit: int = 2000) -> int:
+    """Read the subtitle files found since the last look (after a scan); return how many."""
+    rows = db.execute(
+        "SELECT s.id, s.format, s.language, s.title, s.forced, s.sdh, s.is_default, s.status, "
+        "s.reason, s.path, l.root, s.size, s.mtime_ns, m.fps FROM subtitle_files s "
+        "JOIN libraries l ON l.id = s.library_id JOIN media m ON m.id = s.media_id "
+        "WHERE s.status = 'new' LIMIT ?",
+        [limit],
+    ).fetchall()
+    for row in rows:
+        _check_sidecar(db, row[:13], row[13])
+    return len(rows)
+
+
 def _read_sidecar(root: str, path: bytes) -> bytes:
     """Read a sidecar file inside its library: a regular file, not leaving the root, capped."""
     root_b = os.fsencode(root).rstrip(b"/")
