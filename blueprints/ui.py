@@ -35,6 +35,8 @@ ALIASES = {
     "down": "chevron-down",
     "restart": "rotate-ccw",
     "remove": "x",
+    "pip": "picture-in-picture-2",
+    "subtitles": "captions",
 }
 _SVG_BODY = re.compile(r"<svg[^>]*>(.*)</svg>", re.S)
 

@@ -49,8 +49,27 @@ def make_site(base: Path) -> Site:
     return Site(work / "site", make_corpus(work / "corpus"))
 
 
+# Where the household signs in from, for the account page's list of sessions.
+DEVICES = [
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; Quest 3) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "OculusBrowser/33.0.0.x SamsungBrowser/4.0 Chrome/126.0.6478.122 VR Safari/537.36",
+]
+
+
 def seed(tab, site: Site, url: str) -> None:
-    """Give the admin a history, a playlist and some tags, through the app's own forms."""
+    """Give the admin a history, a playlist, tags and sessions, mostly through the app's forms."""
+    from services import db as dbmod
+    from services.people import sessions, users
+
+    db = dbmod.open_db(site.data)
+    try:
+        admin = users.by_name(db, "test-admin")
+        for n, agent in enumerate(DEVICES):
+            sessions.create(db, admin.id, user_agent=agent, ip=f"192.168.1.{20 + n}")
+    finally:
+        db.close()
     tab.goto(url + "/")
     post = """async ([path, body]) => {
       const token = document.querySelector('meta[name=csrf-token]').content;

@@ -101,7 +101,8 @@ function addPipButton(player, video) {
   button.className = "pip";
   button.setAttribute("aria-label", "Picture in picture");
   button.title = "Picture in picture";
-  button.textContent = "⧉";
+  // An icon of the sprite (issue 16): "⧉" is a glyph TV and headset fonts lack.
+  button.innerHTML = '<svg class="i" aria-hidden="true"><use href="#i-pip"/></svg>';
   button.addEventListener("click", () => {
     if (document.pictureInPictureElement === video) document.exitPictureInPicture().catch(() => {});
     else video.requestPictureInPicture().catch(() => {});
