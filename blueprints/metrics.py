@@ -29,6 +29,7 @@ from services import metrics
 from services.errors import LVSError
 from services.library import library
 from services.operate import logs, wal
+from services.playback import transcoder
 
 bp = Blueprint("admin_metrics", __name__)
 
@@ -74,12 +75,48 @@ class LvsCollector:
         streams = GaugeMetricFamily("lvs_active_streams", "Media files being sent now")
         streams.add_metric([], snap.active_streams())
         yield streams
+        yield from self._playback(snap)
         estale = CounterMetricFamily("lvs_estale_retries", "Filesystem calls retried after ESTALE")
         estale.add_metric([], snap.counters.get("estale_retries", 0))
         yield estale
         yield from self._jobs()
         yield from self._wal()
         yield from self._library_metrics()
+
+    def _playback(self, snap: metrics.Snapshot) -> Iterator[Metric]:
+        root = self.app.config["SETTINGS"].data_dir / "hls"
+        sessions = transcoder.list_sessions(root) if root.is_dir() else []
+        active = GaugeMetricFamily(
+            "lvs_playback_sessions", "HLS playback sessions now, by method", labels=["method"]
+        )
+        for method in ("remux", "transcode"):
+            active.add_metric([method], sum(1 for s in sessions if s.method == method))
+        yield active
+        running = GaugeMetricFamily("lvs_transcoders_running", "ffmpeg encoders running now")
+        running.add_metric([], sum(1 for s in sessions if s.encoder))
+        yield running
+        started = CounterMetricFamily(
+            "lvs_playback_sessions_started", "HLS sessions started, by method", labels=["method"]
+        )
+        for method in ("remux", "transcode"):
+            started.add_metric([method], snap.counters.get(f"hls_sessions_{method}", 0))
+        yield started
+        for name, doc, key in (
+            ("lvs_transcoder_starts", "Encoders started", "hls_encoder_starts"),
+            ("lvs_transcoder_restarts", "Encoders restarted by a seek", "hls_encoder_restarts"),
+            (
+                "lvs_playback_sessions_reaped",
+                "Sessions ended for being idle",
+                "hls_sessions_reaped",
+            ),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], snap.counters.get(key, 0))
+            yield c
+        size, _ = transcoder.cache_usage(root) if root.is_dir() else (0, 0)
+        cache = GaugeMetricFamily("lvs_transcode_cache_bytes", "Size of the transcode cache")
+        cache.add_metric([], size)
+        yield cache
 
     def _wal(self) -> Iterator[Metric]:
         st = wal.status(self.app.config["SETTINGS"].db_path)

@@ -500,3 +500,47 @@ def test_capabilities_are_a_closed_list():
     assert decision.parse_capabilities("mse,h264_high").names == {"mse", "h264_high"}
     with pytest.raises(Exception, match="unknown capability"):
         decision.parse_capabilities("mse,hevc;x")
+
+
+# ---- operate: the dashboard, Prometheus, cache prune ----
+
+
+def test_the_dashboard_and_prometheus_show_active_playbacks(lib):
+    lib.transcoder()
+    client = signed_in(lib.app)
+    h = lib.hash("mpeg4_avi")
+    sid, _ = open_session(client, h)
+    assert client.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200
+    data = client.get("/admin/performance.json").get_json()
+    playback = data["playback"]
+    mine = next(s for s in playback["sessions"] if s["id"] == sid)
+    assert (mine["user"], mine["method"], mine["title"]) == ("test-admin", "transcode", "mpeg4.avi")
+    assert "MPEG-4 Part 2" in mine["words"]
+    assert playback["encoder"]["hardware"] == "none" or os.path.exists("/dev/dri")
+    assert playback["cache_bytes"] > 0
+    page = client.get("/admin/performance").data.decode()
+    assert 'id="playbacks"' in page and "mpeg4.avi" in page
+    text = client.get("/metrics").data.decode()
+    assert 'lvs_playback_sessions{method="transcode"}' in text
+    assert "lvs_transcode_cache_bytes" in text
+    started = [line for line in text.splitlines()
+               if line.startswith('lvs_playback_sessions_started_total{method="transcode"}')]  # fmt: skip
+    assert started and float(started[0].split()[-1]) >= 1
+
+
+def test_cache_prune_covers_the_transcode_cache(lib):
+    lib.transcoder()
+    root = lib.data / "hls"
+    gone = root / "cache" / "fedcba9876543210" / "h264-480_a1t"
+    gone.mkdir(parents=True)
+    (gone / "0.ts").write_bytes(b"x" * 1000)
+    (root / "runs" / "0000000000000bad").mkdir(parents=True)
+    (root / "runs" / "0000000000000bad" / "3.ts").write_bytes(b"y" * 10)
+    client = signed_in(lib.app)
+    h = lib.hash("long_remux")
+    sid, _ = open_session(client, h)
+    assert client.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200
+    result = lib.app.test_cli_runner().invoke(args=["cache", "prune"])
+    assert result.exit_code == 0, result.output
+    assert not gone.exists() and not (root / "runs" / "0000000000000bad").exists()
+    assert any((root / "cache" / h).glob("*/0.ts"))  # media the library has keep theirs

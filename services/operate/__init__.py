@@ -3,6 +3,6 @@
 dashboard (what the performance page shows), logs (structured logging, recent errors), sysinfo,
 maintenance (backup, restore, check, vacuum, prune, purge), userdata (export and import).
 
-May import: the shared core, config, and any domain package it reports on (library, previews);
+May import: the shared core, config, and any domain package it reports on (library, previews, playback);
 no other package imports operate.
 """

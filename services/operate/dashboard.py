@@ -19,6 +19,7 @@ from services import metrics
 from services.library import library
 from services.operate import maintenance, sysinfo, wal
 from services.operate.logs import RECENT_ERRORS
+from services.playback import encoders, transcoder
 
 MS = 1000.0
 FAILURES_SHOWN = 20
@@ -241,9 +242,38 @@ def collect(db: Database, data_dir: Path, background: Any) -> dict[str, Any]:
         for name, (size, files) in sysinfo.cache_usage(data_dir).items()
     }
     out["database"] = wal.status(data_dir / "library.db")
+    out["playback"] = playback_part(db, data_dir)
     out["recent_errors"] = [asdict(e) for e in RECENT_ERRORS.recent()[:20]]
     out["generated_at"] = time.time()
     return out
+
+
+def playback_part(db: Database, data_dir: Path) -> dict[str, Any]:
+    """Return the active playbacks (who, what, how and why, encoder, speed, segments ahead),
+    the encoder in use and the transcode cache's size."""
+    root = data_dir / "hls"
+    sessions = transcoder.list_sessions(root) if root.is_dir() else []
+    names = dict(db.execute("SELECT id, name FROM users").fetchall()) if sessions else {}
+    titles = {}
+    for s in sessions:
+        row = db.execute(
+            "SELECT f.name FROM media m JOIN files f ON f.media_id = m.id "
+            "WHERE m.media_hash = ? ORDER BY f.present DESC, f.id LIMIT 1",
+            [s.media_hash],
+        ).fetchone()
+        titles[s.media_hash] = row[0] if row else s.media_hash
+    size, segments = transcoder.cache_usage(root) if root.is_dir() else (0, 0)
+    choice = encoders.detect()
+    return {
+        "sessions": [
+            {**asdict(s), "user": names.get(s.user_id, "guest"), "title": titles[s.media_hash]}
+            for s in sessions
+        ],
+        "encoders_running": sum(1 for s in sessions if s.encoder),
+        "encoder": asdict(choice),
+        "cache_bytes": size,
+        "cache_segments": segments,
+    }
 
 
 def polyline(points: list[list[float]], width: int = 300, height: int = 60) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from sqlite_utils import Database
 
 from services import db as dbmod
 from services.errors import InvalidInput, StorageError
+from services.playback import transcoder
 from services.previews.thumbnails import HASH_RE
 
 log = logging.getLogger(__name__)
@@ -186,9 +187,10 @@ def vacuum(db: Database) -> tuple[int, int]:
 
 
 def orphaned_caches(db: Database, data_dir: Path) -> list[Path]:
-    """Return thumbnail and sprite files whose media_hash no media row has."""
+    """Return thumbnail, sprite and transcode files whose media_hash no media row has (and
+    what encoders of a stopped server left behind)."""
     known = {r[0] for r in db.execute("SELECT media_hash FROM media")}
-    found = []
+    found = transcoder.prunable(data_dir / "hls", known)
     for folder, suffixes in CACHE_DIRS.items():
         root = data_dir / folder
         if not root.is_dir():
@@ -211,10 +213,12 @@ def prune_caches(db: Database, data_dir: Path, progress: Progress | None = None)
             path.unlink()
         except FileNotFoundError:
             continue
+
         files += 1
         size += n
         if progress:
             progress(i, len(paths))
+    transcoder.remove_empty_folders(data_dir / "hls")
     return PruneReport(files, size)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from services import ffmpeg as runner
+from services import metrics
 from services.errors import NotFound, TranscodeBusy, TranscodeFailed, Unavailable
 from services.playback import hls
 from services.playback.decision import Output
@@ -175,6 +176,7 @@ class LocalTranscoder:
             s = Session(secrets.token_hex(SESSION_ID_LEN // 2), user_id, media_hash, output.key,
                         asdict(output), method, words, count, duration, now, now)  # fmt: skip
             self._write(s)
+            metrics.count(f"hls_sessions_{method}")
             self.cache_dir(s).mkdir(parents=True, exist_ok=True)
             _touch(self.cache_dir(s) / ".used")
         log.info("hls session %s: user %d, %s %s (%s)", s.id, user_id, media_hash, s.key, method)
@@ -223,19 +225,7 @@ class LocalTranscoder:
 
     def sessions(self) -> list[SessionInfo]:
         """Return the live sessions, newest first."""
-        now = time.time()
-        infos = []
-        for s in sorted(self._all(), key=lambda x: -x.created):
-            run = s.run if s.run is not None and self._alive(s.run) else None
-            done = hls.finished_segments(self.run_dir(run.id)) if run else []
-            made = (max(done) + 1 - run.start) if run and done else 0
-            elapsed = max(0.001, now - run.started) if run else 0
-            speed = made * s.out.segment / elapsed if run else 0.0
-            ahead = (max(done) - s.last_segment) if done else 0
-            infos.append(SessionInfo(s.id, s.user_id, s.media_hash, s.method, s.words,
-                                     run.encoder if run else "", round(speed, 2), max(0, ahead),
-                                     bool(run and run.paused), round(now - s.last_request, 1)))  # fmt: skip
-        return infos
+        return list_sessions(self.root)
 
     # ---- paths ----
 
@@ -294,6 +284,7 @@ class LocalTranscoder:
         s.run = Run(run_id, proc.pid, n, time.time(), encoder)
         self.started += 1
         self.restarts += restart
+        metrics.count("hls_encoder_restarts" if restart else "hls_encoder_starts")
         what = "restarted" if restart else "started"
         log.info("hls session %s: encoder %s at segment %d (%s, pid %d)", s.id, what, n,
                  encoder, proc.pid)  # fmt: skip
@@ -441,6 +432,7 @@ class LocalTranscoder:
                 if now - s.last_request > self.idle:
                     self._end(s, f"reaped after {self.idle:g} s without a request")
                     self.reaped += 1
+                    metrics.count("hls_sessions_reaped")
                     continue
                 if s.run is not None and not self._alive(s.run):
                     self._kill(s)  # finished or failed: keep its segments, drop the folder
@@ -567,6 +559,66 @@ class LocalTranscoder:
             if s is not None:
                 found.append(s)
         return found
+
+
+def list_sessions(root: Path) -> list[SessionInfo]:
+    """Return the sessions recorded under `root` (any process's), newest first; no side effect."""
+    now = time.time()
+    infos = []
+    sessions = []
+    for path in (root / "sessions").glob("*.json"):
+        try:
+            data = json.loads(path.read_text())
+            run = data.pop("run", None)
+            sessions.append(Session(**data, run=Run(**run) if run else None))
+        except (OSError, ValueError, TypeError):
+            continue
+    for s in sorted(sessions, key=lambda x: -x.created):
+        run = s.run
+        if run is not None and ((root / "runs" / run.id / "exit").exists()
+                                or not _is_our_ffmpeg(run.pid, run.id)):  # fmt: skip
+            run = None
+        done = hls.finished_segments(root / "runs" / run.id) if run else []
+        made = (max(done) + 1 - run.start) if run and done else 0
+        speed = made * s.out.segment / max(0.001, now - run.started) if run else 0.0
+        ahead = (max(done) - s.last_segment) if done else 0
+        infos.append(SessionInfo(s.id, s.user_id, s.media_hash, s.method, s.words,
+                                 run.encoder if run else "", round(speed, 2), max(0, ahead),
+                                 bool(run and run.paused), round(now - s.last_request, 1)))  # fmt: skip
+    return infos
+
+
+def prunable(root: Path, known: set[str]) -> list[Path]:
+    """Return transcode files `flask cache prune` may delete: the cached renditions of media
+    the library no longer has, and what encoders of a stopped server left in runs/."""
+    found: list[Path] = []
+    cache = root / "cache"
+    if cache.is_dir():
+        for media_dir in cache.iterdir():
+            if media_dir.is_dir() and media_dir.name not in known:
+                found += [p for p in media_dir.rglob("*") if p.is_file()]
+    runs = root / "runs"
+    if runs.is_dir():
+        for run_dir in runs.iterdir():
+            pid = _read_int(run_dir / "pid")
+            if not (pid and _is_our_ffmpeg(pid, run_dir.name)):
+                found += [p for p in run_dir.rglob("*") if p.is_file()]
+    return found
+
+
+def remove_empty_folders(root: Path) -> None:
+    """Remove rendition, media and run folders that hold no file any more."""
+    for pattern in ("cache/*/*", "cache/*", "runs/*"):
+        for folder in sorted(root.glob(pattern), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+
+def cache_usage(root: Path) -> tuple[int, int]:
+    """Return the bytes and number of finished segments in the transcode cache under `root`."""
+    found = _files(root / "cache")
+    return sum(size for _, size in found), len(found)
 
 
 def _record_exit(run_dir: Path, code: int, tail: str) -> None:
