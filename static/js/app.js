@@ -14,6 +14,7 @@ import { initMediaSession } from "./media-session.js";
 import { initSlideshow, installSlideshow } from "./slideshow.js";
 import { initUi, installUi } from "./ui.js";
 import { initPlayerMenu, installPlayerMenu } from "./player-menu.js";
+import { initVr } from "./vr/entry.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -39,4 +40,5 @@ window.htmx.onLoad((root) => {
   initMediaSession();
   initSlideshow();
   initUi(root);
+  initVr();
 });
