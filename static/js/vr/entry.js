@@ -42,15 +42,25 @@ async function setup(el) {
     enter.addEventListener("click", async () => {
       if (state.xr) return;
       enter.disabled = true;
+      // No "next video" countdown in the headset: following the link would end the session.
+      const autoplay = document.querySelector("[data-autoplay]");
+      const wasOn = autoplay ? autoplay.checked : false;
+      if (autoplay) autoplay.checked = false;
       try {
         state.xr = await new XRPlayer({
           video,
           projection: p,
           sprites: el.dataset.sprites,
-          onEnd: () => { state.xr = null; enter.disabled = false; state.look.draw(); },
+          onEnd: () => {
+            state.xr = null;
+            enter.disabled = false;
+            if (autoplay) autoplay.checked = wasOn;
+            state.look.draw();
+          },
         }).start();
       } catch (err) {
         enter.disabled = false;
+        if (autoplay) autoplay.checked = wasOn;
         state.error = String(err && err.message ? err.message : err);
         console.warn("Could not enter VR:", state.error);
       }

@@ -32,6 +32,11 @@ export class LookView {
     this.stage.classList.add("vr-look");
     this.draw();
     this.loop();
+    // Show the first frame before play (the page asks only for metadata).
+    if (video.readyState < 2 && video.preload === "metadata") video.preload = "auto";
+    this.onData = () => this.draw();
+    video.addEventListener("loadeddata", this.onData);
+    video.addEventListener("seeked", this.onData);
   }
 
   bind() {
@@ -113,6 +118,8 @@ export class LookView {
     this.stopped = true;
     window.removeEventListener("deviceorientation", this.orient);
     window.removeEventListener("resize", this.onResize);
+    this.video.removeEventListener("loadeddata", this.onData);
+    this.video.removeEventListener("seeked", this.onData);
     disposeSphere(this.sphere);
     this.renderer.dispose();
     this.canvas.remove();
