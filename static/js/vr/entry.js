@@ -46,6 +46,13 @@ async function setup(el) {
       const autoplay = document.querySelector("[data-autoplay]");
       const wasOn = autoplay ? autoplay.checked : false;
       if (autoplay) autoplay.checked = false;
+      // The headset wants the sharpest picture this machine can send in real time: the playback
+      // module's "max" quality (direct play stays direct when the headset can decode the file).
+      const player = window.lvsPlayer;
+      if (player && typeof player.choose === "function" && !state.askedMax) {
+        state.askedMax = true;
+        try { player.choose({ q: "max" }); } catch (err) { console.warn("quality:", err); }
+      }
       try {
         state.xr = await new XRPlayer({
           video,
