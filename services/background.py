@@ -82,14 +82,13 @@ def _start(settings: Settings) -> Background:
     fd = _take_lock(settings)
     if fd is None:
         log.info("background jobs run in another process; this one makes only what it is asked")
-        return Background(Jobs(settings, feed=False, workers=1), owner=False)
+        jobs = Jobs(settings, feed=False, workers=1)
+        return Background(jobs, owner=False, publisher=_publish(settings, jobs))
     jobs = Jobs(settings)
     background = Background(jobs, owner=True, _lock_fd=fd)
     background.wal = WalKeeper(settings.db_path, settings.wal_checkpoint_interval)
     background.wal.start()
-    background.publisher = activity.Publisher(
-        settings.data_dir, lambda: activity.summarize(*jobs.activity())
-    ).start()
+    background.publisher = _publish(settings, jobs)
     if settings.watch != "off":
         try:
             from services.library.watcher import Watcher
@@ -102,6 +101,13 @@ def _start(settings: Settings) -> Background:
         jobs.scan()  # what changed while the server was down
     log.info("background jobs started (%d workers, watch=%s)", jobs.workers, settings.watch)
     return background
+
+
+def _publish(settings: Settings, jobs: Jobs) -> activity.Publisher:
+    """Share what this process's job runner does with every process's pages (the header indicator)."""
+    return activity.Publisher(
+        settings.data_dir, lambda: activity.summarize(*jobs.activity())
+    ).start()
 
 
 def _open_lock(settings: Settings, name: str) -> int:

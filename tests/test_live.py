@@ -5,7 +5,9 @@ file every process reads, the manifest, the service worker and the offline page.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import time
 
 from services import db as dbmod
@@ -139,7 +141,7 @@ def test_admins_get_the_activity_file(app, tmp_path):
     after = admin.get(f"/live/feed?since={body['token']}").get_json()
     assert after["activity"] == {"running": [], "queued": {}}
     publisher.stop()
-    assert not (data_dir / activity.FILE).exists()
+    assert not publisher.path.exists()
     assert 'id="live-activity"' not in signed_in(app, "viewer", "v2").get("/").get_data(
         as_text=True
     )
@@ -183,11 +185,26 @@ def test_pages_link_the_manifest_and_the_worker(app):
     assert 'name="lvs-sw" content="/sw.js"' in page
 
 
-def test_activity_reader_survives_a_missing_or_torn_file(tmp_path):
+def test_activity_reader_adds_up_processes_and_survives_torn_or_dead_files(tmp_path):
     reader = activity.Reader(tmp_path)
     assert reader.read() == activity.IDLE
-    (tmp_path / activity.FILE).write_text('{"v": 5, "running": [], "queued": {}}')
-    assert reader.read()["v"] == 5
+    folder = tmp_path / activity.FOLDER
+    folder.mkdir()
+    mine = folder / f"{os.getpid()}.json"
+    mine.write_text('{"v": 5, "running": [{"kind": "scan"}], "queued": {"thumbnail": 2}}')
+    parent = folder / f"{os.getppid()}.json"  # another live process (pytest's parent)
+    parent.write_text('{"v": 7, "running": [{"kind": "thumbnail"}], "queued": {"thumbnail": 1}}')
+    dead = _dead_pid()
+    (folder / f"{dead}.json").write_text('{"v": 100, "running": [{"kind": "scan"}], "queued": {}}')
+    got = reader.read()
+    assert got["v"] == 12 and got["queued"] == {"thumbnail": 3}
+    assert sorted(j["kind"] for j in got["running"]) == ["scan", "thumbnail"]
     time.sleep(0.01)
-    (tmp_path / activity.FILE).write_text('{"v": 6, "runn')
-    assert reader.read()["v"] == 5
+    mine.write_text('{"v": 6, "runn')  # caught mid-write: the last one read stands
+    assert reader.read()["v"] == 12
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

@@ -9,13 +9,16 @@ the offline page when the server cannot be reached; Chromium finds the app insta
 from __future__ import annotations
 
 import fcntl
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from PIL import Image
 
 from tests.chromium import ARGS, CHROMIUM, chromium, watched_tab
-from tests.conftest import browser_sign_in
+from tests.conftest import api_token, browser_sign_in
 from tests.sample_library import Site, _variant
 from tests.server import Gunicorn
 
@@ -346,3 +349,47 @@ def test_slideshow_advances_and_holds_the_wake_lock(browser, still):
         wait_js(page, "window.lvsSlideshow.state().locked")
         page.keyboard.press("Escape")  # closing the lightbox stops the show
         wait_js(page, "!window.lvsSlideshow.state().running && !window.lvsSlideshow.state().locked")
+
+
+def test_a_rating_from_another_device_shows_on_the_watch_page(browser, still):
+    site = still.site
+    h = site.hash("vp9")
+    context = tab_for(browser, still)
+    with watched_tab(context) as page:
+        page.goto(f"{still.url}/watch/{h}")
+        assert page.locator("#rating [data-average]").inner_text() == "Not rated yet"
+        page.evaluate("window.notReloaded = true")
+        # The same person on their phone: the API with their token (the browser's own account).
+        token = api_token(site.data, "admin")
+        request = urllib.request.Request(
+            f"{still.url}/api/ratings/{h}",
+            data=json.dumps({"rating": 4}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request) as answer:
+            assert answer.status == 200
+        wait_js(
+            page,
+            "document.querySelector('#rating [data-average]').textContent.includes('from 1 rating')",
+            LIVE_WITHIN,
+        )
+        assert page.locator("#rating .star.on").count() == 4  # their own stars, as set elsewhere
+        assert page.evaluate("window.notReloaded") is True
+
+
+def test_new_cards_above_the_screen_wait_behind_a_pill(browser, watched):
+    site = watched.site
+    context = browser.new_context(viewport={"width": 800, "height": 600})
+    browser_sign_in(context, watched.url, site.data)
+    with watched_tab(context) as page:
+        page.goto(f"{watched.url}/browse/{site.lib}/Many")
+        page.mouse.wheel(0, 900)  # reading further down: new cards at the top would move it
+        wait_js(page, "window.scrollY > 300")
+        first = page.locator("#cards li.card .title").first.inner_text()
+        Image.new("RGB", (48, 32), (9, 9, 9)).save(site.root / "Many" / "a000 new.png")
+        wait_js(page, "document.querySelector('#listing .live-pill') !== null", LIVE_WITHIN + 2)
+        assert page.locator("#listing .live-pill").inner_text() == "1 new"
+        assert page.locator("#cards li.card .title").first.inner_text() == first  # nothing moved
+        page.locator("#listing .live-pill").click()
+        wait_js(page, "document.querySelector('#cards li.card .title').textContent === 'a000 new'")
+        assert page.locator("#listing .live-pill").count() == 0

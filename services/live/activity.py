@@ -1,10 +1,13 @@
-"""The background owner's activity (running scans, previews, transcodes; queues), for every process.
+"""The job runners' activity (running scans, previews, transcodes; queues), for every process.
 
-The job runner lives in one server process; a page's change feed may be answered by any. The
-owner's Publisher thread looks at the runner every INTERVAL and, when what it sees changed,
-replaces `<data dir>/live-activity.json` (a few hundred bytes) with it and a new version. Readers
-stat the file and parse it only when it changed. The version is part of a page's feed token, so
-an admin's open page hears of progress within one poll and nobody else pays for it.
+Each server process has a job runner: the background owner's does the library's work, the others
+what their own requests ask (a thumbnail a page waits for, a scan an admin starts). A page's
+change feed may be answered by any process, so each runner's Publisher thread looks at it every
+INTERVAL and, when what it sees changed, replaces `<data dir>/live-activity/<pid>.json` (a few
+hundred bytes) with it and a new version. Readers stat the files, parse only those that changed,
+and add them up; the sum of the versions is part of an admin page's feed token, so the header
+indicator hears of progress within one poll and nobody else pays for it. A process that stops
+removes its file; one that died without doing so is skipped (its pid is gone).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FILE = "live-activity.json"
+FOLDER = "live-activity"
 INTERVAL = 0.5  # seconds between looks at the job runner
 IDLE: dict[str, Any] = {"v": 0, "running": [], "queued": {}}
 
@@ -44,14 +47,14 @@ def summarize(running: list[Any], queued: dict[str, int]) -> dict[str, Any]:
 
 
 class Publisher:
-    """Write the owner's activity to the shared file whenever it changes (a daemon thread)."""
+    """Write this process's activity to its file whenever it changes (a daemon thread)."""
 
     def __init__(self, data_dir: Path, look: Callable[[], dict[str, Any]]) -> None:
-        self.path = data_dir / FILE
+        self.path = data_dir / FOLDER / f"{os.getpid()}.json"
         self._look = look
         self._stop = threading.Event()
         self._last: dict[str, Any] | None = None
-        self._version = time.time_ns() // 1000  # a restarted owner never repeats a version
+        self._version = time.time_ns() // 1000  # a restarted process never repeats a version
         self._thread = threading.Thread(target=self._run, name="live-activity", daemon=True)
 
     def start(self) -> Publisher:
@@ -63,7 +66,7 @@ class Publisher:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
-        self.path.unlink(missing_ok=True)  # nothing runs here any more; a new owner writes anew
+        self.path.unlink(missing_ok=True)  # nothing runs here any more
 
     def publish(self) -> bool:
         """Look once; write the file if the activity changed. Return whether it was written."""
@@ -76,8 +79,9 @@ class Publisher:
             return False
         self._last = now
         self._version += 1
-        tmp = self.path.with_name(f".{FILE}.{os.getpid()}")
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
+            self.path.parent.mkdir(exist_ok=True)
             tmp.write_text(json.dumps({"v": self._version, **now}))
             os.replace(tmp, self.path)
         except OSError as exc:
@@ -90,29 +94,61 @@ class Publisher:
             self.publish()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Reader:
-    """Read the shared activity file, parsing it only when it changed (one per process)."""
+    """Add up the processes' activity files, parsing each only when it changed."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / FILE
+        self.folder = data_dir / FOLDER
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] = (-1, -1)
-        self._value: dict[str, Any] = IDLE
+        self._seen: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
 
     def read(self) -> dict[str, Any]:
-        """Return the latest activity: {"v", "running", "queued"}; IDLE when there is none."""
+        """Return {"v", "running", "queued"} of every live process; IDLE when none has any."""
         try:
-            st = os.stat(self.path)
+            entries = [e for e in os.scandir(self.folder) if e.name.endswith(".json")]
         except OSError:
             return IDLE
-        stamp = (st.st_mtime_ns, st.st_size)
-        with self._lock:
-            if stamp == self._stamp:
-                return self._value
-        try:
-            value = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return self._value  # being replaced: the last one read is as good
-        with self._lock:
-            self._stamp, self._value = stamp, value
-        return value
+        parts = []
+        for entry in entries:
+            pid = entry.name.removesuffix(".json")
+            if not pid.isdigit() or not _alive(int(pid)):
+                continue  # a process that died without removing its file
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            stamp = (st.st_mtime_ns, st.st_size)
+            with self._lock:
+                known = self._seen.get(pid)
+            if known is None or known[0] != stamp:
+                try:
+                    value = json.loads(Path(entry.path).read_text())
+                except (OSError, ValueError):
+                    if known is None:
+                        continue
+                    value = known[1]  # being replaced: the last one read is as good
+                known = (stamp, value)
+                with self._lock:
+                    self._seen[pid] = known
+            parts.append(known[1])
+        if not parts:
+            return IDLE
+        queued: dict[str, int] = {}
+        for part in parts:
+            for kind, n in part["queued"].items():
+                queued[kind] = queued.get(kind, 0) + n
+        return {
+            "v": sum(part["v"] for part in parts),
+            "running": [job for part in parts for job in part["running"]],
+            "queued": queued,
+        }
