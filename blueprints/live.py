@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import zlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from flask import (
     url_for,
 )
 
-from blueprints.common import get_db
+from blueprints.common import get_db, settings
 from services.live import feed
 from services.live.activity import Reader
 
@@ -66,7 +67,7 @@ def changes() -> Response:
         return Response("since: expected the token the page was given\n", 400, NO_STORE)
     seq, version = int(found[1]), int(found[2])
     db = get_db()
-    activity = _reader().read() if _admin() else None
+    activity = _activity() if _admin() else None
     top = feed.latest(db)
     if top == seq and (activity is None or activity["v"] == version):
         return Response(status=204, headers=NO_STORE)
@@ -85,6 +86,37 @@ def changes() -> Response:
     response = jsonify(body)
     response.headers.update(NO_STORE)
     return response
+
+
+def _activity() -> dict[str, Any]:
+    """Return the job runners' activity and the running transcodes, with one version for both."""
+    found = _reader().read()
+    transcodes = _transcodes()
+    if not transcodes:
+        return found
+    digest = zlib.crc32(json.dumps(transcodes, sort_keys=True).encode())
+    return {**found, "v": found["v"] + digest, "running": [*found["running"], *transcodes]}
+
+
+def _transcodes() -> list[dict[str, Any]]:
+    """Return the HLS sessions whose encoder runs now (any process's: their state is in files)."""
+    sessions = settings().data_dir / "hls" / "sessions"
+    if not sessions.is_dir() or next(sessions.glob("*.json"), None) is None:
+        return []  # nothing transcodes: no transcoder made just to say so
+    from blueprints.hls import transcoder
+
+    return [
+        {
+            "kind": "transcode",
+            "phase": "far enough ahead" if s.paused else f"{s.speed:g}× real time",
+            "target": s.media_hash,
+            "done": s.ahead,
+            "total": None,
+            "percent": None,
+        }
+        for s in transcoder().sessions()
+        if s.encoder
+    ]
 
 
 @bp.get("/sw.js")

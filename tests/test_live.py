@@ -208,3 +208,23 @@ def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def test_admins_see_a_running_transcode(tmp_path_factory, media):
+    from tests.test_hls import Library, open_session
+
+    lib = Library(tmp_path_factory.mktemp("live-hls"), media)
+    try:
+        admin = signed_in(lib.app, "admin")
+        token = admin.get("/").get_data(as_text=True).split('data-token="')[1].split('"')[0]
+        assert admin.get(f"/live/feed?since={token}").status_code == 204  # nothing runs
+        h = lib.hash("long_hevc")
+        sid, _ = open_session(admin, h)
+        assert admin.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200  # its encoder runs
+        body = admin.get(f"/live/feed?since={token}").get_json()
+        (running,) = [j for j in body["activity"]["running"] if j["kind"] == "transcode"]
+        assert running["target"] == h
+    finally:
+        tc = lib.app.extensions.get("transcoder")
+        if tc is not None:
+            tc.close()
