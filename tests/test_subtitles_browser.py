@@ -258,3 +258,112 @@ def test_menu_works_from_the_keyboard(page, server):
     assert page.evaluate("document.activeElement.hasAttribute('data-menu-toggle')")
     page.keyboard.press("c")  # C: the next subtitle track
     wait_js(page, "window.lvsPlayerMenu.subtitle !== null")
+
+
+# ---- choices the server makes: another audio track, a picture subtitle burned in ----------
+
+PEAK_JS = """async () => {
+  const v = document.querySelector('video');
+  if (!window.__lvsAnalyser) {
+    const ctx = new AudioContext();
+    const node = ctx.createMediaElementSource(v);
+    const an = ctx.createAnalyser();
+    an.fftSize = 8192;
+    node.connect(an); an.connect(ctx.destination);
+    await ctx.resume();
+    window.__lvsAnalyser = an; window.__lvsRate = ctx.sampleRate;
+  }
+  const an = window.__lvsAnalyser, data = new Float32Array(an.frequencyBinCount);
+  an.getFloatFrequencyData(data);
+  let best = 0;
+  for (let i = 1; i < data.length; i++) if (data[i] > data[best]) best = i;
+  return data[best] > -90 ? best * window.__lvsRate / an.fftSize : null;
+}"""
+
+
+def loudest(page, timeout: float = 20.0) -> float:
+    """Return the loudest frequency (Hz) the playing video sounds now."""
+    deadline = time.monotonic() + timeout
+    while True:
+        peak = page.evaluate(PEAK_JS)
+        if peak:
+            return peak
+        assert time.monotonic() < deadline, "no sound"
+        time.sleep(0.2)
+
+
+def test_switching_audio_plays_the_other_languages_stream(page, server):
+    page.goto(f"{server.url}/watch/{server.hash('Tracks.mkv')}")
+    wait_js(page, "window.lvsPlayerMenu && window.lvsPlayer && window.lvsPlayer.playback.decision")
+    page.evaluate("document.querySelector('video').loop = true")
+    page.locator(".big-play").click()
+    wait_js(page, "document.querySelector('video').currentTime > 0.3", 20)
+    assert abs(loudest(page) - 440) < 20  # English: the 440 Hz tone
+    open_menu(page)
+    with page.expect_response("**/playback/prefs") as saved:
+        page.locator('.player-menu [data-choose="audio"][data-value="2"]').click()
+    assert saved.value.json()["audio_language"] == "de"
+    wait_js(
+        page,
+        "(() => { const d = window.lvsPlayer.playback.decision;"
+        " return d && d.url.includes('audio=2'); })()",
+        20,
+    )
+    wait_js(
+        page,
+        "!document.querySelector('video').paused"
+        " && document.querySelector('video').currentTime > 0.3",
+        30,
+    )
+    deadline = time.monotonic() + 30
+    while abs(loudest(page) - 880) >= 20:  # German: the 880 Hz tone, remuxed/transcoded
+        assert time.monotonic() < deadline, loudest(page)
+        time.sleep(0.3)
+    assert (
+        page.locator('.player-menu [data-choose="audio"][data-value="2"]').get_attribute(
+            "aria-checked"
+        )
+        == "true"
+    )
+
+
+MAGENTA_JS = """() => {
+  const v = document.querySelector('video');
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext('2d');
+  g.drawImage(v, 0, 0);
+  const [x, y, w, h] = %s;
+  const px = g.getImageData(x + w / 2, y + h / 2, 1, 1).data;
+  return [px[0], px[1], px[2]];
+}"""
+
+
+def test_a_picture_subtitle_plays_burned_in(page, server):
+    from tests.subtitle_media import PGS_BOX
+
+    page.goto(f"{server.url}/watch/{server.hash('Tracks.mkv')}")
+    wait_js(page, "window.lvsPlayerMenu && window.lvsPlayer && window.lvsPlayer.playback.decision")
+    open_menu(page)
+    page.locator('.player-menu [data-choose="subtitle"][data-value="e5"]').click()
+    wait_js(
+        page,
+        "(() => { const d = window.lvsPlayer.playback.decision;"
+        " return d && d.url.includes('burn=5') && d.method === 'transcode'; })()",
+        20,
+    )
+    assert "burn" in page.evaluate("window.lvsPlayer.playback.decision.words").lower() or (
+        "subtitles burn-in" in page.evaluate("window.lvsPlayer.playback.decision.reasons")
+    )
+    page.locator(".big-play").click(force=True)
+    wait_js(page, "document.querySelector('video').currentTime > 0.2", 30)
+    page.evaluate("document.querySelector('video').pause()")
+    seek(page, 1.5)
+    wait_js(page, "document.querySelector('video').readyState >= 2", 20)
+    r, g, b = page.evaluate(MAGENTA_JS % list(PGS_BOX))
+    assert r > 180 and b > 180 and g < 90, (r, g, b)  # the PGS picture, in the frame
+    page.screenshot(path=str(SHOTS / "subtitles-burned.png"), caret="initial")
+    seek(page, 3.5)
+    wait_js(page, "document.querySelector('video').readyState >= 2", 20)
+    r, g, b = page.evaluate(MAGENTA_JS % list(PGS_BOX))
+    assert not (r > 180 and b > 180 and g < 90), (r, g, b)  # gone after its end

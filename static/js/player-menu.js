@@ -56,12 +56,20 @@ class Menu {
       this.decision = e.detail;
       if (!this.panel.hidden) this.render();
     });
+    // The menu takes over the playback module's own quality list (one control for all choices).
+    root.classList.add("has-menu");
     // The browser's own <track>s are for pages without JavaScript; ours replace them.
     for (const t of this.video.querySelectorAll("track")) t.remove();
     this.build();
     const first = data.choice.subtitle;
     if (first) this.chooseSubtitle(first, false);
-    if (data.choice.audio !== null && data.choice.audio !== this.audio) this.chooseAudio(data.choice.audio, false);
+    if (data.choice.audio !== null && data.choice.audio !== this.audio) {
+      // After the playback module's first decision, so that its answer cannot overtake ours.
+      const pb = window.lvsPlayer?.root === root ? window.lvsPlayer.playback : null;
+      const go = () => this.chooseAudio(data.choice.audio, false);
+      if (!pb || pb.decision) go();
+      else root.addEventListener("lvs:decision", go, { once: true });
+    }
   }
 
   build() {
@@ -127,8 +135,9 @@ class Menu {
   qualities() {
     const d = this.decision || window.lvsPlayer?.playback?.decision;
     if (!d || !Array.isArray(d.qualities)) return [];
+    if (!d.qualities.length) return [];
     const labels = { auto: "Auto", original: "Original", max: "Best" };
-    return d.qualities.map((q) => ({
+    return ["auto", ...d.qualities].map((q) => ({
       value: String(q), label: labels[q] || (/^\d+$/.test(q) ? `${q}p` : String(q)),
       current: String(q) === String(this.quality ?? d.quality ?? "auto"),
     }));
