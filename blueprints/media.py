@@ -185,7 +185,8 @@ def answer_file(
             f.close()
             return Response(status=answer.status, headers=headers)
         if answer.multipart:
-            return _multipart(f, size, answer.ranges, content_type, headers)
+            sock = environ.get("gunicorn.socket")
+            return _multipart(f, size, answer.ranges, content_type, headers, sock)
         return Response(
             passthrough(environ, f, start, length),
             answer.status,
@@ -322,46 +323,63 @@ class Bounded:
     def close(self) -> None:
         on_close, self.on_close = self.on_close, None
         try:
-            size = os.fstat(self.f.fileno()).st_size if self.remaining else self.end
-        except (OSError, ValueError):
-            size = self.end
+            close_checked(self.f, self.end if self.remaining else 0, self.sock)
         finally:
-            self.f.close()
             if on_close is not None:
                 on_close()
-        if size >= self.end:
-            return
-        log.warning(
-            "media file ended %d bytes before the promised length (%s); connection closed",
-            self.end - size,
-            getattr(self.f, "name", "?"),
-        )
-        if self.sock is not None:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # the client has gone already
+
+
+def close_checked(f: IO[bytes], end: int, sock: socket.socket | None) -> None:
+    """Close an answer's file; if it no longer reaches `end` (truncated while it was sent), log
+    it and shut the connection down, so the client stops waiting for the promised bytes now."""
+    try:
+        size = os.fstat(f.fileno()).st_size if end else 0
+    except (OSError, ValueError):
+        size = end
+    finally:
+        f.close()
+    if size >= end:
+        return
+    log.warning(
+        "media file ended %d bytes before the promised length (%s); connection closed",
+        end - size,
+        getattr(f, "name", "?"),
+    )
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the client has gone already
 
 
 class _Multipart:
     """The body of a multipart/byteranges answer, read part by part; closes the file at the end."""
 
-    def __init__(self, f: IO[bytes], parts: list[ranges.Part], tail: bytes) -> None:
+    def __init__(
+        self, f: IO[bytes], parts: list[ranges.Part], tail: bytes, sock: socket.socket | None
+    ) -> None:
         self.f = f
+        self.sock = sock
+        self.end = max(part.range.start + part.range.length for part in parts)
+        self.sent = False
         self.chunks = self._chunks(parts, tail)
 
     def _chunks(self, parts: list[ranges.Part], tail: bytes) -> Iterator[bytes]:
         for part in parts:
             yield part.head
             self.f.seek(part.range.start)
-            yield from Bounded(self.f, part.range.length)
+            body = Bounded(self.f, part.range.length)
+            yield from body
+            if body.remaining:
+                return  # the file ended early: close() says so and ends the connection
+        self.sent = True  # every part was read to its end
         yield tail
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
 
     def close(self) -> None:
-        self.f.close()
+        close_checked(self.f, 0 if self.sent else self.end, self.sock)
 
 
 def _multipart(
@@ -370,12 +388,13 @@ def _multipart(
     byte_ranges: tuple[ranges.ByteRange, ...],
     content_type: str,
     headers: dict[str, str],
+    sock: socket.socket | None = None,
 ) -> Response:
     boundary = secrets.token_hex(16)
     parts, tail, total = ranges.multipart(byte_ranges, size, content_type, boundary)
     headers["Content-Length"] = str(total)
     return Response(
-        _Multipart(f, parts, tail),
+        _Multipart(f, parts, tail, sock),
         206,
         headers,
         content_type=f"multipart/byteranges; boundary={boundary}",
