@@ -101,6 +101,9 @@ def _read_one(
         reason = str(exc)
     except OSError as exc:
         reason = f"cannot read: {exc.strerror or exc}"
+    except Exception as exc:  # a decoder's surprise must not fail the scan that found the file
+        log.debug("reading %s", where, exc_info=True)
+        reason = f"unreadable: {type(exc).__name__}: {str(exc)[:200]}"
     what = ".nfo" if kind == "nfo" else "picture ignored"
     log.warning("%s failed: %s: %s", what, where, reason)
     if report is not None:
