@@ -510,3 +510,22 @@ def test_description_for_the_vr_apis_is_the_plot(site):
     assert catalog.description(db, ids["Heat (1995) - 720p HEVC.mp4"]).startswith("A group")
     assert catalog.description(db, ids["birthday.mp4"]) is None
     db.close()
+
+
+def test_poster_card_titles_are_escaped(site):
+    from services.shows.catalog import MovieCard, ShowCard
+
+    hostile = '<img src=x onerror=alert(1)> & "q"'
+    with site.app.test_request_context("/"):
+        template = site.app.jinja_env.from_string(
+            '{% from "macros/poster_cards.html" import show_cards, movie_cards %}'
+            "{{ show_cards(shows) }}{{ movie_cards(movies) }}"
+        )
+        html = template.render(
+            shows=[ShowCard(1, hostile, None, 1, 1, None, "0123456789abcdef")],
+            movies=[
+                MovieCard(2, hostile, 1999, None, None, 50, 1, None, "0123456789abcdef", False)
+            ],
+        )
+    assert "<img src=x" not in html and html.count("&lt;img src=x onerror=alert(1)&gt;") == 2
+    assert 'href="/shows/1"' in html and 'href="/movies/2/play"' in html

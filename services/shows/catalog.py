@@ -182,12 +182,13 @@ def list_shows(
         where += " AND (s.sort_title, s.id) > (:t, :i)"
         args.update(t=cut[2], i=cut[1])
     rows = db.execute(
-        f"""SELECT s.id, s.title, s.year, s.episodes, s.seasons, {_POSTER.format(col="s.poster_id")},
+        f"""SELECT s.id, s.title, s.year, s.episodes, s.seasons, a.key, a.width, a.height,
             (SELECT m.media_hash FROM file_meta fm INDEXED BY file_meta_show
              JOIN files f ON f.id = fm.file_id JOIN media m ON m.id = f.media_id
              WHERE fm.show_id = s.id AND f.present = 1
              ORDER BY fm.season, fm.episode LIMIT 1), s.sort_title
-            FROM shows s INDEXED BY shows_by_title WHERE {where}
+            FROM shows s INDEXED BY shows_by_title LEFT JOIN artwork a ON a.sidecar_id = s.poster_id
+            WHERE {where}
             ORDER BY s.sort_title, s.id LIMIT :n""",
         args,
     ).fetchall()
@@ -225,7 +226,7 @@ def list_movies(
             args.update(t=cut[2], i=cut[1])
     rows = db.execute(
         f"""SELECT mv.id, mv.title, mv.year, mv.rating, mv.quality, mv.versions,
-            {_POSTER.format(col="mv.poster_id")}, best.media_hash,
+            a.key, a.width, a.height, best.media_hash,
             (SELECT stars FROM ratings WHERE user_id = :user AND media_id = best.id),
             (SELECT watched FROM watch_state WHERE user_id = :user AND media_id = best.id),
             {f"mv.{key}" if key else "NULL"}, mv.sort_title
@@ -233,6 +234,7 @@ def list_movies(
             JOIN media best ON best.id = (SELECT f.media_id FROM file_meta fm
                  JOIN files f ON f.id = fm.file_id WHERE fm.movie_id = mv.id AND f.present = 1
                  ORDER BY fm.quality DESC, f.id LIMIT 1)
+            LEFT JOIN artwork a ON a.sidecar_id = mv.poster_id
             WHERE {where} ORDER BY {cols} LIMIT :n""",
         args,
     ).fetchall()
