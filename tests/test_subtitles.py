@@ -474,3 +474,49 @@ def test_flask_scan_reads_new_subtitle_files_and_records_failures(runner, librar
     finally:
         db.close()
     assert rows["en"] == "ok:" and rows["nl"].startswith("failed:not text")
+
+
+def test_cache_prune_removes_the_subtitles_of_media_gone(app, scanned):
+    from services.operate import maintenance
+
+    client = signed_in(app, "viewer")
+    media_hash = _hash(scanned, "movtext.mp4")
+    url = client.get(f"/media/{media_hash}/subtitles.json").get_json()["subtitles"][0]["url"]
+    assert client.get(url).status_code == 200
+    data_dir = app.config["SETTINGS"].data_dir
+    folder = extract.cache_dir(data_dir, media_hash)
+    assert (folder / "manifest.json").is_file()
+    assert folder not in {p.parent for p in maintenance.orphaned_caches(scanned, data_dir)}
+    with dbmod.write(scanned):
+        scanned.execute(
+            "DELETE FROM files WHERE media_id = (SELECT id FROM media WHERE media_hash = ?)",
+            [media_hash],
+        )
+        scanned.execute("DELETE FROM media WHERE media_hash = ?", [media_hash])
+    maintenance.prune_caches(scanned, data_dir)
+    assert not folder.exists()
+
+
+def test_vobsub_tracks_are_listed_as_picture_based(app, clips, library_dir: Path, tmp_path: Path):
+    from services.ffmpeg import file_arg
+    from tests.mediagen import ffmpeg
+
+    out = library_dir / "vobsub.mkv"
+    ffmpeg("-i", file_arg(clips["mkv"]), "-map", "0:v", "-map", "0:5", "-c:v", "copy",
+           "-c:s", "dvdsub", "-metadata:s:s:0", "language=fre", file_arg(out))  # fmt: skip
+    cfg = app.config["SETTINGS"]
+    database = dbmod.open_db(cfg.data_dir)
+    with ProbePool(1, 30.0) as pool:
+        scan(database, cfg, probe_pool=pool)
+    found = tracks.list_tracks(database, _hash(database, "vobsub.mkv")).subtitles
+    database.close()
+    assert [(t.codec, t.kind, t.language, t.label) for t in found] == [
+        ("dvd_subtitle", "picture", "fr", "French — PGS signs")
+    ]  # its title came along from the PGS track it was made of
+
+
+def test_a_short_legacy_file_decodes_in_its_languages_code_page():
+    polish = "1\n00:00:01,000 --> 00:00:02,000\nZażółć gęślą jaźń\n".encode("cp1250")
+    assert "Zażółć gęślą jaźń" in convert.convert_bytes(polish, "srt", language="pl").vtt
+    russian = "1\n00:00:01,000 --> 00:00:02,000\nПривет, мир\n".encode("cp1251")
+    assert "Привет, мир" in convert.convert_bytes(russian, "srt", language="ru").vtt

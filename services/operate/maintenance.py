@@ -200,6 +200,11 @@ def orphaned_caches(db: Database, data_dir: Path) -> list[Path]:
                 continue
             if HASH_RE.fullmatch(path.stem) and path.stem not in known:
                 found.append(path)
+    subtitles = data_dir / "subtitles"  # services/playback/subtitles/extract.py: one folder a hash
+    if subtitles.is_dir():
+        for folder in subtitles.iterdir():
+            if folder.is_dir() and HASH_RE.fullmatch(folder.name) and folder.name not in known:
+                found += [p for p in folder.rglob("*") if p.is_file()]
     return found
 
 
@@ -219,6 +224,9 @@ def prune_caches(db: Database, data_dir: Path, progress: Progress | None = None)
         if progress:
             progress(i, len(paths))
     transcoder.remove_empty_folders(data_dir / "hls")
+    for folder in sorted((data_dir / "subtitles").glob("*/**"), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
     return PruneReport(files, size)
 
 

@@ -45,7 +45,8 @@ CODE_PAGES = {
     **dict.fromkeys("et lv lt".split(), "cp1257"),
     "vi": "cp1258",
 }
-CHAOS_TIE = 0.01
+CHAOS_TIE = 0.01  # "equally clean" with no language known
+CHAOS_NAMED = 0.1  # with the language named by the file: its code page wins unless much worse
 _DRAWING = re.compile(r"\\p[1-9]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -86,7 +87,8 @@ def decode(data: bytes, language: str | None = None) -> tuple[str, str]:
             raise SubtitleError("not text: binary data or an unknown encoding") from None
         best = results[0]
         wanted = CODE_PAGES.get((language or "").partition("-")[0], "cp1252")
-        tied = [m for m in results if m.chaos <= best.chaos + CHAOS_TIE]
+        slack = CHAOS_NAMED if language else CHAOS_TIE
+        tied = [m for m in results if m.chaos <= best.chaos + slack]
         best = next((m for m in tied if m.encoding == wanted), best)
         text, encoding = str(best), best.encoding
     if len(_CONTROL.findall(text[:8192])) > 8:
