@@ -1,0 +1,126 @@
+"""B11: largest contentful paint of home and a folder page over a 100k library, in Chromium.
+
+Lighthouse-style budgets (issue 16), measured as a person's browser meets the pages: Debian's
+Chromium (tests/chromium.py, no network beyond loopback) loads each page from a real gunicorn
+serving a 100k-row database synthesized as bench B6 does (one folder `big` holding every file;
+no thumbnails exist, so the cards' images answer 404 and the largest paint is what the HTML and
+CSS draw). Every sample is a fresh browser context (a cold cache, as a first visit), at desktop
+(1440×900) and phone (390×844) sizes; LCP is read from the page's own PerformanceObserver.
+Also counted per page: the CSS and JavaScript it loads (bytes as served, uncompressed).
+
+Target: LCP ≤ 500 ms (p95) for home and the folder page.
+
+    python -m bench.b11_lcp [--rows 100000] [--samples 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench.b6_gallery import synthesize
+from bench.harness import CORPUS_DIR, app_server, percentile, session_cookie
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+SIZES = {
+    "desktop": {"viewport": {"width": 1440, "height": 900}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+TARGET_MS = 500.0
+
+LCP_JS = """() => new Promise((resolve) => {
+  let last = 0;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) last = e.startTime;
+  }).observe({type: 'largest-contentful-paint', buffered: true});
+  setTimeout(() => resolve(last), 250);
+})"""
+SHIPPED_JS = """() => {
+  const out = {css: 0, js: 0, files: []};
+  for (const e of performance.getEntriesByType('resource')) {
+    const kind = e.initiatorType === 'link' || e.name.includes('.css') ? 'css'
+               : e.initiatorType === 'script' || e.name.includes('.js') ? 'js' : null;
+    if (!kind) continue;
+    out[kind] += e.decodedBodySize;
+    out.files.push(e.name.replace(location.origin, '').split('?')[0]);
+  }
+  const nav = performance.getEntriesByType('navigation')[0];
+  out.html = nav ? nav.decodedBodySize : 0;
+  out.ttfb = nav ? nav.responseStart : 0;
+  return out;
+}"""
+
+
+def measure(url: str, cookie: str, size: str, samples: int) -> dict:
+    """Load `url` `samples` times in fresh contexts; return LCP and what the page shipped."""
+    sys.path.insert(0, str(ROOT))
+    from tests.chromium import chromium
+
+    lcps, ttfbs, shipped = [], [], {}
+    with chromium() as browser:
+        for n in range(samples + 1):
+            context = browser.new_context(device_scale_factor=1, **SIZES[size])
+            context.add_cookies([{"name": "lvs_session", "value": cookie, "url": url}])
+            page = context.new_page()
+            page.goto(url, wait_until="load")
+            lcp = page.evaluate(LCP_JS)
+            shipped = page.evaluate(SHIPPED_JS)
+            context.close()
+            if n == 0:
+                continue  # the first load warms the server's caches, not the browser's
+            lcps.append(lcp)
+            ttfbs.append(shipped["ttfb"])
+    return {
+        "lcp_median_ms": statistics.median(lcps),
+        "lcp_p95_ms": percentile(lcps, 95),
+        "ttfb_median_ms": statistics.median(ttfbs),
+        "css_bytes": shipped["css"],
+        "js_bytes": shipped["js"],
+        "html_bytes": shipped["html"],
+        "files": sorted(set(shipped["files"])),
+        "samples": len(lcps),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=15)
+    args = parser.parse_args()
+    data_dir = CORPUS_DIR / f"b11-{args.rows}"
+    root = synthesize(data_dir, args.rows)
+    cookie = session_cookie(data_dir)["Cookie"].split("=", 1)[1]
+    results = {}
+    with app_server(data_dir, root) as (port, _pid):
+        base = f"http://127.0.0.1:{port}"
+        for name, path in (("home", "/"), ("folder", "/browse/lib/big")):
+            for size in SIZES:
+                found = measure(base + path, cookie, size, args.samples)
+                results[f"{name}-{size}"] = found
+                ok = "ok" if found["lcp_p95_ms"] <= TARGET_MS else "OVER"
+                print(
+                    f"{name:7} {size:8} LCP median {found['lcp_median_ms']:6.0f} ms, "
+                    f"p95 {found['lcp_p95_ms']:6.0f} ms [{ok} ≤ {TARGET_MS:.0f}]  "
+                    f"TTFB {found['ttfb_median_ms']:4.0f} ms  CSS {found['css_bytes'] / 1024:5.1f} KiB"
+                    f"  JS {found['js_bytes'] / 1024:5.1f} KiB  HTML {found['html_bytes'] / 1024:5.1f} KiB"
+                )
+    OUT.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = OUT / f"b11-{stamp}.json"
+    doc = {"rows": args.rows, "target_ms": TARGET_MS, "load": os.getloadavg(), "pages": results}
+    target.write_text(json.dumps(doc, indent=2))
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (a busy machine stretches p95)"
+    )
+    print(f"written {target.relative_to(ROOT)}")
+    return 0 if all(r["lcp_p95_ms"] <= TARGET_MS for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
