@@ -317,6 +317,10 @@ def test_stored_projection_follows_resolve_for_every_combination(db) -> None:
     for fid, expected in cases:
         assert stored(db, fid) == expected, (fid, expected)
     assert projection.of_files(db, [c[0] for c in cases]) == dict(cases)
+    media = dict(db.execute("SELECT id, media_id FROM files").fetchall())
+    assert projection.of_media(db, [media[fid] for fid, _ in cases]) == {
+        media[fid]: p for fid, p in cases
+    }
     # flat mono files have no row: the table holds only what a badge shows
     flat = db.execute("SELECT count(*) FROM projections WHERE type = 'flat' AND stereo = 'mono'")
     assert flat.fetchone()[0] == 0

@@ -35,7 +35,7 @@ ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-
 ARGS += ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
 ARGS += ["--autoplay-policy=no-user-gesture-required", "--host-resolver-rules=MAP vr.lan 127.0.0.1"]
 RED, BLUE = (255, 0, 0), (0, 0, 255)
-SECONDS = 120
+SECONDS = 400  # over 5 minutes: the server keeps its resume position
 
 FILES = {
     "sbs": ("VR/beach_180_sbs.mp4", 512, 256, "sbs"),
@@ -80,6 +80,11 @@ def vr_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         {"media_dirs": [str(root)], "data_dir": str(data)}, environ={}, dotenv_path=base / "none"
     )
     scan_library(settings)
+    from app import create_app
+
+    app = create_app({"media_dirs": [str(root)], "data_dir": str(data)})
+    made = app.test_cli_runner().invoke(args=["thumbnails"])  # scrub previews for the seek bar
+    assert made.exit_code == 0, made.output
     server = Server(root, data)
     server.root, server.data, server.settings = root, data, settings
     yield server
@@ -285,6 +290,13 @@ def test_controller_buttons_play_pause_and_seek(browser, vr_server) -> None:
     # aim the right controller's ray at the middle of the seek bar and pull the trigger
     aim_at_panel(tab, 0.5, 0.5 - 142 / 320)
     wait_js(tab, "window.lvsVr.xr.panel.hover && window.lvsVr.xr.panel.hover.id === 'seek'")
+    # the scrub preview: a sprite tile of the time pointed at, above the bar
+    wait_js(
+        tab, "window.lvsVr.xr.panel.cues.length > 0 && window.lvsVr.xr.panel.previewMesh.visible"
+    )
+    wait_js(tab, "Array.from(window.lvsVr.xr.panel.images.values()).every((i) => i.complete)")
+    frames = tab.evaluate("window.lvsVr.xr.frames")
+    wait_js(tab, f"window.lvsVr.xr.frames > {frames + 3}")
     shot(tab, "controls-seekbar-hover")
     press(tab, "trigger")
     wait_js(tab, f"Math.abs({video}.currentTime - {video}.duration / 2) < 1")
@@ -295,29 +307,55 @@ def test_controller_buttons_play_pause_and_seek(browser, vr_server) -> None:
     press(tab, "trigger")
     wait_js(tab, f"!{video}.paused")
     shot(tab, "controls-playing")
-    # the page player keeps reporting progress while in VR
+    press(tab, "a-button")
+    wait_js(tab, f"{video}.paused")
+    # the page player reported where we paused, as in flat play: the resume position
+    # (kept past 5 % of a video over 5 minutes)
+    paused_at = tab.evaluate(f"{video}.currentTime")
+    deadline = time.monotonic() + 10
+    while abs((saved_position(vr_server, "sbs") or 0) - paused_at) > 0.5:
+        assert time.monotonic() < deadline, (saved_position(vr_server, "sbs"), paused_at)
+        time.sleep(0.2)
     exit_vr(tab)
     assert tab.errors == []
     tab.context.close()
 
 
-def aim_at_panel(tab, u: float, v_from_centre: float) -> None:
-    """Point the right controller from where it is at a point of the panel.
+def saved_position(server, key: str) -> float | None:
+    """Return the resume position the server holds for the test admin and this file."""
+    from services import db as dbmod
+
+    h = media_hash(server.settings, server.root / FILES[key][0])
+    db = dbmod.connect(server.settings.db_path)
+    try:
+        row = db.execute(
+            "SELECT w.position FROM watch_state w JOIN media m ON m.id = w.media_id "
+            "JOIN users u ON u.id = w.user_id WHERE m.media_hash = ? AND u.name = 'test-admin'",
+            [h],
+        ).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+def aim_at_panel(tab, u: float, v_from_centre: float, device: str = "controllers") -> None:
+    """Point the right controller (or hand) from where it is at a point of the panel.
 
     `u` is 0..1 across the panel, `v_from_centre` the height above its centre in panel heights.
     """
     tab.evaluate(
-        """([u, v]) => {
+        """([u, v, device]) => {
       const xr = window.lvsVr.xr, mesh = xr.panel.mesh;
-      const c = xr.rays[1].controller;
+      const ray = xr.rays.find((r) => r.controller.userData.hand === "right") || xr.rays[1];
+      const c = ray.controller;
       const w = mesh.geometry.parameters.width, h = mesh.geometry.parameters.height;
       const target = mesh.localToWorld(mesh.position.clone().set((u - 0.5) * w, v * h, 0));
       const from = c.getWorldPosition(mesh.position.clone());
       const dir = target.sub(from).normalize();
       const q = mesh.quaternion.clone().setFromUnitVectors(mesh.position.clone().set(0, 0, -1), dir);
-      xrDevice.controllers.right.quaternion.set(q.x, q.y, q.z, q.w);
+      xrDevice[device].right.quaternion.set(q.x, q.y, q.z, q.w);
     }""",
-        [u, v_from_centre],
+        [u, v_from_centre, device],
     )
     frames = tab.evaluate("window.lvsVr.xr.frames")
     wait_js(tab, f"window.lvsVr.xr.frames > {frames + 5}")
@@ -397,18 +435,53 @@ def test_plain_http_says_webxr_needs_https(browser, vr_server) -> None:
     tab.context.close()
 
 
+SMALL_TARGETS = """() => Array.from(document.querySelectorAll(
+    'main a, main button, main select, main input, main summary, header a, header button, header input'))
+  .filter((e) => e.offsetParent !== null && !e.closest('[hidden]'))
+  .map((e) => [e, e.closest('label') || e])
+  .map(([e, t]) => [e.outerHTML.slice(0, 90), t.getBoundingClientRect()])
+  .filter(([_, r]) => r.width > 0 && (r.height < 47.5 || r.width < 47.5))
+  .map(([h, r]) => `${h} ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+
+
 def test_headset_pages_have_48px_targets_and_a_vr_row(browser, vr_server) -> None:
     tab = _tab(browser, vr_server, headset=True)
     tab.goto(vr_server.url + "/")
     assert tab.locator("#vr li.card").count() == len(FILES)
-    small = tab.evaluate(
-        """() => Array.from(document.querySelectorAll(
-            'main a, main button, main select, main input, header a, header button, header input'))
-          .filter((e) => e.offsetParent !== null)
-          .map((e) => [e.outerHTML.slice(0, 80), e.getBoundingClientRect()])
-          .filter(([_, r]) => r.width > 0 && (r.height < 47.5 || r.width < 47.5))
-          .map(([h, r]) => `${h} ${Math.round(r.width)}x${Math.round(r.height)}`)"""
-    )
     shot(tab, "headset-home")
-    assert small == []
+    assert tab.evaluate(SMALL_TARGETS) == []
+    watch(tab, vr_server, "sbs")
+    tab.locator("#projection").scroll_into_view_if_needed()
+    shot(tab, "headset-watch")
+    assert tab.evaluate(SMALL_TARGETS) == []
+    # nothing depends on hover: the page's style sheets have no :hover rule that shows something
+    hover_reveals = tab.evaluate(
+        """() => Array.from(document.styleSheets).flatMap((s) => Array.from(s.cssRules))
+          .filter((r) => r.selectorText && r.selectorText.includes(':hover')
+                  && /display|visibility|opacity/.test(r.style.cssText))
+          .map((r) => r.cssText)"""
+    )
+    assert hover_reveals == []
+    tab.context.close()
+
+
+def test_a_hand_ray_and_pinch_press_the_panel(browser, vr_server) -> None:
+    tab = _tab(browser, vr_server, headset=True)
+    watch(tab, vr_server, "tb")
+    enter_vr(tab)
+    video = "document.querySelector('[data-player] video')"
+    tab.evaluate("xrDevice.primaryInputMode = 'hand'")
+    wait_js(tab, "window.lvsVr.xr.rays.some((r) => r.controller.userData.kind === 'hand')")
+    wait_js(tab, f"!{video}.paused")
+    x = (48 + 1.5 * (1024 - 96 - 64) / 5 + 16) / 1024  # the play/pause button
+    aim_at_panel(tab, x, 0.5 - 248 / 320, device="hands")
+    wait_js(tab, "window.lvsVr.xr.panel.hover && window.lvsVr.xr.panel.hover.id === 'toggle'")
+    shot(tab, "hand-aim")
+    frames = tab.evaluate("window.lvsVr.xr.frames")
+    tab.evaluate("xrDevice.hands.right.updatePinchValue(1)")
+    wait_js(tab, f"window.lvsVr.xr.frames > {frames + 4}")
+    tab.evaluate("xrDevice.hands.right.updatePinchValue(0)")
+    wait_js(tab, f"{video}.paused")
+    exit_vr(tab)
+    assert tab.errors == []
     tab.context.close()

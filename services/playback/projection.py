@@ -397,6 +397,25 @@ def of_files(db: Database, file_ids: Iterable[int]) -> dict[int, VRProjection]:
     return out
 
 
+def of_media(db: Database, media_ids: Iterable[int]) -> dict[int, VRProjection]:
+    """Return each media's projection (of its first present file, as the watch page shows it),
+    flat ones included, in one query: for the VR APIs' scene lists."""
+    ids = list(dict.fromkeys(media_ids))
+    out = dict.fromkeys(ids, FLAT)
+    if ids:
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(
+            f"SELECT f.media_id, pj.type, pj.stereo, pj.eye_swap, pj.lens, pj.source "
+            "FROM files f JOIN projections pj ON pj.file_id = f.id "
+            f"WHERE f.media_id IN ({marks}) AND f.id = (SELECT min(x.id) FROM files x "
+            "WHERE x.media_id = f.media_id AND x.present = 1)",
+            ids,
+        )
+        for row in rows:
+            out[row[0]] = _row(row[1:])
+    return out
+
+
 def from_columns(
     type: str | None, stereo: str | None, eye_swap: Any, lens: str | None
 ) -> VRProjection:

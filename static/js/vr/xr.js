@@ -70,8 +70,9 @@ async function loadCues(url) {
 }
 
 class Panel {
-  constructor(video, spritesUrl) {
+  constructor(video, spritesUrl, stereo) {
     this.video = video;
+    this.stereo = stereo;
     this.canvas = document.createElement("canvas");
     this.canvas.width = PANEL_W;
     this.canvas.height = PANEL_H;
@@ -176,7 +177,15 @@ class Panel {
     }
     const c = this.preview.getContext("2d");
     c.clearRect(0, 0, 320, 200);
-    if (img.complete && img.naturalWidth) c.drawImage(img, cue.x, cue.y, cue.w, cue.h, 0, 0, 320, 180);
+    if (img.complete && img.naturalWidth) {
+      // One eye's part of the tile (the tiles are of the whole frame), kept in proportion.
+      const sw = this.stereo === "sbs" ? cue.w / 2 : cue.w;
+      const sh = this.stereo === "tb" ? cue.h / 2 : cue.h;
+      const scale = Math.min(320 / sw, 180 / sh);
+      const dw = sw * scale;
+      const dh = sh * scale;
+      c.drawImage(img, cue.x, cue.y, sw, sh, (320 - dw) / 2, (180 - dh) / 2, dw, dh);
+    }
     c.fillStyle = "rgba(0,0,0,0.75)";
     c.fillRect(0, 160, 320, 40);
     c.fillStyle = "#fff";
@@ -234,7 +243,7 @@ export class XRPlayer {
     this.scene.add(this.world);
     this.sphere = videoSphere(this.video, this.p);
     this.world.add(this.sphere.group);
-    this.panel = new Panel(this.video, this.sprites);
+    this.panel = new Panel(this.video, this.sprites, this.p.stereo);
     this.world.add(this.panel.mesh);
     this.camera = new THREE.PerspectiveCamera(70, 1, 0.05, 200);
     this.raycaster = new THREE.Raycaster();
@@ -256,6 +265,10 @@ export class XRPlayer {
     line.scale.z = 3;
     controller.add(line);
     controller.addEventListener("select", () => this.onSelect(controller));
+    controller.addEventListener("connected", (e) => {
+      controller.userData.hand = e.data.handedness;
+      controller.userData.kind = e.data.hand ? "hand" : "controller";
+    });
     this.scene.add(controller);
     return { controller, line };
   }
