@@ -57,6 +57,20 @@ VIDEO_EXTS = frozenset(
 )
 
 
+_ART_SUFFIXES = tuple(
+    sep + word
+    for sep in (b"-", b".")
+    for word in (b"poster", b"thumb", b"fanart", b"banner", b"landscape", b"clearlogo")
+)
+
+
+def might_be_artwork(low_stem: bytes) -> bool:
+    """Return whether a picture's lower-cased stem could name artwork (a quick test for the walk)."""
+    return (
+        low_stem in FOLDER_ART or low_stem.startswith(b"season") or low_stem.endswith(_ART_SUFFIXES)
+    )
+
+
 def _split(name: bytes) -> tuple[bytes, bytes]:
     dot = name.rfind(b".")
     return (name[:dot], name[dot:].lower()) if dot > 0 else (name, b"")

@@ -119,6 +119,7 @@ def _list_folder(
     """Read one folder: its listing and the subfolders to walk next, with their (dev, ino)."""
     entries: Entries = []
     side: Sidecars = []
+    arty = False
     subdirs: list[tuple[bytes, tuple[int, int]]] = []
     folder = join(root, rel) if rel else root
     for entry in fsutil.scandir(folder):
@@ -132,15 +133,21 @@ def _list_folder(
             # dot > 0 also skips hidden files (".x.mp4", macOS's "._x.mp4" resource forks).
             if dot > 0 and name[0] != 46:
                 ext = name[dot:].lower()
-                if ext in _EXT_KIND:
+                kind = _EXT_KIND.get(ext)
+                if kind is not None:
                     st = entry.stat(follow_symlinks=False)
                     entries.append((name, st.st_size, st.st_mtime_ns))
+                    # Cheap test first: only a name like an artwork picture's is looked at again.
+                    if kind == "picture" and sc.might_be_artwork(name[:dot].lower()):
+                        arty = True
                 elif ext in _SIDECAR_EXTS:
                     st = entry.stat(follow_symlinks=False)
                     side.append((name, st.st_size, st.st_mtime_ns, "", None))
         elif entry.is_symlink():
             _follow(root, entry, entries)
-    entries, side = _sort_sidecars(entries, side)
+    entries.sort()
+    if arty or side:
+        entries, side = _sort_sidecars(entries, side)
     d = digest(entries, side)
     same = known is not None and known.get(rel) == d
     dev = fsutil.stat(folder).st_dev
@@ -154,9 +161,7 @@ _SIDECAR_EXTS = sc.TEXT_EXTENSIONS | {b".tbn"}
 
 
 def _sort_sidecars(entries: Entries, side: Sidecars) -> tuple[Entries, Sidecars]:
-    """Move artwork pictures from the media entries to the sidecars; classify every sidecar."""
-    if not side and not any(_EXT_KIND.get(_ext(e[0])) == "picture" for e in entries):
-        return entries, side  # the common case: videos only
+    """Move artwork pictures from the (sorted) media entries to the sidecars; classify sidecars."""
     stems = sc.video_stems([e[0] for e in entries])
     media: Entries = []
     out: Sidecars = []
@@ -172,7 +177,6 @@ def _sort_sidecars(entries: Entries, side: Sidecars) -> tuple[Entries, Sidecars]
             out.append((name, size, mtime_ns, kind, None))
         elif (role := sc.artwork_role(name, stems)) is not None:
             out.append((name, size, mtime_ns, "artwork", role))
-    media.sort()
     out.sort()
     return media, out
 
