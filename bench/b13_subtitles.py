@@ -45,14 +45,19 @@ def _ff(*args: str) -> None:
                    check=True, timeout=1800)  # fmt: skip
 
 
+def _srt_time(ms: int) -> str:
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def _ass_time(cs: int) -> str:
+    return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
+
+
 def _srt(path: Path, seconds: int, word: str) -> None:
     lines = []
     for i, t in enumerate(range(0, seconds, 3), 1):
         a, b = t * 1000 + 250, t * 1000 + 2250
-        stamp = lambda ms: (
-            f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-        )  # noqa: E731
-        lines.append(f"{i}\n{stamp(a)} --> {stamp(b)}\n{word} line {i}\n")
+        lines.append(f"{i}\n{_srt_time(a)} --> {_srt_time(b)}\n{word} line {i}\n")
     path.write_text("\n".join(lines), "utf-8")
 
 
@@ -66,10 +71,9 @@ def _ass(path: Path, seconds: int) -> None:
     rows = []
     for t in range(0, seconds, 3):
         a, b = t * 100 + 50, t * 100 + 250
-        stamp = lambda cs: (
-            f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
-        )  # noqa: E731
-        rows.append(f"Dialogue: 0,{stamp(a)},{stamp(b)},Default,,0,0,0,,{{\\i1}}styled{{\\i0}} {t}")
+        rows.append(
+            f"Dialogue: 0,{_ass_time(a)},{_ass_time(b)},Default,,0,0,0,,{{\\i1}}styled{{\\i0}} {t}"
+        )
     path.write_text(head + "\n".join(rows) + "\n", "utf-8")
 
 
