@@ -1,4 +1,4 @@
-"""B11: largest contentful paint of home and a folder page over a 100k library, in Chromium.
+"""B16: largest contentful paint of home and a folder page over a 100k library, in Chromium.
 
 Lighthouse-style budgets (issue 16), measured as a person's browser meets the pages: Debian's
 Chromium (tests/chromium.py, no network beyond loopback) loads each page from a real gunicorn
@@ -10,7 +10,11 @@ Also counted per page: the CSS and JavaScript it loads (bytes as served, uncompr
 
 Target: LCP ≤ 500 ms (p95) for home and the folder page.
 
-    python -m bench.b11_lcp [--rows 100000] [--samples 15]
+Also, in-process on the same database, "did you mean" (services/organize/suggest.py) for typos
+of the library's words (one random edit each), beside the search a corrected query then runs:
+target p95 ≤ 50 ms, the worst-class bar of B7.
+
+    python -m bench.b16_lcp [--rows 100000] [--samples 15]
 """
 
 from __future__ import annotations
@@ -88,18 +92,67 @@ def measure(url: str, cookie: str, size: str, samples: int) -> dict:
     }
 
 
+def typo_bench(data_dir: Path, n: int = 200) -> dict:
+    """Time did_you_mean on typos of the library's words against searching the right word."""
+    sys.path.insert(0, str(ROOT))
+    import random
+
+    from bench.b6_gallery import WORDS
+    from services import db as dbmod
+    from services.browse.browse import Query
+    from services.organize import search, suggest
+
+    rng = random.Random(16)
+    db = dbmod.open_db(data_dir)
+    fixes, searches, right = [], [], 0
+    try:
+        for _ in range(n):
+            word = rng.choice(WORDS)
+            i = rng.randrange(1, len(word))
+            typo = rng.choice([word[:i] + word[i + 1 :], word[:i] + word[i] + word[i:]])
+            start = time.perf_counter()
+            fixed = suggest.did_you_mean(db, typo)
+            fixes.append((time.perf_counter() - start) * 1000)
+            right += fixed == word
+            start = time.perf_counter()
+            search.search(db, word, Query(), user_id=1)
+            searches.append((time.perf_counter() - start) * 1000)
+    finally:
+        db.close()
+    return {
+        "did_you_mean_median_ms": statistics.median(fixes),
+        "did_you_mean_p95_ms": percentile(fixes, 95),
+        "search_median_ms": statistics.median(searches),
+        "search_p95_ms": percentile(searches, 95),
+        "corrected_to_the_word": f"{right}/{n}",
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=15)
     args = parser.parse_args()
-    data_dir = CORPUS_DIR / f"b11-{args.rows}"
+    data_dir = CORPUS_DIR / f"b16-{args.rows}"
     root = synthesize(data_dir, args.rows)
     cookie = session_cookie(data_dir)["Cookie"].split("=", 1)[1]
+    typos = typo_bench(data_dir)
+    print(
+        f"did you mean: median {typos['did_you_mean_median_ms']:.2f} ms, p95 "
+        f"{typos['did_you_mean_p95_ms']:.2f} ms [≤ 50 ms]; the search itself: median "
+        f"{typos['search_median_ms']:.2f} ms, p95 {typos['search_p95_ms']:.2f} ms; "
+        f"corrected to the intended word {typos['corrected_to_the_word']}"
+    )
     results = {}
     with app_server(data_dir, root) as (port, _pid):
         base = f"http://127.0.0.1:{port}"
-        for name, path in (("home", "/"), ("folder", "/browse/lib/big")):
+        # The floor on this machine now: a static text file, no CSS, no JS, no database.
+        pages = (
+            ("floor", "/static/vendor/lucide/LICENSE"),
+            ("home", "/"),
+            ("folder", "/browse/lib/big"),
+        )
+        for name, path in pages:
             for size in SIZES:
                 found = measure(base + path, cookie, size, args.samples)
                 results[f"{name}-{size}"] = found
@@ -112,14 +165,16 @@ def main() -> int:
                 )
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = OUT / f"b11-{stamp}.json"
+    target = OUT / f"b16-{stamp}.json"
     doc = {"rows": args.rows, "target_ms": TARGET_MS, "load": os.getloadavg(), "pages": results}
+    doc["did_you_mean"] = typos
     target.write_text(json.dumps(doc, indent=2))
     print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (a busy machine stretches p95)"
     )
     print(f"written {target.relative_to(ROOT)}")
-    return 0 if all(r["lcp_p95_ms"] <= TARGET_MS for r in results.values()) else 1
+    pages_only = [r for k, r in results.items() if not k.startswith("floor")]
+    return 0 if all(r["lcp_p95_ms"] <= TARGET_MS for r in pages_only) else 1
 
 
 if __name__ == "__main__":
