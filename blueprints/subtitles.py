@@ -24,7 +24,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from blueprints.common import get_db, settings, user_id
 from blueprints.media import bp as media_bp
 from services.browse import browse
-from services.errors import NotFound
+from services.errors import NotFound, Unavailable
 from services.playback import media_files
 from services.playback.subtitles import extract, prefs, tracks
 from services.playback.subtitles.convert import SubtitleError
@@ -151,13 +151,18 @@ def _embedded(db, media_hash: str, index: int) -> Response:  # type: ignore[no-u
     finally:
         media.file.close()
     partial = request.args.get("partial") == "1"
-    status = extract.ensure(
-        cfg.data_dir,
-        media_hash,
-        source,
-        text_streams,  # type: ignore[arg-type]
-        wait=0.3 if partial else FULL_WAIT,
-    )
+    try:
+        status = extract.ensure(
+            cfg.data_dir,
+            media_hash,
+            source,
+            text_streams,  # type: ignore[arg-type]
+            wait=0.3 if partial else FULL_WAIT,
+        )
+    except FileNotFoundError:
+        raise NotFound("the file is gone") from None
+    except OSError as exc:
+        raise Unavailable(f"cannot read the file: {exc.strerror or exc}") from None
     folder = extract.cache_dir(cfg.data_dir, media_hash)
     text, complete = extract.read_track(folder, index, track.codec, status)
     if complete:

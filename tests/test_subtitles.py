@@ -161,6 +161,8 @@ def _library(library_dir: Path, clips: dict[str, Path], tmp_path: Path) -> dict[
     os.symlink(outside, film / "Arrival (2016) 1080p.it.srt")  # leaves the library: ignored
     (film / "Arrival (2016) 1080p.nl.srt").write_bytes(os.urandom(3000))  # binary
     (film / "Arrival (2016) 1080p.sv.srt").write_bytes(b"")  # empty
+    with open(film / "Arrival (2016) 1080p.da.srt", "wb") as huge:
+        huge.truncate(21 * 2**20)  # over the cap (sparse: costs no disk)
     found["film"] = film
     return found
 
@@ -194,6 +196,7 @@ def test_scan_finds_sidecars_reads_them_once_and_records_failures(
         f"{base}.pt-BR.vtt",
         f"{base}.nl.srt",
         f"{base}.sv.srt",
+        f"{base}.da.srt",
         "Arrival (2016)/Subs/2_Spanish.srt",
     }  # not the symlink that leaves the library
     assert found[f"{base}.de.forced.srt"].forced and found[f"{base}.de.forced.srt"].language == "de"
@@ -205,6 +208,8 @@ def test_scan_finds_sidecars_reads_them_once_and_records_failures(
     assert (found[f"{base}.sv.srt"].status, found[f"{base}.sv.srt"].reason) == (
         "failed", "empty file",
     )  # fmt: skip
+    assert found[f"{base}.da.srt"].status == "failed"
+    assert found[f"{base}.da.srt"].reason.startswith("too large for a subtitle file")
     ok = [t for t in found.values() if t.status == "ok"]
     assert len(ok) == 7
     encodings = dict(db.execute("SELECT language, encoding FROM subtitle_files").fetchall())

@@ -35,8 +35,10 @@ TIMEOUT = 30 * 60.0  # seconds one extraction may take (Jellyfin's SubtitleExtra
 COPY = frozenset({"subrip", "srt", "ass", "ssa"})  # written as they are; others become SubRip
 MANIFEST = "manifest.json"
 
+MAX_RUNNING = 2  # extractions at once in one server process; more wait their turn
 _running: dict[str, threading.Thread] = {}
 _guard = threading.Lock()
+_slots = threading.BoundedSemaphore(MAX_RUNNING)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ def _run(
 ) -> None:
     work = folder / "work"
     tracks: dict[str, dict] = {}
+    _slots.acquire()
     try:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -171,7 +174,10 @@ def _run(
     except Exception:
         log.exception("extracting subtitles of %s failed", os.fsdecode(source))
     finally:
+        _slots.release()
         os.close(fd)
+        with _guard:
+            _running.pop(folder.name, None)
 
 
 def _finish(folder: Path, work: Path, index: int, codec: str, error: str | None) -> dict:
