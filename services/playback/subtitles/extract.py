@@ -36,7 +36,6 @@ COPY = frozenset({"subrip", "srt", "ass", "ssa"})  # written as they are; others
 MANIFEST = "manifest.json"
 
 MAX_RUNNING = 2  # extractions at once in one server process; more wait their turn
-_running: dict[str, threading.Thread] = {}
 _guard = threading.Lock()
 _slots = threading.BoundedSemaphore(MAX_RUNNING)
 
@@ -85,29 +84,27 @@ def ensure(
     manifest = read_manifest(folder, st.st_size, st.st_mtime_ns)
     if manifest is not None:
         return Status(True, {int(k): v for k, v in manifest["tracks"].items()})
+    # The lock alone says whether an extraction runs (flock conflicts between descriptors, so in
+    # this process too): a thread that is finishing has released it, and one whose cache folder
+    # was deleted under it holds a lock on a file no longer there.
     with _guard:
-        thread = _running.get(media_hash)
-        if thread is None or not thread.is_alive():
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)  # another process runs it
-                thread = None
-            else:
-                manifest = read_manifest(folder, st.st_size, st.st_mtime_ns)
-                if manifest is not None:  # finished between our look and the lock
-                    os.close(fd)
-                    return Status(True, {int(k): v for k, v in manifest["tracks"].items()})
-                thread = threading.Thread(
-                    target=_run,
-                    args=(fd, folder, source, streams, st.st_size, st.st_mtime_ns),
-                    name=f"lvs-subtitles-{media_hash}",
-                    daemon=True,
-                )
-                _running[media_hash] = thread
-                thread.start()
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # under way, here or in another process
+        else:
+            manifest = read_manifest(folder, st.st_size, st.st_mtime_ns)
+            if manifest is not None:  # finished between our look and the lock
+                os.close(fd)
+                return Status(True, {int(k): v for k, v in manifest["tracks"].items()})
+            threading.Thread(
+                target=_run,
+                args=(fd, folder, source, streams, st.st_size, st.st_mtime_ns),
+                name=f"lvs-subtitles-{media_hash}",
+                daemon=True,
+            ).start()
     deadline = time.monotonic() + wait
     while True:
         manifest = read_manifest(folder, st.st_size, st.st_mtime_ns)
@@ -176,8 +173,6 @@ def _run(
     finally:
         _slots.release()
         os.close(fd)
-        with _guard:
-            _running.pop(folder.name, None)
 
 
 def _finish(folder: Path, work: Path, index: int, codec: str, error: str | None) -> dict:
