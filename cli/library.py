@@ -87,7 +87,7 @@ def scan_command(full: bool, no_thumbnails: bool, paths: tuple[Path, ...]) -> No
             db, settings, paths=list(paths) or None, full=full, progress=progress, probe_pool=pool
         )
         search.optimize_after_scan(db, report)
-        shows_ingest.after_scan(db, settings.data_dir, report)
+        shows_ingest.after_scan(db, settings.data_dir, report, full=full)
         subtitle_tracks.check_new(db)
         # What the scan added has no record in `thumbs`: no need to look at every file on disk.
         made = None

@@ -393,7 +393,7 @@ class Jobs:
                     probe_pool=self._pool,
                 )
                 search.optimize_after_scan(self._db(), report)
-                shows_ingest.after_scan(self._db(), self.settings.data_dir, report)
+                shows_ingest.after_scan(self._db(), self.settings.data_dir, report, full=job.full)
                 subtitle_tracks.check_new(self._db())
                 return report
             except ScanBusy:

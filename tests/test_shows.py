@@ -529,3 +529,15 @@ def test_poster_card_titles_are_escaped(site):
         )
     assert "<img src=x" not in html and html.count("&lt;img src=x onerror=alert(1)&gt;") == 2
     assert 'href="/shows/1"' in html and 'href="/movies/2/play"' in html
+
+
+def test_a_full_scan_reads_every_nfo_again(site):
+    from services.shows import ingest
+
+    db = site.db()
+    db.execute("UPDATE nfo SET plot = 'stale' WHERE plot LIKE 'A group%'")
+    ingest.after_scan(db, site.data, None)
+    assert db.execute("SELECT count(*) FROM nfo WHERE plot = 'stale'").fetchone()[0] == 1
+    ingest.after_scan(db, site.data, None, full=True)
+    assert db.execute("SELECT count(*) FROM nfo WHERE plot = 'stale'").fetchone()[0] == 0
+    db.close()

@@ -25,9 +25,19 @@ log = logging.getLogger(__name__)
 BATCH = 200
 
 
-def after_scan(db: Database, data_dir: Path, report: ScanReport | None = None) -> None:
-    """Read pending sidecars and regroup the folders the scan read (everything, once, at first)."""
+def after_scan(
+    db: Database, data_dir: Path, report: ScanReport | None = None, *, full: bool = False
+) -> None:
+    """Read pending sidecars and regroup the folders the scan read (everything, once, at first).
+
+    After a full scan (`flask scan --full`) every .nfo and picture is read again and everything
+    is regrouped.
+    """
     started = time.perf_counter()
+    if full:
+        with dbmod.write(db):
+            db.execute("UPDATE sidecars SET status = 'pending' WHERE kind IN ('nfo', 'artwork')")
+            db.execute("UPDATE shows_state SET regroup = 1")
     folders = read_pending(db, data_dir, report)
     if db.execute("SELECT regroup FROM shows_state").fetchone()[0]:
         grouped = grouping.regroup(db, None)
