@@ -147,3 +147,45 @@ def test_failures_recorded_for_moved_files_are_forgotten_and_probed_again(media,
     )
     assert status == {"moved.mp4": "ok", "broken.avi": "failed"}
     db.close()
+
+
+def _fail(db, name: str, reason: str) -> None:
+    """Record a failure for the file named `name` as a probe would (media failed, error kept)."""
+    with dbmod.write(db):
+        db.execute(
+            "UPDATE media SET probe_status = 'failed' WHERE id = "
+            "(SELECT media_id FROM files WHERE name = ?)",
+            [name],
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO probe_errors (file_id, reason, size, mtime_ns, failed_at) "
+            "SELECT id, ?, size, mtime_ns, 0 FROM files WHERE name = ?",
+            [reason, name],
+        )
+
+
+def test_the_same_content_found_healthy_elsewhere_clears_its_failure(media, tmp_path) -> None:
+    lib = tmp_path / "lib"
+    (lib / "a").mkdir(parents=True)
+    (lib / "b").mkdir()
+    shutil.copy2(media["h264_mp4"], lib / "a" / "clip.mp4")
+    app = create_app({"media_dirs": [str(lib)], "data_dir": str(tmp_path / "data")})
+    settings = app.config["SETTINGS"]
+    db = dbmod.open_db(settings.data_dir)
+    scan(db, settings)
+    # A probe that timed out while the machine was busy: its content is recorded as failed.
+    _fail(db, "clip.mp4", "probe timed out after 30 s")
+    assert library.stats(db).failed == 1
+    shutil.copy2(lib / "a" / "clip.mp4", lib / "b" / "copy.mp4")
+    scan(db, settings, paths=[lib / "b"])  # the same content, found at another path
+    assert db.execute("SELECT probe_status FROM media").fetchone()[0] == "ok"
+    assert db.execute("SELECT count(*) FROM probe_errors").fetchone()[0] == 0
+    assert library.stats(db).failed == 0
+    # Moved, likewise: the failure went with the row, one more probe where it is now clears it.
+    _fail(db, "copy.mp4", "probe crashed")
+    os.rename(lib / "b" / "copy.mp4", lib / "b" / "moved.mp4")
+    report = scan(db, settings, paths=[lib / "b"])
+    assert report.moved == 1
+    assert db.execute("SELECT probe_status FROM media").fetchone()[0] == "ok"
+    assert library.stats(db).failed == 0
+    db.close()

@@ -188,18 +188,35 @@ class Writer:
         if moved is not None:
             self._update_row(moved, item, folder_id)
             self._parse(moved, item.name)
+            self._retry_failed(media_ids.get(h))
             self.report.moved += 1
             return
         media_id = media_ids.get(h)
         if media_id is None:
             media_id = self._new_media(h, item)
             media_ids[h] = media_id
-        elif self.db.execute(
-            "SELECT 1 FROM files WHERE media_id = ? AND present = 1 LIMIT 1", [media_id]
-        ).fetchone():
-            self.report.duplicates += 1
+        else:
+            if self.db.execute(
+                "SELECT 1 FROM files WHERE media_id = ? AND present = 1 LIMIT 1", [media_id]
+            ).fetchone():
+                self.report.duplicates += 1
+            self._retry_failed(media_id)
         self._insert_file(item, folder_id, media_id)
         self.report.new += 1
+
+    def _retry_failed(self, media_id: int | None) -> None:
+        """Probe failed content again now that it is found at another path (issue 20).
+
+        A failure belongs to the content, but what failed may have been the place or the moment
+        (a probe that timed out under load, a file that vanished mid-scan under the old code):
+        the same content found elsewhere gets one more probe there, and if it is healthy, that
+        clears its failure everywhere. Truly bad content costs one failed probe per new path.
+        """
+        if media_id is not None:
+            self.db.execute(
+                "UPDATE media SET probe_status = 'pending' WHERE id = ? AND probe_status = 'failed'",
+                [media_id],
+            )
 
     def _insert_file(self, item: HashItem, folder_id: int, media_id: int | None) -> int:
         """Insert a file row for a new path, with its parsed name; return its id."""

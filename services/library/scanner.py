@@ -219,7 +219,9 @@ def _probe_pending(
     rows = db.execute(
         f"""SELECT m.id, m.kind, l.root, f.path, f.id FROM media m
             JOIN files f ON f.id = (SELECT id FROM files WHERE media_id = m.id AND present = 1
-                                    AND library_id IN ({marks}) LIMIT 1)
+                                    AND library_id IN ({marks})
+                                    -- a copy that has not failed first (see Writer._retry_failed)
+                                    ORDER BY id IN (SELECT file_id FROM probe_errors) LIMIT 1)
             JOIN libraries l ON l.id = f.library_id
             WHERE m.probe_status = 'pending'""",
         ids,
