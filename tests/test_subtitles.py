@@ -418,6 +418,9 @@ def test_watch_page_lists_the_tracks(app, scanned):
     assert "German (forced)" in details and "PGS" in details
     assert "Deutsch 5.1" in details
     assert f'data-tracks="/media/{media_hash}/subtitles.json"' in html
+    # Pages without JavaScript: the text tracks as <track>s of the video (not the picture one).
+    assert html.count('<track kind="subtitles"') == 2
+    assert f'srclang="de" src="/media/{media_hash}/subtitles/e4.vtt"' in html
 
 
 def test_prefs_choice_helpers():
@@ -525,3 +528,12 @@ def test_a_short_legacy_file_decodes_in_its_languages_code_page():
     assert "Zażółć gęślą jaźń" in convert.convert_bytes(polish, "srt", language="pl").vtt
     russian = "1\n00:00:01,000 --> 00:00:02,000\nПривет, мир\n".encode("cp1251")
     assert "Привет, мир" in convert.convert_bytes(russian, "srt", language="ru").vtt
+
+
+def test_microdvd_sub_counts_frames_at_the_videos_rate():
+    data = b"{25}{50}Hello|second line\n{75}{100}{y:i}Bye\n"
+    done = convert.convert_bytes(data, "sub", fps=25.0)
+    assert cues(done.vtt) == [
+        ("00:00:01.000", "00:00:02.000", "Hello\nsecond line"),
+        ("00:00:03.000", "00:00:04.000", "Bye"),
+    ]
