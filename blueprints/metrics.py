@@ -285,18 +285,22 @@ def record(endpoint: str | None, status: int, started: float, body: Any = None) 
     """Record a request's latency (since `started`, a perf_counter), its SQL statements, a
     server error, and for a stream (`body`: the passed-through file it sends) its start and,
     once the server has sent it, its end."""
-    metrics.observe(f"request:{endpoint or 'not_found'}", time.perf_counter() - started)
-    metrics.observe("db_queries", metrics.take_queries())
-    if status >= 500:
-        metrics.count("errors")
+    counter = "errors" if status >= 500 else ""
     if body is not None and endpoint in STREAMING and status in (200, 206):
         # Open until the last byte is sent: started - ended, summed over workers.
         target = getattr(body, "filelike", body)
         if hasattr(target, "on_close") and target.on_close is None:  # media.Bounded: no wrapping
             target.on_close = _stream_ended
-            metrics.count("streams_started")
+            counter = "streams_started"
         elif _when_closed(body, _stream_ended):
-            metrics.count("streams_started")
+            counter = "streams_started"
+    metrics.REGISTRY.observe_many(
+        (
+            (f"request:{endpoint or 'not_found'}", time.perf_counter() - started),
+            ("db_queries", metrics.take_queries()),
+        ),
+        counter,
+    )
     metrics.REGISTRY.dump()
 
 

@@ -97,20 +97,35 @@ class Metrics:
 
     def observe(self, name: str, value: float) -> None:
         """Record one timing (seconds) or per-event value under `name`."""
-        now = self._clock()
-        key = int(now // SLICE)
+        key = int(self._clock() // SLICE)
         with self._lock:
-            slices = self._series.setdefault(name, {})
-            s = slices.get(key)
-            if s is None:
-                s = slices[key] = _Slice()
-                for old in [k for k in slices if k <= key - SLICES]:
-                    del slices[old]
-            s.count += 1
-            s.sum += value
-            s.max = max(s.max, value)
-            s.buckets[bucket_of(value)] += 1
-            self._totals[name] += 1
+            self._add(name, value, key)
+
+    def observe_many(self, values: tuple[tuple[str, float], ...], counter: str = "") -> None:
+        """Record several values at once (and add 1 to `counter` when given): one lock for what a
+        request records, which the media routes do thousands of times a second."""
+        key = int(self._clock() // SLICE)
+        with self._lock:
+            for name, value in values:
+                self._add(name, value, key)
+            if counter:
+                self._counters[counter] += 1
+
+    def _add(self, name: str, value: float, key: int) -> None:
+        slices = self._series.get(name)
+        if slices is None:
+            slices = self._series[name] = {}
+        s = slices.get(key)
+        if s is None:
+            s = slices[key] = _Slice()
+            for old in [k for k in slices if k <= key - SLICES]:
+                del slices[old]
+        s.count += 1
+        s.sum += value
+        if value > s.max:
+            s.max = value
+        s.buckets[bucket_of(value)] += 1
+        self._totals[name] += 1
 
     def count(self, name: str, n: int = 1) -> None:
         """Add `n` to the counter `name` (cumulative since start)."""
