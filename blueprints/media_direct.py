@@ -1,23 +1,36 @@
-"""`GET|HEAD /media/<media_hash>/file` answered in front of Flask.
+"""`GET|HEAD /media/<media_hash>/file` (and routes added with add_route) answered in front of Flask.
 
 A playing video asks for its file range after range; a VR player seeking asks dozens of times a
 second. Through Flask each of those paid for the request context, the cookie session, fourteen
 before/after hooks and the Prometheus exporter — several times the cost of the sendfile itself
-(bench B5). This WSGI middleware answers that one route directly, deciding exactly as the Flask
+(bench B5). This WSGI middleware answers those routes directly, deciding exactly as the Flask
 route would by calling the same functions:
 
 - the Host check and the security headers: blueprints/guards.py;
-- who is asking: access.identify (API token, session cookie, signed URL), or a guest when
-  LVS_GUEST=on — as the guard allows them;
-- the file: media.open_original (media_files.open_media: inside a library, checked once open);
-- the answer: media.answer_file (services/playback/ranges.py; sendfile through wsgi.file_wrapper), with
-  media.error_answer's 404 and 503 + Retry-After;
-- metrics: the latency under `media.file`, its SQL statements, the active-stream count, and a
-  request id (kept from a sane X-Request-ID) in the logs and the answer.
+- who is asking: access.identify_memo (API token, session cookie, signed URL — access.identify's
+  decision, kept per thread while the database is unchanged), or a guest when LVS_GUEST=on — as
+  the guard allows them;
+- the file: media.open_original (media_files.open_media: inside a library, checked once open;
+  where its copies are kept in the same memo);
+- the answer: media.answer_file (services/playback/ranges.py; sendfile through wsgi.file_wrapper),
+  with media.error_answer's 404 and 503 + Retry-After; the request nearly every one is — a plain
+  GET or one range, no conditions — in one step (_simple), with the same answer;
+- metrics: the latency under the route's endpoint, its SQL statements, the active-stream count,
+  and a request id (kept from a sane X-Request-ID) in the logs and the answer.
+
+Revocation stays immediate: the memo (services.db.memo) is emptied by any commit to the
+database, by any process, seen through SQLite's own change counter (the wal-index header, read
+from a mapping of the -shm file: no system call), so a session ended, an account disabled or
+given another role, a token revoked or a file moved counts from the very next request on every
+worker (tests/test_media_revocation.py).
 
 Whatever it does not answer itself goes to Flask untouched: every other route and method, a
-refused Host, a request without valid credentials (the guard's 401, redirect or login page).
-Flask's url_map still has the route (`media.file`), for url_for and for the guard.
+refused Host, a request without valid credentials (the guard's 401, redirect or login page), an
+opener's None. Flask's url_map still has each route (`media.file`, …), for url_for and the guard.
+
+More lean routes (a transcoder's HLS segments): add_route(app, pattern, endpoint, opener) — the
+opener gets a DirectRequest (the signed-in user, the thread's connection and memo, the match)
+and returns the open file as a media.Original (with its Cache-Control), or None for Flask.
 """
 
 from __future__ import annotations
