@@ -86,11 +86,13 @@ def test_a_copied_file_shows_on_open_folder_and_search_pages(browser, watched, m
     browser_sign_in(folder, watched.url, site.data)
     with watched_tab(folder) as page:
         search = page.context.new_page()
+        home = page.context.new_page()
         page.goto(f"{watched.url}/browse/{site.lib}/Movies")
         search.goto(f"{watched.url}/search?q=zebra")
+        home.goto(f"{watched.url}/")
         assert "zebra" not in " ".join(titles(page, "listing"))
         assert search.locator("#results li.card").count() == 0
-        for tab in (page, search):
+        for tab in (page, search, home):
             tab.evaluate("window.notReloaded = true")
             wait_js(tab, "document.getElementById('live') !== null")
         time.sleep(0.5)  # both tabs have polled once: the copy is news to them
@@ -110,7 +112,13 @@ def test_a_copied_file_shows_on_open_folder_and_search_pages(browser, watched, m
         )
         on_search = time.monotonic() - copied
         assert on_folder < LIVE_WITHIN and on_search < LIVE_WITHIN, (on_folder, on_search)
-        for tab in (page, search):
+        # Home's "Recently added" row, newest first: the new file leads it.
+        wait_js(
+            home,
+            "((document.querySelector('#recent li.card .title') || {}).textContent || '').includes('zebra')",
+            LIVE_WITHIN,
+        )
+        for tab in (page, search, home):
             assert tab.evaluate("window.notReloaded") is True  # put in place, not reloaded
         card = page.locator("#listing li.card", has_text="zebra")
         assert "live-new" in card.get_attribute("class")
@@ -126,6 +134,7 @@ def test_a_copied_file_shows_on_open_folder_and_search_pages(browser, watched, m
         assert took < LIVE_WITHIN + 2
         assert "Removed" in page.locator("#listing li.card.gone").inner_text()
         search.close()
+        home.close()
 
 
 COUNT_FEED = (

@@ -47,11 +47,13 @@ async function poll() {
     schedule(backoff());
     return;
   }
-  const changes = await response.json();
-  failures = 0;
-  live.token = changes.token;
   try {
+    const changes = await response.json();
+    failures = 0;
+    live.token = changes.token;
     await apply(changes);
+  } catch {
+    // Cut off mid-answer or mid-fetch of a region (the server went away): the next poll retries.
   } finally {
     if (asked === live) schedule(live.poll);
   }
