@@ -47,13 +47,16 @@ async function poll() {
     schedule(backoff());
     return;
   }
+  const before = asked.token;
   try {
     const changes = await response.json();
     failures = 0;
-    live.token = changes.token;
+    asked.token = changes.token;
     await apply(changes);
   } catch {
-    // Cut off mid-answer or mid-fetch of a region (the server went away): the next poll retries.
+    // Cut off mid-answer or mid-fetch of a region (the server went away): the next poll asks
+    // for the same changes again (putting them in place twice changes nothing).
+    asked.token = before;
   } finally {
     if (asked === live) schedule(live.poll);
   }
