@@ -13,6 +13,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -24,7 +25,8 @@ from tests.server import Gunicorn
 
 pytestmark = pytest.mark.browser
 
-LIVE_WITHIN = 5.0  # seconds from the copy to the card on screen (the bound)
+LIVE_WITHIN = 5.0
+SHOTS = Path("/tmp/shots")  # seconds from the copy to the card on screen (the bound)
 
 
 class Server(Gunicorn):
@@ -74,6 +76,11 @@ def wait_js(page, expression: str, timeout: float = 10.0) -> float:
         assert time.monotonic() - start < timeout, f"timed out waiting for {expression}"
         time.sleep(0.05)
     return time.monotonic() - start
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"live-{name}.png"), caret="initial")
 
 
 def titles(page, region: str) -> list[str]:
@@ -133,6 +140,7 @@ def test_a_copied_file_shows_on_open_folder_and_search_pages(browser, watched, m
         )
         assert took < LIVE_WITHIN + 2
         assert "Removed" in page.locator("#listing li.card.gone").inner_text()
+        shot(page, "removed")
         search.close()
         home.close()
 
@@ -184,6 +192,7 @@ def test_admin_indicator_shows_a_running_scan(browser, watched, media):
             wait_js(page, "!document.getElementById('live-activity').hidden", 10)
             text = page.locator("#live-activity").inner_text()
             assert "Scanning" in text, text
+            shot(page, "indicator")
             fcntl.flock(lock, fcntl.LOCK_UN)
         wait_js(page, "document.getElementById('live-activity').hidden", 20)
 
@@ -341,6 +350,7 @@ def test_slideshow_advances_and_holds_the_wake_lock(browser, still):
             wait_js(page, f"{img} !== {seen[-1]!r}", 5)
             seen.append(page.evaluate(img))
         assert len(set(seen)) == 3
+        shot(page, "slideshow")
         set_visibility(page, "hidden")
         wait_js(page, "!window.lvsSlideshow.state().locked && window.lvsSlideshow.state().paused")
         held = page.evaluate(img)
@@ -398,6 +408,7 @@ def test_new_cards_above_the_screen_wait_behind_a_pill(browser, watched):
         Image.new("RGB", (48, 32), (9, 9, 9)).save(site.root / "Many" / "a000 new.png")
         wait_js(page, "document.querySelector('#listing .live-pill') !== null", LIVE_WITHIN + 2)
         assert page.locator("#listing .live-pill").inner_text() == "1 new"
+        shot(page, "pill")
         assert page.locator("#cards li.card .title").first.inner_text() == first  # nothing moved
         page.locator("#listing .live-pill").click()
         wait_js(page, "document.querySelector('#cards li.card .title').textContent === 'a000 new'")
