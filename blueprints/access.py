@@ -218,8 +218,10 @@ SHARED_METADATA = frozenset(
 
 def _guard() -> Response | None:
     endpoint = request.endpoint
-    if endpoint is None:
-        return None  # no such route: the 404 page
+    if endpoint is None:  # no such route: the 404 page, whose header shows who is signed in
+        found = _find_user()
+        g.user = found if found is not None and found.via != "signed" else None
+        return None
     user = _find_user()
     g.user = user
     if user is None and request.headers.get("Authorization"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, g
 from markupsafe import Markup, escape
 
 from services.people.devices import device_name
@@ -86,3 +86,9 @@ def install_ui_helpers(app: Flask) -> None:
     app.jinja_env.globals.update(icon=icon, icon_sprite=sprite)
     app.jinja_env.filters.update(device_name=device_name)
     app.jinja_env.globals["minutes_left"] = minutes_left
+    guest_mode = bool(getattr(app.config.get("SETTINGS"), "guest", False))
+
+    @app.context_processor
+    def _browsing() -> dict:
+        # The header's search and places: for the signed in, and for guests where guests browse.
+        return {"can_browse": g.get("user") is not None or guest_mode}
