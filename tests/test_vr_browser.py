@@ -175,6 +175,17 @@ def eye_counts(image: Image.Image, eye: str) -> dict[str, int]:
     return counts
 
 
+def mixed(image: Image.Image) -> int:
+    """Count pixels mixing both eyes' colours (purple): the other eye's picture bleeding in."""
+    w, h = image.size
+    return sum(
+        1
+        for y in range(0, int(h * 0.6), 2)
+        for x in range(0, w, 2)
+        if (p := image.getpixel((x, y)))[0] > 40 and p[2] > 40 and p[1] < 40
+    )
+
+
 def centre(image: Image.Image, eye: str) -> tuple[int, int, int]:
     w, h = image.size
     return image.getpixel((w // 4 if eye == "left" else 3 * w // 4, h // 2 - 40))
@@ -235,7 +246,9 @@ def test_180_covers_the_front_half_and_360_all_around(browser, vr_server) -> Non
     seen = {}
     for yaw in (0, 60, -60, 120, -120, 180):
         look(tab, yaw)
-        seen[yaw] = centre(shot(tab, f"fov-180-yaw{yaw}"), "left")
+        image = shot(tab, f"fov-180-yaw{yaw}")
+        seen[yaw] = centre(image, "left")
+        assert mixed(image) == 0, yaw  # the edges between the eyes' halves do not bleed
     assert near(seen[0], RED) and near(seen[60], RED) and near(seen[-60], RED), seen
     assert all(max(seen[y]) < 30 for y in (120, -120, 180)), seen  # behind: nothing
     # recentring while looking 120° to the left brings the picture there

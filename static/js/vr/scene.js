@@ -52,11 +52,20 @@ export function eyeWindow(p, eye) {
   return [1, 0, 1, 0];
 }
 
-function eyeGeometry(base, p, eye) {
+// Two texels kept off the line between the eyes: linear filtering there, and the codec's
+// half-resolution colour (4:2:0), would mix in a column of the other eye's picture.
+function eyeGeometry(base, p, eye, video) {
   const geometry = base.clone();
   const [us, uo, vs, vo] = eyeWindow(p, eye);
+  const du = us < 1 ? 2 / (video.videoWidth || 1024) : 0;
+  const dv = vs < 1 ? 2 / (video.videoHeight || 1024) : 0;
+  const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
   const uv = geometry.attributes.uv;
-  for (let i = 0; i < uv.count; i++) uv.setXY(i, uv.getX(i) * us + uo, uv.getY(i) * vs + vo);
+  for (let i = 0; i < uv.count; i++) {
+    const u = clamp(uv.getX(i) * us + uo, uo + du, uo + us - du);
+    const v = clamp(uv.getY(i) * vs + vo, vo + dv, vo + vs - dv);
+    uv.setXY(i, u, v);
+  }
   uv.needsUpdate = true;
   return geometry;
 }
@@ -76,8 +85,8 @@ export function videoSphere(video, p) {
     eyes.left = eyes.right = new THREE.Mesh(base, material);
     group.add(eyes.left);
   } else {
-    eyes.left = new THREE.Mesh(eyeGeometry(base, p, "left"), material);
-    eyes.right = new THREE.Mesh(eyeGeometry(base, p, "right"), material);
+    eyes.left = new THREE.Mesh(eyeGeometry(base, p, "left", video), material);
+    eyes.right = new THREE.Mesh(eyeGeometry(base, p, "right", video), material);
     eyes.left.layers.set(1);
     eyes.right.layers.set(2);
     group.add(eyes.left, eyes.right);
