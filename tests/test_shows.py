@@ -541,3 +541,17 @@ def test_a_full_scan_reads_every_nfo_again(site):
     ingest.after_scan(db, site.data, None, full=True)
     assert db.execute("SELECT count(*) FROM nfo WHERE plot = 'stale'").fetchone()[0] == 0
     db.close()
+
+
+def test_cache_prune_removes_artwork_no_sidecar_uses(site):
+    from services.operate import maintenance
+
+    stray = site.data / "artwork" / "ff" / "ffffffffffffffff-400.jpg"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"x")
+    db = site.db()
+    kept = db.execute("SELECT key FROM artwork LIMIT 1").fetchone()[0]
+    found = maintenance.orphaned_caches(db, site.data)
+    db.close()
+    assert stray in found
+    assert not [p for p in found if p.stem == kept]

@@ -188,7 +188,7 @@ def vacuum(db: Database) -> tuple[int, int]:
 
 def orphaned_caches(db: Database, data_dir: Path) -> list[Path]:
     """Return thumbnail, sprite and transcode files whose media_hash no media row has (and
-    what encoders of a stopped server left behind)."""
+    what encoders of a stopped server left behind), and cached artwork no sidecar uses."""
     known = {r[0] for r in db.execute("SELECT media_hash FROM media")}
     found = transcoder.prunable(data_dir / "hls", known)
     for folder, suffixes in CACHE_DIRS.items():
@@ -205,6 +205,10 @@ def orphaned_caches(db: Database, data_dir: Path) -> list[Path]:
         for folder in subtitles.iterdir():
             if folder.is_dir() and HASH_RE.fullmatch(folder.name) and folder.name not in known:
                 found += [p for p in folder.rglob("*") if p.is_file()]
+    artwork = data_dir / "artwork"  # services/shows/artwork.py: pictures from beside the media
+    if artwork.is_dir():
+        keys = {r[0] for r in db.execute("SELECT key FROM artwork")}
+        found += [p for p in artwork.glob("*/*.jpg") if p.stem not in keys]
     return found
 
 
