@@ -57,7 +57,7 @@ VIDEO_EXTS = frozenset(
 )
 
 
-_ART_SUFFIXES = tuple(
+ART_SUFFIXES = tuple(
     sep + word
     for sep in (b"-", b".")
     for word in (b"poster", b"thumb", b"fanart", b"banner", b"landscape", b"clearlogo")
@@ -67,7 +67,7 @@ _ART_SUFFIXES = tuple(
 def might_be_artwork(low_stem: bytes) -> bool:
     """Return whether a picture's lower-cased stem could name artwork (a quick test for the walk)."""
     return (
-        low_stem in FOLDER_ART or low_stem.startswith(b"season") or low_stem.endswith(_ART_SUFFIXES)
+        low_stem in FOLDER_ART or low_stem.startswith(b"season") or low_stem.endswith(ART_SUFFIXES)
     )
 
 

@@ -119,7 +119,7 @@ def _list_folder(
     """Read one folder: its listing and the subfolders to walk next, with their (dev, ino)."""
     entries: Entries = []
     side: Sidecars = []
-    arty = False
+    arty: list[bytes] = []  # names that may be artwork: looked at again below
     subdirs: list[tuple[bytes, tuple[int, int]]] = []
     folder = join(root, rel) if rel else root
     for entry in fsutil.scandir(folder):
@@ -139,15 +139,20 @@ def _list_folder(
                     entries.append((name, st.st_size, st.st_mtime_ns))
                     # Cheap test first: only a name like an artwork picture's is looked at again.
                     if kind == "picture" and sc.might_be_artwork(name[:dot].lower()):
-                        arty = True
+                        arty.append(name)
                 elif ext in _SIDECAR_EXTS:
                     st = entry.stat(follow_symlinks=False)
-                    side.append((name, st.st_size, st.st_mtime_ns, "", None))
+                    text = _TEXT_KIND.get(ext)
+                    side.append((name, st.st_size, st.st_mtime_ns, text or "", None))
+                    if text is None:  # a Kodi <video>.tbn thumb
+                        arty.append(name)
         elif entry.is_symlink():
             _follow(root, entry, entries)
     entries.sort()
-    if arty or side:
-        entries, side = _sort_sidecars(entries, side)
+    if arty:
+        entries, side = _sort_sidecars(entries, side, arty)
+    elif side:
+        side.sort()
     d = digest(entries, side)
     same = known is not None and known.get(rel) == d
     dev = fsutil.stat(folder).st_dev
@@ -158,32 +163,32 @@ def _list_folder(
 
 
 _SIDECAR_EXTS = sc.TEXT_EXTENSIONS | {b".tbn"}
+_NO_STEMS: frozenset[bytes] = frozenset()
+_TEXT_KIND = {e: "nfo" for e in sc.NFO_EXTENSIONS} | {e: "subtitle" for e in sc.SUBTITLE_EXTENSIONS}
 
 
-def _sort_sidecars(entries: Entries, side: Sidecars) -> tuple[Entries, Sidecars]:
-    """Move artwork pictures from the (sorted) media entries to the sidecars; classify sidecars."""
-    stems = sc.video_stems([e[0] for e in entries])
-    media: Entries = []
-    out: Sidecars = []
-    for name, size, mtime_ns in entries:
-        role = sc.artwork_role(name, stems) if _EXT_KIND.get(_ext(name)) == "picture" else None
-        if role is None:
-            media.append((name, size, mtime_ns))
-        else:
-            out.append((name, size, mtime_ns, "artwork", role))
-    for name, size, mtime_ns, _, _ in side:
-        kind = sc.text_kind(name)
-        if kind is not None:
-            out.append((name, size, mtime_ns, kind, None))
-        elif (role := sc.artwork_role(name, stems)) is not None:
-            out.append((name, size, mtime_ns, "artwork", role))
+def _sort_sidecars(
+    entries: Entries, side: Sidecars, maybe: list[bytes]
+) -> tuple[Entries, Sidecars]:
+    """Move the artwork among `maybe` from the (sorted) media entries to the sidecars."""
+    stems: frozenset[bytes] | None = None
+    roles: dict[bytes, str] = {}
+    for name in maybe:
+        role = sc.artwork_role(name, _NO_STEMS)  # poster, fanart, season01-poster, ...
+        low = name[: name.rfind(b".")].lower()
+        if role is None and (low.endswith(sc.ART_SUFFIXES) or name.lower().endswith(b".tbn")):
+            if stems is None:  # <video>-poster, <video>.tbn: only beside that video
+                stems = sc.video_stems([e[0] for e in entries])
+            role = sc.artwork_role(name, stems)
+        if role is not None:
+            roles[name] = role
+    out: Sidecars = [s for s in side if s[3]]  # .nfo and subtitles, classified by the walk
+    out += [(e[0], e[1], e[2], "artwork", roles[e[0]]) for e in entries if e[0] in roles]
+    out += [(s[0], s[1], s[2], "artwork", roles[s[0]]) for s in side if s[0] in roles]
     out.sort()
-    return media, out
-
-
-def _ext(name: bytes) -> bytes:
-    dot = name.rfind(b".")
-    return name[dot:].lower() if dot > 0 else b""
+    if roles:
+        entries = [e for e in entries if e[0] not in roles]
+    return entries, out
 
 
 def _follow(root: bytes, entry: os.DirEntry, entries: Entries) -> None:
