@@ -206,4 +206,8 @@ def install(app: Flask) -> None:
     """Register the routes, the activity reader and the `live_token()` template helper."""
     app.register_blueprint(bp)
     app.extensions["live_activity"] = Reader(app.config["SETTINGS"].data_dir)
-    app.jinja_env.globals.update(live_token=token, live_poll_ms=POLL_MS)
+    app.jinja_env.globals.update(
+        live_token=token,
+        live_poll_ms=POLL_MS,
+        live_guests=app.config["SETTINGS"].guest,  # LVS_GUEST=on: guests' pages are live too
+    )

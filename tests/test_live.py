@@ -228,3 +228,16 @@ def test_admins_see_a_running_transcode(tmp_path_factory, media):
         tc = lib.app.extensions.get("transcoder")
         if tc is not None:
             tc.close()
+
+
+def test_guests_pages_are_live_too(library_dir, tmp_path):
+    from app import create_app
+
+    app = create_app(
+        {"media_dirs": [str(library_dir)], "data_dir": str(tmp_path / "data"), "guest": True}
+    )
+    guest = app.test_client()
+    page = guest.get("/").get_data(as_text=True)
+    assert 'id="live"' in page and 'id="live-activity"' not in page
+    token = page.split('data-token="')[1].split('"')[0]
+    assert guest.get(f"/live/feed?since={token}").status_code == 204
