@@ -10,7 +10,9 @@ gunicorn_worker.py's gthread) and background work off (nothing but serving is me
 - random 256 KiB ranges from 8 concurrent client processes, req/s: ours ≥ 0.5× nginx. A
   "ceiling" row beside it: the same 8 clients on bench/bare_ranges_app.py (parse the range,
   sendfile; no sign-in, no lookup) under the same gunicorn worker class, workers and threads —
-  what gunicorn itself reaches on this machine.
+  what gunicorn itself reaches on this machine; a second ceiling, the same app answering with
+  our twelve headers to clients sending our session cookie (the same bytes both ways); and the
+  servers' CPU time per random range (psutil), ours against both ceilings.
 - page p95 while 3 streams play: the page (`/`, else `/health`) on our server with three
   clients streaming the file at STREAM_MBPS each, ≤ 2× the same page's p95 on the idle server.
 
@@ -35,6 +37,8 @@ from contextlib import contextmanager
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.harness import CORPUS_DIR, ROOT, Bench, Samples, session_cookie
 
@@ -176,6 +180,7 @@ def serving(
     )
     try:
         wait_ready(port, ready, proc)
+        SERVERS[port] = proc.pid
         yield
     finally:
         proc.send_signal(stop)
@@ -188,6 +193,20 @@ def serving(
 
 # Per port: the bench admin's session cookie (gunicorn() sets it; forked clients inherit it).
 AUTH: dict[int, dict[str, str]] = {}
+SERVERS: dict[int, int] = {}  # per port: the server's main process (serving() sets it)
+
+
+def server_cpu(port: int) -> float:
+    """Return the CPU seconds (user + system) the server on `port` and its workers used so far."""
+    main = psutil.Process(SERVERS[port])
+    total = 0.0
+    for proc in (main, *main.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 @contextmanager
@@ -281,8 +300,13 @@ def _random_worker(port: int, path: str, size: int, seed: int, start: float, q: 
     q.put(done)
 
 
-def random_ranges(port: int, path: str, size: int, round_no: int) -> float:
-    """Return req/s of CLIENTS processes issuing random ranges for RANDOM_SECONDS."""
+def random_ranges(
+    port: int, path: str, size: int, round_no: int, cpu: Samples | None = None
+) -> float:
+    """Return req/s of CLIENTS processes issuing random ranges for RANDOM_SECONDS; add the
+    server's CPU time per request to `cpu` (its processes', from the kernel's accounting: under
+    load steadier than req/s, which depends on what share of the cores the server gets)."""
+    used = server_cpu(port)
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     start = time.time() + 0.5  # every process connected and waiting before the clock starts
@@ -297,6 +321,8 @@ def random_ranges(port: int, path: str, size: int, round_no: int) -> float:
         p.join()
         if p.exitcode:
             raise RuntimeError(f"a random-range client failed ({p.exitcode})")
+    if cpu is not None and sum(counts):
+        cpu.add((server_cpu(port) - used) / sum(counts))
     return sum(counts) / RANDOM_SECONDS
 
 
@@ -459,15 +485,22 @@ def main() -> int:
         rps = {name: Samples(name, "req/s") for name in servers}
         ceiling = Samples("bare WSGI app", "req/s")
         same = Samples("bare WSGI app, our headers", "req/s")
+        cpu = {name: Samples(name) for name in ("ours", "bare", "bare, our headers")}
         for round_no in rounds:
             for name, (port, url) in servers.items():
-                value = random_ranges(port, url, size, round_no)
+                value = random_ranges(
+                    port, url, size, round_no, cpu.get(name) if round_no else None
+                )
                 if round_no:
                     rps[name].add(value)
-            value = random_ranges(bport, nginx_path, size, round_no)
+            value = random_ranges(
+                bport, nginx_path, size, round_no, cpu["bare"] if round_no else None
+            )
             if round_no:
                 ceiling.add(value)
-            value = random_ranges(hport, nginx_path, size, round_no)
+            value = random_ranges(
+                hport, nginx_path, size, round_no, cpu["bare, our headers"] if round_no else None
+            )
             if round_no:
                 same.add(value)
         bench.compare(
@@ -503,6 +536,16 @@ def main() -> int:
             same,
             rps["ours"],
             higher_is_better=True,
+        )
+        # Server CPU per random range (lower is better): the servers' own cost, whatever share
+        # of the two cores they got; ratio = bare / ours reads like the rows above.
+        bench.compare(
+            "server CPU per random range: ours vs the bare ceiling", cpu["bare"], cpu["ours"]
+        )
+        bench.compare(
+            "server CPU per random range: ours vs the ceiling with our headers",
+            cpu["bare, our headers"],
+            cpu["ours"],
         )
 
         log.info("page p95 while %d streams play", STREAMS)
