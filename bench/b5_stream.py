@@ -306,7 +306,7 @@ def random_ranges(
     """Return req/s of CLIENTS processes issuing random ranges for RANDOM_SECONDS; add the
     server's CPU time per request to `cpu` (its processes', from the kernel's accounting: under
     load steadier than req/s, which depends on what share of the cores the server gets)."""
-    used = server_cpu(port)
+    used = server_cpu(port) if cpu is not None else 0.0
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     start = time.time() + 0.5  # every process connected and waiting before the clock starts
