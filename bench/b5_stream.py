@@ -167,12 +167,17 @@ def nginx(root: Path, workers: int) -> Iterator[int]:
 
 @contextmanager
 def serving(
-    argv: list[str], env: Mapping[str, str], port: int, ready: str, stop: int = signal.SIGTERM
+    argv: list[str],
+    env: Mapping[str, str],
+    port: int,
+    ready: str,
+    stop: int = signal.SIGTERM,
+    cwd: Path = ROOT,
 ) -> Iterator[None]:
     """Run a server process until the block ends (`stop`, then a kill after 30 s)."""
     proc = subprocess.Popen(
         argv,
-        cwd=ROOT,
+        cwd=cwd,
         env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -229,8 +234,12 @@ def bare_gunicorn(path: Path, workers: int, threads: int, like: int | None = Non
 
 
 @contextmanager
-def gunicorn(lib: Path, data_dir: Path, workers: int, threads: int) -> Iterator[int]:
-    """Run the app under a real gunicorn with the project's configuration; yield its port."""
+def gunicorn(
+    lib: Path, data_dir: Path, workers: int, threads: int, tree: Path = ROOT
+) -> Iterator[int]:
+    """Run the app under a real gunicorn with the project's configuration; yield its port.
+
+    `tree`: another checkout's app (bench/side_by_side.py), run with this venv's gunicorn."""
     port = free_port()
     AUTH[port] = session_cookie(data_dir)  # every route needs a session (default deny)
     env = {
@@ -244,13 +253,13 @@ def gunicorn(lib: Path, data_dir: Path, workers: int, threads: int) -> Iterator[
         "LVS_LOG_LEVEL": "WARNING",
     }
     argv = [str(ROOT / ".venv" / "bin" / "gunicorn")]
-    if (ROOT / "gunicorn.conf.py").exists():
-        argv += ["-c", str(ROOT / "gunicorn.conf.py")]  # its worker class, as users run it
+    if (tree / "gunicorn.conf.py").exists():
+        argv += ["-c", str(tree / "gunicorn.conf.py")]  # its worker class, as users run it
     else:
         argv += ["-k", "gthread"]
     argv += ["-w", str(workers), "--threads", str(threads)]
     argv += ["-b", f"{HOST}:{port}", "app:create_app()"]
-    with serving(argv, env, port, "/health"):
+    with serving(argv, env, port, "/health", cwd=tree):
         yield port
 
 
