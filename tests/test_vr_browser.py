@@ -498,3 +498,33 @@ def test_a_hand_ray_and_pinch_press_the_panel(browser, vr_server) -> None:
     exit_vr(tab)
     assert tab.errors == []
     tab.context.close()
+
+
+def test_an_admin_sets_the_projection_of_a_selection(browser, vr_server) -> None:
+    tab = _tab(browser, vr_server, headset=False)
+    tab.goto(f"{vr_server.url}/browse/{vr_server.root.name}/VR")
+    tab.locator("[data-select-toggle]").click()
+    cards = tab.locator("ul.cards > li.card:not(.folder)")
+    cards.filter(has_text="city").first.click()
+    tab.locator("[data-bulk-projection]").select_option("360_tb")
+    status = tab.locator(".sel-status")
+    deadline = time.monotonic() + 10
+    while "Projection of 1 item" not in status.inner_text():
+        assert time.monotonic() < deadline, status.inner_text()
+        time.sleep(0.1)
+    tab.reload()
+    city = tab.locator("ul.cards > li.card").filter(has_text="city").first
+    assert city.locator(".badge.vr").inner_text() == "360° 3D"
+    shot(tab, "selection-projection")
+    tab.locator("[data-select-toggle]").click()
+    tab.locator("ul.cards > li.card").filter(has_text="city").first.click()
+    tab.locator("[data-bulk-projection]").select_option("auto")
+    deadline = time.monotonic() + 10
+    while "Projection of 1 item" not in tab.locator(".sel-status").inner_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    tab.reload()
+    city = tab.locator("ul.cards > li.card").filter(has_text="city").first
+    assert city.locator(".badge.vr").inner_text() == "360°"
+    assert tab.errors == []
+    tab.context.close()
