@@ -59,12 +59,14 @@ def analyse(
     hdr: str | None,
     bit_depth: int | None = None,
 ) -> Quality:
-    """Return the quality of one version from its probe facts and its name's HDR label."""
+    """Return the quality of one version from its probe facts and its name's HDR label.
+
+    10-bit alone is not HDR: without a label in the name the version counts as SDR (the probe
+    reads no colour transfer yet). `bit_depth` is accepted for when it does.
+    """
     res = resolution_class(width, height)
     if not res:
         return Quality("", hdr, codec, channels, bitrate, 0)
-    if hdr is None and bit_depth and bit_depth >= 10 and res in ("4K", "8K") and codec == "hevc":
-        hdr = None  # 10-bit alone is not HDR: without a label or colour data, say SDR
     score = _RES_POINTS[res]
     score += _HDR_POINTS.get(hdr or "", 0)
     if bitrate:
