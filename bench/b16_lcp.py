@@ -146,9 +146,9 @@ def main() -> int:
     results = {}
     with app_server(data_dir, root) as (port, _pid):
         base = f"http://127.0.0.1:{port}"
-        # The floor on this machine now: a static text file, no CSS, no JS, no database.
+        # The floor on this machine now: a plain-text answer, no CSS, no JS, no database.
         pages = (
-            ("floor", "/static/vendor/lucide/LICENSE"),
+            ("floor", "/health"),
             ("home", "/"),
             ("folder", "/browse/lib/big"),
         )

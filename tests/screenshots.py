@@ -108,8 +108,21 @@ def pages(site: Site) -> dict[str, str]:
     }
 
 
+SHIPPED = """() => {
+  let css = 0, js = 0;
+  for (const e of performance.getEntriesByType('resource')) {
+    if (e.initiatorType === 'link' || e.name.includes('.css')) css += e.decodedBodySize;
+    else if (e.initiatorType === 'script' || e.name.includes('.js')) js += e.decodedBodySize;
+  }
+  return [css, js];
+}"""
+
+
 def take(url: str, site: Site, out: Path) -> list[Path]:
-    """Photograph every page at every size into `out`; return the files written."""
+    """Photograph every page at every size into `out`; return the files written.
+
+    Prints the CSS and JavaScript each page loads (bytes as served, a cold cache: phone size).
+    """
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with chromium() as browser:
@@ -122,6 +135,11 @@ def take(url: str, site: Site, out: Path) -> list[Path]:
             for name, path in pages(site).items():
                 tab.goto(url + path)
                 tab.wait_for_load_state("networkidle")
+                if size == "phone":
+                    css, js = tab.evaluate(SHIPPED)
+                    print(
+                        f"{name:10} CSS {css / 1024:5.1f} KiB  JS {js / 1024:5.1f} KiB", flush=True
+                    )
                 time.sleep(0.2)  # let images decode
                 target = out / f"{name}-{size}.png"
                 tab.screenshot(path=str(target), caret="initial")
