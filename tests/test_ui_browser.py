@@ -145,6 +145,9 @@ def test_touch_targets_are_at_least_44_px(browser, server, size):
         page.evaluate("lvsPlayer.root.querySelector('.resumed').hidden = false")  # "Start over"
         assert_targets(page, ".resumed button, #organize button, #organize a, #organize select")
         assert_targets(page, ".controls-bar button:not([disabled])")
+        full = box(page, ".controls-bar [data-action=fullscreen]")  # not cut off by the bar
+        assert full["x"] + full["width"] <= page.viewport_size["width"]
+        assert page.locator(".controls-bar [data-action=fullscreen]").is_visible()
         page.goto(f"{server.url}/playlists")
         page.locator("input[name=name]").fill("Touch")
         page.get_by_role("button", name="Create").click()
