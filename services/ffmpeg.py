@@ -21,6 +21,9 @@ from services.errors import FFmpegError
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_CHARS = 2000
+# Encoders run below the server's priority: a transcode takes the CPU the pages leave (B9), and
+# on an idle machine it still gets all of it.
+ENCODER_NICE = 10
 
 
 @cache
@@ -163,6 +166,12 @@ def start_encoder(
             pass_fds=pass_fds,
             start_new_session=True,  # its own group: killpg takes every helper it started
         )
+    try:
+        # Set at once, before ffmpeg starts its codec threads (they inherit it); Linux applies
+        # PRIO_PROCESS to the one thread, so later threads must inherit rather than be set.
+        os.setpriority(os.PRIO_PROCESS, proc.pid, ENCODER_NICE)
+    except OSError as exc:
+        log.debug("encoder %d keeps its priority: %s", proc.pid, exc)
     encoder = Encoder(proc, log_path, max_seconds)
 
     def wait() -> None:

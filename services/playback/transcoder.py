@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SESSION_ID_LEN = 16
 SEGMENT_WAIT = 25.0  # seconds a segment request waits for the encoder before a 503
-POLL = 0.04  # seconds between looks at the encoder's list of finished segments
+POLL = 0.01  # seconds between looks at the encoder's list of finished segments (a stat and a small read)
 TOUCH_EVERY = 1.0  # seconds between session-file updates from segment requests
 
 # The trusted input of a new run: the open media file and its Source.
@@ -257,9 +257,7 @@ class LocalTranscoder:
         busy = sum(1 for x in self._all() if x.id != s.id and x.run and self._alive(x.run))
         if busy >= self.max_encoders:
             self._write(s)
-            raise TranscodeBusy(
-                f"all {self.max_encoders} transcoders are busy; try again in a moment", 10
-            )
+            raise TranscodeBusy(f"all {self.max_encoders} transcoders are busy", 10)
         source, media = loader()
         try:
             out = s.out

@@ -1,0 +1,135 @@
+"""B9: sustained transcode speed through the server, and what a running transcode costs pages.
+
+- Speed: a client pulls every segment of a 1080p clip (HEVC → H.264 720p, `q=720`) from the
+  real server, one after the other as fast as they come; speed = clip seconds / wall time.
+  Baseline: the server's own argument list with the segment muxer replaced by `-f null -`
+  (ffmpeg's own speed with the same decode, filters and encode). Target: ours / baseline ≥ 0.95
+  (higher is better: the row's ratio is baseline time / our time).
+- Pages: p95 of a folder page (the clips' folder) while nothing runs, then while one transcode
+  runs (a second client pulls segments in a thread). Target: p95 during ≤ 3× idle.
+
+    python -m bench.b9_hls_speed [--pairs 5] [--pages 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.b8_hls_start import CLIPS, QUERY, Client, make_clips, prepare, raw_args, segment_of
+from bench.harness import ROOT, Bench, Samples, app_server
+
+sys.path.insert(0, str(ROOT))
+
+KEY = "hevc"
+
+
+def ours(port: int, token: str, data: Path, h: str, seconds: float):
+    """Return a callable pulling every segment through the server; it returns the wall time."""
+
+    def run() -> float:
+        client = Client(port, token)
+        sid, _ = segment_of(client, h, QUERY[KEY], 0.0)
+        status, body = client.get(f"/media/{h}/hls/{sid}/stream.m3u8")
+        names = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
+        started = time.perf_counter()
+        for name in names:
+            status, _ = client.get(f"/media/{h}/hls/{sid}/{name}")
+            assert status == 200, status
+        took = time.perf_counter() - started
+        client.post(f"/media/{h}/hls/{sid}/stop")
+        shutil.rmtree(data / "hls" / "cache" / h, ignore_errors=True)
+        return took
+
+    return run
+
+
+def null_args(args: list[str]) -> list[str]:
+    """Replace the segment muxer and its options by `-f null -`."""
+    out, skip = [], False
+    drop = {"-f", "-segment_format", "-segment_start_number", "-segment_list_type",
+            "-segment_list", "-segment_time", "-segment_times", "-muxdelay", "-muxpreload"}  # fmt: skip
+    for a in args[:-4]:  # the output pattern, then -loglevel warning -nostats, come last
+        if skip:
+            skip = False
+            continue
+        if a in drop:
+            skip = True
+            continue
+        out.append(a)
+    return [*out, "-f", "null", "-", "-loglevel", "error"]
+
+
+def baseline(args: list[str]):
+    from services.ffmpeg import ENCODER_NICE, ffmpeg_path
+
+    def run() -> float:
+        started = time.perf_counter()
+        # At the server's encoder priority (services/ffmpeg.py): the row compares the server's
+        # overhead, not two priorities on a machine other work keeps busy.
+        nice = ["nice", "-n", str(ENCODER_NICE)] if shutil.which("nice") else []
+        subprocess.run([*nice, ffmpeg_path(), "-hide_banner", "-nostdin", *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)  # fmt: skip
+        return time.perf_counter() - started
+
+    return run
+
+
+def page_p95(port: int, token: str, n: int) -> Samples:
+    client = Client(port, token)
+    samples = Samples("folder page")
+    for _ in range(n):
+        with samples.time():
+            status, _ = client.get("/browse/library")
+        assert status == 200, status
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--pages", type=int, default=150)
+    opts = parser.parse_args()
+    root = make_clips()
+    data, hashes, token = prepare(root)
+    h = hashes[KEY]
+    bench = Bench("b9", "sustained HLS transcode speed, and page p95 while one runs",
+                  params={"pairs": opts.pairs, "pages": opts.pages, "clip": CLIPS[KEY][0],
+                          "to": "H.264 720p"})  # fmt: skip
+    with app_server(data, root) as (port, _pid), tempfile.TemporaryDirectory() as tmp:
+        args, _ = raw_args(data, root / CLIPS[KEY][0], h, QUERY[KEY], 0.0, Path(tmp))
+        base = baseline(null_args(args))
+        bench.pair("HEVC 1080p → H.264 720p, every segment: time (ratio = speed⁻¹)", base,
+                   ours(port, token, data, h, 0), pairs=opts.pairs, warmup=1,
+                   target=1 / 0.95, headline=True)  # fmt: skip
+        idle = page_p95(port, token, opts.pages)
+        stop = threading.Event()
+
+        def transcode() -> None:
+            while not stop.is_set():
+                ours(port, token, data, h, 0)()
+
+        worker = threading.Thread(target=transcode, daemon=True)
+        worker.start()
+        time.sleep(1.0)  # the encoder is running
+        busy = page_p95(port, token, opts.pages)
+        stop.set()
+        worker.join(timeout=120)
+        bench.compare("folder page p95 while one transcode runs", idle, busy, target=3,
+                      stat="p95")  # fmt: skip
+    bench.note("speed row: ours = pulling every segment through gunicorn; baseline = the same "
+               "argv with -f null -, at the encoders' nice level; target ours/baseline ≤ 1/0.95 "
+               "(speed ≥ 0.95×)")  # fmt: skip
+    bench.finish()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("LVS_LOG_LEVEL", "WARNING")
+    main()
