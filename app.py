@@ -37,6 +37,7 @@ from blueprints import (
     tags,
     ui,
     vr,
+    vr_api,
     watch,
 )
 from blueprints import metrics as request_metrics
@@ -95,6 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(vr.bp)
     app.register_blueprint(admin_vr.bp)
+    app.register_blueprint(vr_api.bp)
     app.register_blueprint(shows.bp)
     live.install(app)  # the change feed, service worker, manifest and offline page
     app.register_blueprint(subtitle_routes.prefs_bp)  # its track routes are nested in media.bp

@@ -100,6 +100,15 @@ def _words(value: Any) -> tuple[str, ...]:
     raise ValueError("expected a list or a comma-separated string")
 
 
+def _write_back(value: Any) -> tuple[str, ...]:
+    """What the VR players may write back: rating, favorite, tags (or none)."""
+    names = tuple(dict.fromkeys(w.lower() for w in _words(value)))
+    wrong = [n for n in names if n not in ("rating", "favorite", "tags")]
+    if wrong:
+        raise ValueError(f"{wrong[0]!r} is not one of rating, favorite, tags")
+    return names
+
+
 def _names(value: Any) -> tuple[str, ...]:
     """Folder names, comma-separated (a name may hold spaces); an empty value: none."""
     if isinstance(value, str):
@@ -269,6 +278,12 @@ SETTINGS: tuple[Setting, ...] = (
         "VR",
         "folder names (comma-separated, any case) whose videos without VR tokens go by aspect",
     ),
+    Setting(
+        "vr_write_back",
+        _write_back,
+        "",
+        "what DeoVR/HereSphere may change: any of rating, favorite, tags (empty: nothing)",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -314,6 +329,7 @@ class Settings:
     login_limit: int
     login_limit_ip: int
     vr_folders: tuple[str, ...]
+    vr_write_back: tuple[str, ...]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

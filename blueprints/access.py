@@ -46,6 +46,10 @@ PUBLIC_ENDPOINTS = frozenset(
         "live.offline",
     }
 )
+# The VR players' APIs (blueprints/vr_api.py): players post names, passwords and auth-tokens,
+# never a session with a CSRF token, so these check credentials themselves and never write on
+# the strength of a session cookie alone.
+SELF_AUTHENTICATED = ("vr_api.",)
 NO_GUESTS = ("account.", "admin")  # endpoint prefixes a guest never sees
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LIMIT_WINDOW = 300
@@ -230,6 +234,8 @@ def _guard() -> Response | None:
         return response
     if user is not None and user.via == "signed" and not endpoint.startswith("media."):
         g.user = user = None  # a signed URL opens one media item, nothing else
+    if endpoint.startswith(SELF_AUTHENTICATED):
+        return None  # they check their own credentials; no cookie-borne write rides on them
     if endpoint not in PUBLIC_ENDPOINTS and user is None:
         if not (settings().guest and request.method in SAFE_METHODS):
             return _sign_in_first()

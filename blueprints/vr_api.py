@@ -1,0 +1,414 @@
+"""The native VR players' APIs (SPEC appendix A): DeoVR and HereSphere.
+
+    GET|POST /deovr                      the library (sections of scenes)
+    GET|POST /deovr/<media_hash>         one scene
+    POST     /heresphere                 the library (sections of video URLs)
+    POST     /heresphere/auth            {username, password} -> {"auth-token", "access"}
+    POST     /heresphere/<media_hash>    one video; may carry write-back and deleteFile
+    POST     /heresphere/event/<media_hash>   the eventServer: play/pause/close -> resume, history
+
+These endpoints check their own credentials (blueprints/access.py lets `vr_api.*` through
+without a session and without CSRF): DeoVR's form fields `login`/`password`, HereSphere's
+`auth-token` header (or `username`/`password` in the body), or the usual API token / session.
+DeoVR always answers HTTP 200 with `authorized` "1" (signed in), "0" (no credentials) or "-1"
+(wrong credentials); HereSphere answers `access` 1 / 0 (sign in) / -1 (wrong) and every answer
+carries `HereSphere-JSON-Version: 1`. Wrong passwords count against the sign-in rate limits.
+Every URL is absolute; media URLs are signed, expiring and bound to the user
+(services/people/apitokens.py), so a player without cookies streams with Range, and a disabled
+account's URLs stop working. CORS only for LVS_CORS_ORIGINS.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+
+from blueprints import access
+from blueprints.common import get_db, settings
+from services.errors import InvalidInput, NotFound
+from services.organize import metacache
+from services.people import apitokens, users
+from services.playback import projection
+from services.vrapi import catalog, players
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("vr_api", __name__)
+
+HS_VERSION = ("HereSphere-JSON-Version", "1")
+MAX_BODY = 64 * 1024
+ALLOW_HEADERS = "Content-Type, Authorization, auth-token, HereSphere-JSON-Version"
+
+
+def _secret() -> bytes:
+    return current_app.extensions["media_secret"]
+
+
+def _cache() -> metacache.MetaCache:
+    return metacache.cache_for(settings().db_path)
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    if request.path.startswith("/heresphere"):
+        response.headers[HS_VERSION[0]] = HS_VERSION[1]
+    response.headers["Cache-Control"] = "no-store"
+    vary = response.headers.get("Vary")
+    response.headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
+    origin = request.headers.get("Origin")
+    if origin and origin in settings().cors_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
+    return response
+
+
+def _body() -> dict[str, Any]:
+    """Return the request's fields: a JSON object, or form fields; {} for none."""
+    if request.method not in ("POST", "PUT"):
+        return {}
+    if (request.content_length or 0) > MAX_BODY:
+        raise InvalidInput("the request body is too large")
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY:
+        raise InvalidInput("the request body is too large")
+    if request.form:
+        return {k: request.form[k] for k in request.form}
+    if not raw.strip():
+        return {}
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+def _password_sign_in(name: Any, password: Any) -> users.User | None:
+    """Check a player's name and password against the sign-in limits; None when refused."""
+    name = name if isinstance(name, str) else ""
+    if access.sign_in_blocked(name):
+        log.info("VR player sign-in for %r from %s refused: too many attempts", name[:64],
+                 access.client_ip())  # fmt: skip
+        return None
+    user = players.check_password(
+        get_db(), _secret(), name, password if isinstance(password, str) else ""
+    )
+    if user is None:
+        access.sign_in_failed(name)
+    return user
+
+
+def _signed(endpoint: str, user_id: int, media_hash: str, **values: Any) -> str:
+    params = apitokens.sign_media(_secret(), user_id, media_hash)
+    return url_for(endpoint, media_hash=media_hash, _external=True, **values, **params)
+
+
+def _bad(exc: InvalidInput, answer: dict[str, Any]) -> Response:
+    log.info("%s %s -> 400: %s", request.method, request.path, exc)
+    response = jsonify({**answer, "error": str(exc)})
+    response.status_code = 400
+    return response
+
+
+# --- DeoVR ------------------------------------------------------------------------------------
+
+
+def _deovr_user(body: Mapping[str, Any]) -> tuple[users.User | None, str]:
+    if body.get("login") or body.get("password"):
+        user = _password_sign_in(body.get("login"), body.get("password"))
+        return user, "1" if user else "-1"
+    user = g.get("user")
+    return (user, "1") if user is not None else (None, "0")
+
+
+@bp.route("/deovr", methods=["GET", "POST"])
+def deovr_library() -> Response:
+    try:
+        body = _body()
+    except InvalidInput as exc:
+        return _bad(exc, {"authorized": "0", "scenes": []})
+    user, authorized = _deovr_user(body)
+    if user is None:
+        return jsonify(authorized=authorized, scenes=[])
+    scenes = []
+    for section in catalog.sections(get_db(), user.id):
+        scenes.append(
+            {
+                "name": section.name,
+                "list": [
+                    {
+                        "title": e.title,
+                        "videoLength": round(e.duration),
+                        "thumbnailUrl": _signed("media.thumb", user.id, e.media_hash),
+                        "video_url": url_for(
+                            "vr_api.deovr_scene", media_hash=e.media_hash, _external=True
+                        ),
+                    }
+                    for e in section.entries
+                ],
+            }
+        )
+    return jsonify(authorized="1", scenes=scenes)
+
+
+def _sources(v: catalog.Video, user_id: int) -> dict[str, dict[str, Any]]:
+    """Return the original's and the HLS rendition's source (url, size, resolution)."""
+    item = v.item
+    width, height = int(item.width or 0), int(item.height or 0)
+    base = {"resolution": height, "height": height, "width": width}
+    return {
+        "original": {
+            **base,
+            "size": int(item.size or 0),
+            "url": _signed("media.file", user_id, item.media_hash),
+        },
+        "hls": {**base, "size": 0, "url": _signed("media.hls.master", user_id, item.media_hash)},
+    }
+
+
+@bp.route("/deovr/<media_hash>", methods=["GET", "POST"])
+def deovr_scene(media_hash: str) -> Response:
+    try:
+        body = _body()
+    except InvalidInput as exc:
+        return _bad(exc, {"authorized": "0"})
+    user, authorized = _deovr_user(body)
+    if user is None:
+        return jsonify(authorized=authorized)
+    try:
+        v = catalog.video(get_db(), _cache(), media_hash, user.id)
+    except NotFound as exc:
+        log.info("DeoVR scene %s: %s", media_hash[:40], exc)
+        response = jsonify(authorized="1", error="no such video")
+        response.status_code = 404
+        return response
+    item, src = v.item, _sources(v, user.id)
+    encoding = (
+        {"name": "original", "videoSources": [src["original"]]}
+        if v.plays_directly
+        else {"name": "hls", "videoSources": [src["hls"]]}
+    )
+    fields = projection.deovr_fields(v.vr)
+    return jsonify(
+        id=item.media_id,
+        title=v.title,
+        authorized="1",
+        description="",
+        date=int(item.added_at),
+        isFavorite=v.is_favorite,
+        is3d=fields["is3d"],
+        thumbnailUrl=_signed("media.thumb", user.id, item.media_hash),
+        screenType=fields["screenType"],
+        stereoMode=fields["stereoMode"],
+        videoLength=round(v.duration),
+        encodings=[encoding],
+        timeStamps=[{"ts": round(m.seconds), "name": m.label} for m in v.markers],
+    )
+
+
+# --- HereSphere -------------------------------------------------------------------------------
+
+
+def _hs_user(body: Mapping[str, Any]) -> tuple[users.User | None, int, str]:
+    """Return (user, access, how): the auth-token, else the body's credentials, else the
+    request's API token or session."""
+    token = request.headers.get("auth-token")
+    if token:
+        user = players.check_token(get_db(), _secret(), token)
+        if user is None:
+            log.info("HereSphere auth-token refused from %s", access.client_ip())
+        return user, (1 if user else 0), "token"
+    if body.get("username") or body.get("password"):
+        user = _password_sign_in(body.get("username"), body.get("password"))
+        return user, (1 if user else -1), "password"
+    user = g.get("user")
+    if user is not None:
+        return user, 1, user.via
+    return None, 0, ""
+
+
+@bp.post("/heresphere/auth")
+def heresphere_auth() -> Response:
+    try:
+        body = _body()
+    except InvalidInput as exc:
+        return _bad(exc, {"access": 0})
+    user = _password_sign_in(body.get("username"), body.get("password"))
+    if user is None:
+        return jsonify({"auth-token": "", "access": -1})
+    return jsonify({"auth-token": players.issue_token(get_db(), _secret(), user.id), "access": 1})
+
+
+@bp.post("/heresphere")
+def heresphere_library() -> Response:
+    try:
+        body = _body()
+    except InvalidInput as exc:
+        return _bad(exc, {"access": 0, "library": []})
+    user, allowed, _ = _hs_user(body)
+    if user is None:
+        return jsonify(access=allowed, library=[])
+    library = [
+        {
+            "name": section.name,
+            "list": [
+                url_for("vr_api.heresphere_video", media_hash=e.media_hash, _external=True)
+                for e in section.entries
+            ],
+        }
+        for section in catalog.sections(get_db(), user.id)
+    ]
+    return jsonify(access=1, library=library)
+
+
+WRITES = ("rating", "isFavorite", "tags")
+
+
+@bp.post("/heresphere/<media_hash>")
+def heresphere_video(media_hash: str) -> Response:
+    try:
+        body = _body()
+    except InvalidInput as exc:
+        return _bad(exc, {"access": 0})
+    user, allowed, via = _hs_user(body)
+    if user is None:
+        return jsonify(access=allowed)
+    db, cache = get_db(), _cache()
+    try:
+        v = catalog.video(db, cache, media_hash, user.id)
+    except NotFound as exc:
+        log.info("HereSphere video %s: %s", media_hash[:40], exc)
+        response = jsonify(access=1, error="no such video")
+        response.status_code = 404
+        return response
+    if body.get("deleteFile"):
+        log.warning("HereSphere asked to delete %s for user %d: refused (the server never "
+                    "changes the media folders)", media_hash, user.id)  # fmt: skip
+        response = jsonify(access=1, error="deleteFile is never honoured: this server does "
+                           "not change your media folders; delete the file on the disk")  # fmt: skip
+        response.status_code = 403
+        return response
+    enabled = settings().vr_write_back
+    if any(k in body for k in WRITES):
+        if via == "session":  # a browser's cookie: a write needs CSRF, which players lack
+            log.info("HereSphere write-back with a session cookie refused (user %d)", user.id)
+        else:
+            try:
+                done = players.write_back(
+                    db, cache, user, v.item.media_id, media_hash, body, enabled
+                )
+            except InvalidInput as exc:
+                return _bad(exc, {"access": 1})
+            if done.changed:
+                v = catalog.video(db, cache, media_hash, user.id)
+    return jsonify(_hs_video(v, user, enabled, body.get("needsMediaSource", True) is not False))
+
+
+def _hs_video(
+    v: catalog.Video, user: users.User, enabled: tuple[str, ...], media: bool
+) -> dict[str, Any]:
+    item, uid = v.item, user.id
+    duration_ms = v.duration * 1000.0
+    out: dict[str, Any] = {
+        "access": 1,
+        "title": v.title,
+        "description": "",
+        "thumbnailImage": _signed("media.thumb", uid, item.media_hash),
+    }
+    if v.date_released:
+        out["dateReleased"] = v.date_released
+    out["dateAdded"] = v.date_added
+    out["duration"] = duration_ms
+    out["rating"] = float(v.rating or 0)
+    out["isFavorite"] = v.is_favorite
+    out.update(projection.heresphere_fields(v.vr))
+    out["eventServer"] = _signed("vr_api.heresphere_event", uid, item.media_hash)
+    out["subtitles"] = [
+        {
+            "name": s.name,
+            "language": s.language,
+            "url": _signed("media.subtitles.vtt", uid, item.media_hash, key=s.key),
+        }
+        for s in v.subtitles
+    ]
+    tag_list = [
+        {"name": f"Tag:{t}", "start": 0.0, "end": 0.0, "track": 0, "rating": 0.0} for t in v.tags
+    ]
+    marks = sorted(v.markers, key=lambda m: m.seconds)
+    for i, m in enumerate(marks):
+        end = marks[i + 1].seconds if i + 1 < len(marks) else v.duration
+        tag_list.append(
+            {
+                "name": f"Marker:{m.label}",
+                "start": m.seconds * 1000.0,
+                "end": max(end, m.seconds) * 1000.0,
+                "track": 1,
+                "rating": 0.0,
+            }
+        )
+    out["tags"] = tag_list
+    if media:
+        src = _sources(v, uid)
+        original = {"name": "Original", "sources": [src["original"]]}
+        hls = {"name": "Transcoded (HLS)", "sources": [src["hls"]]}
+        out["media"] = [original, hls] if v.plays_directly else [hls, original]
+    else:
+        out["media"] = []
+    out["writeFavorite"] = "favorite" in enabled
+    out["writeRating"] = "rating" in enabled
+    out["writeTags"] = "tags" in enabled and user.may_edit_metadata
+    return out
+
+
+@bp.post("/heresphere/event/<media_hash>")
+def heresphere_event(media_hash: str) -> Response:
+    """Turn a playback event into the user's resume position and play history."""
+    db = get_db()
+    user = None
+    token = request.headers.get("auth-token")
+    if token:
+        user = players.check_token(db, _secret(), token)
+    elif "s" in request.args:
+        params = {k: request.args[k] for k in ("s", "u", "e") if k in request.args}
+        uid = apitokens.check_media_signature(_secret(), media_hash, params)
+        found = users.get(db, uid) if uid else None
+        user = found if found is not None and not found.disabled else None
+    elif g.get("user") is not None and g.user.via == "token":
+        user = g.user
+    if user is None:
+        log.info("HereSphere event for %s refused: not signed in", media_hash[:40])
+        return jsonify(access=0)
+    try:
+        event = players.parse_event(_body())
+        players.record_event(db, user.id, media_hash, event)
+    except InvalidInput as exc:
+        return _bad(exc, {"access": 1})
+    except NotFound:
+        response = jsonify(access=1, error="no such video")
+        response.status_code = 404
+        return response
+    return jsonify(access=1)
+
+
+# --- setup help -------------------------------------------------------------------------------
+
+
+@bp.app_template_global()
+def vr_player_addresses() -> dict[str, str]:
+    """Return the addresses to type into DeoVR and HereSphere: this machine's name, https when
+    the server serves it."""
+    cfg = settings()
+    scheme = "https" if cfg.tls != "off" or request.is_secure else "http"
+    name = socket.gethostname().split(".")[0].lower() + ".local"
+    default = 443 if scheme == "https" else 80
+    port = "" if cfg.port == default else f":{cfg.port}"
+    base = f"{scheme}://{name}{port}"
+    return {
+        "scheme": scheme,
+        "deovr": f"{base}/deovr",
+        "heresphere": f"{base}/heresphere",
+        "write_back": ", ".join(cfg.vr_write_back),
+    }

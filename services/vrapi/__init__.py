@@ -1,0 +1,6 @@
+"""What the native VR players (DeoVR, HereSphere) are told: the library's sections, one video's
+fields, the HereSphere auth-token, the players' playback events and the opt-in write-back.
+
+SPEC appendix A. The routes and the URLs (absolute, signed) are in blueprints/vr_api.py; these
+modules hold the data and the rules, without Flask.
+"""
