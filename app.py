@@ -27,6 +27,7 @@ from blueprints import (
     health,
     hls,
     live,
+    live_direct,
     markers,
     media,
     media_direct,
@@ -106,6 +107,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ui.install_ui_helpers(app)
     guards.install(app, settings)
     access.install(app)  # after the Host check: sign-in, roles, CSRF (default deny)
+    live_direct.install(app)  # the change feed's "nothing changed" answered in front of Flask
     media_direct.install(app)  # the media file route answered in front of Flask
     if settings.proxy_count:  # outermost: every path sees the client's address and host
         n = settings.proxy_count

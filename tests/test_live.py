@@ -241,3 +241,29 @@ def test_guests_pages_are_live_too(library_dir, tmp_path):
     assert 'id="live"' in page and 'id="live-activity"' not in page
     token = page.split('data-token="')[1].split('"')[0]
     assert guest.get(f"/live/feed?since={token}").status_code == 204
+
+
+def test_nothing_changed_is_answered_in_front_of_flask(app, library_dir, media):
+    """The 204 skips Flask (no before_request hook runs); everything else still reaches it."""
+    seen = []
+    app.before_request(lambda: seen.append(1))
+    viewer = signed_in(app, "viewer")
+    page = viewer.get("/").get_data(as_text=True)
+    token = page.split('data-token="')[1].split('"')[0]
+    seen.clear()
+    answer = viewer.get(f"/live/feed?since={token}")
+    assert answer.status_code == 204 and seen == []
+    assert answer.headers["Cache-Control"] == "no-store" and answer.headers["X-Request-ID"]
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert viewer.get("/live/feed?since=bad").status_code == 400 and seen == [1]  # Flask's 400
+    stranger = app.test_client().get(f"/live/feed?since={token}")
+    assert stranger.status_code in (302, 401)  # Flask's guard: no valid credentials
+    foreign = viewer.get(f"/live/feed?since={token}", headers={"Host": "evil.example.com"})
+    assert foreign.status_code == 400  # the Host check, as Flask does it
+
+    shutil.copy(media["h264_mp4"], library_dir / "new.mp4")
+    db = dbmod.open_db(app.config["SETTINGS"].data_dir)
+    run_scan(db, app.config["SETTINGS"])
+    db.close()
+    changed = viewer.get(f"/live/feed?since={token}")  # a commit: the kept seq is dropped
+    assert changed.status_code == 200 and len(changed.get_json()["added"]) == 1
