@@ -77,6 +77,9 @@ class Library:
             old.close()
         options = {"max_encoders": 2, "cache_bytes": 10**9, "idle": 60.0, "reaper": False}
         tc = LocalTranscoder(self.data / "hls", **{**options, **knobs})
+        with tc._lock():  # each test starts with nobody watching (the cache stays)
+            for s in tc._all():
+                tc._end(s, "the next test")
         self.app.extensions["transcoder"] = tc
         return tc
 

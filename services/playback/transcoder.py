@@ -290,6 +290,8 @@ class LocalTranscoder:
 
     def _wait(self, s: Session, n: int, path: Path, loader: Loader) -> Path:
         deadline = time.monotonic() + SEGMENT_WAIT
+        gone_since = 0.0
+        retried = False
         while True:
             if path.is_file():
                 return path
@@ -304,11 +306,26 @@ class LocalTranscoder:
                     return path
             code, tail = _exit_of(run_dir)
             if code is None and not self._alive(run):
-                code, tail = -1, "the encoder vanished"
+                # Exited, but its waiter (maybe in another process) has not written the exit
+                # file yet, or that process is gone: give it a moment before judging.
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since > 1.0:
+                    code, tail = -1, "the encoder vanished"
             if code is not None:
                 self._publish(s)
                 if path.is_file():
                     return path
+                if (code == 0 or tail == "the encoder vanished") and not retried:
+                    # It ended without this segment (killed by another request's restart, or
+                    # done before the segment was asked again after an eviction): start anew.
+                    retried = True
+                    with self._lock():
+                        fresh = self.session(s.id, s.user_id)
+                        if fresh.run is None or fresh.run.id == run.id:
+                            self._start(fresh, n, loader)
+                    s = self.session(s.id, s.user_id)
+                    gone_since = 0.0
+                    continue
                 self._failed(s, run, code, tail, n, loader)
                 s = self.session(s.id, s.user_id)  # restarted in software
             if time.monotonic() > deadline:
