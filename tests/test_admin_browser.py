@@ -95,7 +95,10 @@ def test_dashboard_updates_live_and_counts_both_workers(server, page):
     )
     wait_js(page, f"Number(document.querySelector('#req-count').textContent) >= {first + 40}", 15)
     assert page.evaluate("window.notReloaded") is True  # swapped in place, no reload
-    assert "health.health" in page.locator("#performance-live table").inner_text()
+    assert (
+        "health.health"
+        in page.locator("#performance-live section[aria-labelledby=h-end] table").inner_text()
+    )
     assert (
         "broken.mp4" in page.locator("#performance-live").inner_text()
     )  # failed probe, with reason

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -401,6 +402,37 @@ def test_the_cache_evicts_the_least_recently_used_under_a_tiny_cap(lib):
     kept = {p.name for p in (lib.data / "hls" / "cache" / watching).glob("*/*.ts")}
     assert "3.ts" in kept  # the one being watched stays
     assert "0.ts" not in kept  # long behind the viewer: may go
+
+
+def test_a_full_disk_answers_503_and_leaves_no_partial_file(lib, tmp_path):
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(tiny)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"a small tmpfs cannot be mounted here: {mounted.stderr.strip()}")
+    old = lib.app.extensions.pop("transcoder", None)
+    if old is not None:
+        old.close()
+    tc = LocalTranscoder(tiny, max_encoders=2, cache_bytes=10**9, reaper=False)
+    lib.app.extensions["transcoder"] = tc
+    try:
+        client = signed_in(lib.app)
+        h = lib.hash("long_hevc")  # 640×360: a few segments fill 192 KiB
+        sid, names = open_session(client, h)
+        answers = [client.get(f"/media/{h}/hls/{sid}/{name}") for name in names]
+        full = [r for r in answers if r.status_code == 503]
+        assert full, [r.status_code for r in answers]
+        assert b"disk is full" in full[0].data and int(full[0].headers["Retry-After"]) > 0
+        assert all(r.status_code in (200, 503) for r in answers)  # never a 500 or a 502
+        assert not any((tiny / "runs").iterdir())  # the run's half-written segment went with it
+        for segment in (tiny / "cache").rglob("*.ts"):  # what is cached is whole
+            with av.open(str(segment), format="mpegts") as c:
+                assert sum(1 for _ in c.demux()) > 10
+    finally:
+        tc.close()
+        lib.app.extensions.pop("transcoder", None)
+        subprocess.run(["umount", "-l", str(tiny)], check=False)
 
 
 def test_stale_folders_are_removed_at_start_up(lib):

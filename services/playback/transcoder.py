@@ -25,6 +25,7 @@ a live session uses.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 SESSION_ID_LEN = 16
 SEGMENT_WAIT = 25.0  # seconds a segment request waits for the encoder before a 503
 POLL = 0.01  # seconds between looks at the encoder's list of finished segments (a stat and a small read)
+LOW_DISK = 8 * 1024 * 1024  # bytes free under which a failed encoder is blamed on a full disk
 TOUCH_EVERY = 1.0  # seconds between session-file updates from segment requests
 
 # The trusted input of a new run: the open media file and its Source.
@@ -335,7 +337,7 @@ class LocalTranscoder:
     def _failed(self, s: Session, run: Run, code: int, tail: str, n: int, loader: Loader) -> None:
         last = tail.strip().splitlines()[-1] if tail.strip() else f"exit status {code}"
         log.warning("hls session %s: encoder %s ended (%s): %s", s.id, run.encoder, code, last)
-        if "No space left on device" in tail:
+        if "No space left on device" in tail or _disk_low(self.root):
             with self._lock():
                 self._kill(s)
                 self._write(s)
@@ -564,8 +566,14 @@ class LocalTranscoder:
     def _write(self, s: Session) -> None:
         path = self.root / "sessions" / f"{s.id}.json"
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(asdict(s)))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(asdict(s)))
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise Unavailable("the transcode cache's disk is full", 30) from None
+            raise
 
     def _all(self) -> list[Session]:
         found = []
@@ -634,6 +642,15 @@ def cache_usage(root: Path) -> tuple[int, int]:
     """Return the bytes and number of finished segments in the transcode cache under `root`."""
     found = _files(root / "cache")
     return sum(size for _, size in found), len(found)
+
+
+def _disk_low(root: Path) -> bool:
+    """Return True when the transcode folder's disk is (nearly) full: ffmpeg's own words about
+    it may not have reached its log, which lives on that disk too."""
+    try:
+        return shutil.disk_usage(root).free < LOW_DISK
+    except OSError:
+        return False
 
 
 def _record_exit(run_dir: Path, code: int, tail: str) -> None:
