@@ -494,7 +494,10 @@ def app_server(data_dir: Path, root: Path) -> Iterator[tuple[int, int]]:
         "LVS_BACKGROUND": "off",
         "LVS_LOG_LEVEL": "WARNING",
     }
-    argv = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+    gunicorn = ROOT / ".venv/bin/gunicorn"
+    if not gunicorn.exists():  # a worktree without its own .venv: the running interpreter's
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+    argv = [str(gunicorn), "-c", str(ROOT / "gunicorn.conf.py")]
     proc = subprocess.Popen(argv, cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 60

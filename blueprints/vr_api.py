@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
@@ -106,6 +107,31 @@ def _signed(endpoint: str, user_id: int, media_hash: str, **values: Any) -> str:
     return url_for(endpoint, media_hash=media_hash, _external=True, **values, **params)
 
 
+SAMPLE_HASH = "f" * 16  # stands for each video's hash in a URL built once per answer
+
+
+def _url_maker(endpoint: str, signed_for: int | None = None) -> Callable[[str], str]:
+    """Return a function making `endpoint`'s absolute URL for a media hash (signed for the user
+    `signed_for`): url_for once, then string work, since a library answer holds thousands."""
+    template = url_for(endpoint, media_hash=SAMPLE_HASH, _external=True)
+    head, _, tail = template.partition(SAMPLE_HASH)
+    secret = _secret()
+    if signed_for is None:
+        return lambda media_hash: f"{head}{media_hash}{tail}"
+
+    now = time.time()  # one expiry for the whole answer
+    made: dict[str, str] = {}  # a video in two sections is signed once
+
+    def make(media_hash: str) -> str:
+        url = made.get(media_hash)
+        if url is None:
+            p = apitokens.sign_media(secret, signed_for, media_hash, now=now)
+            url = made[media_hash] = f"{head}{media_hash}{tail}?u={p['u']}&e={p['e']}&s={p['s']}"
+        return url
+
+    return make
+
+
 def _bad(exc: InvalidInput, answer: dict[str, Any]) -> Response:
     log.info("%s %s -> 400: %s", request.method, request.path, exc)
     response = jsonify({**answer, "error": str(exc)})
@@ -133,6 +159,7 @@ def deovr_library() -> Response:
     user, authorized = _deovr_user(body)
     if user is None:
         return jsonify(authorized=authorized, scenes=[])
+    thumb, scene = _url_maker("media.thumb", user.id), _url_maker("vr_api.deovr_scene")
     scenes = []
     for section in catalog.sections(get_db(), user.id):
         scenes.append(
@@ -142,10 +169,8 @@ def deovr_library() -> Response:
                     {
                         "title": e.title,
                         "videoLength": round(e.duration),
-                        "thumbnailUrl": _signed("media.thumb", user.id, e.media_hash),
-                        "video_url": url_for(
-                            "vr_api.deovr_scene", media_hash=e.media_hash, _external=True
-                        ),
+                        "thumbnailUrl": thumb(e.media_hash),
+                        "video_url": scene(e.media_hash),
                     }
                     for e in section.entries
                 ],
@@ -251,14 +276,9 @@ def heresphere_library() -> Response:
     user, allowed, _ = _hs_user(body)
     if user is None:
         return jsonify(access=allowed, library=[])
+    video = _url_maker("vr_api.heresphere_video")
     library = [
-        {
-            "name": section.name,
-            "list": [
-                url_for("vr_api.heresphere_video", media_hash=e.media_hash, _external=True)
-                for e in section.entries
-            ],
-        }
+        {"name": section.name, "list": [video(e.media_hash) for e in section.entries]}
         for section in catalog.sections(get_db(), user.id)
     ]
     return jsonify(access=1, library=library)

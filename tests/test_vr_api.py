@@ -141,6 +141,12 @@ def test_deovr_library_sections_and_entries(lib):
             assert isinstance(entry["title"], str) and entry["title"]
             assert isinstance(entry["videoLength"], int)
             assert is_abs(entry["thumbnailUrl"]) and is_abs(entry["video_url"])
+    anon = lib.app.test_client()  # the entries' URLs answer, the thumbnail with no cookie
+    for entry in vr["list"]:
+        thumb = fetch(anon, entry["thumbnailUrl"])
+        assert thumb.status_code == 200 and thumb.data[:3] == b"\xff\xd8\xff"
+        scene = deovr(anon, urlsplit(entry["video_url"]).path)
+        assert scene["title"] == entry["title"] and scene["is3d"] is True
     recent = body["scenes"][0]["list"]
     long_entry = next(e for e in recent if e["title"] == "long")
     assert long_entry["videoLength"] == 360  # seconds
@@ -273,6 +279,9 @@ def test_heresphere_auth_and_library(lib):
         assert all(is_abs(u) and "/heresphere/" in u for u in section["list"])
     vr = next(s for s in body["library"] if s["name"] == "VR")
     assert len(vr["list"]) == 5
+    for url in vr["list"]:
+        video = client.post(urlsplit(url).path, json={}, headers=token).get_json()
+        assert video["access"] == 1 and video["projection"] != "perspective"
     # A forged or garbled token is not signed in; username/password in the body works too.
     bad = client.post("/heresphere", json={}, headers={"auth-token": token["auth-token"] + "x"})
     assert bad.get_json()["access"] == 0 and bad.headers["HereSphere-JSON-Version"] == "1"

@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from sqlite_utils import Database
 
@@ -54,7 +53,8 @@ class Section:
 
 def title_of(name: str) -> str:
     """Return a file name without its extension."""
-    return PurePosixPath(name).stem or name
+    stem, dot, _ = name.rpartition(".")
+    return stem if dot and stem else name
 
 
 def _entries(db: Database, sql: str, params: Sequence[object]) -> tuple[Entry, ...]:
