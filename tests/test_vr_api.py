@@ -146,7 +146,7 @@ def test_deovr_library_sections_and_entries(lib):
         thumb = fetch(anon, entry["thumbnailUrl"])
         assert thumb.status_code == 200 and thumb.data[:3] == b"\xff\xd8\xff"
         scene = deovr(anon, urlsplit(entry["video_url"]).path)
-        assert scene["title"] == entry["title"] and scene["is3d"] is True
+        assert scene["title"] == entry["title"] and scene["screenType"] != "flat"
     recent = body["scenes"][0]["list"]
     long_entry = next(e for e in recent if e["title"] == "long")
     assert long_entry["videoLength"] == 360  # seconds
