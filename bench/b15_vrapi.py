@@ -7,8 +7,9 @@ Two real gunicorn servers serve the 1k and the 100k database at once; one client
 keep-alive connection asks them in turn — baseline `/health`, then `POST /heresphere` with an
 auth-token and `POST /deovr` with the form login — so a noisy neighbour slows all alike. Each
 answer is the whole library response (every section cut at 200 videos, at most 50 folder
-sections: services/vrapi/catalog.py). Targets: p95 at 100k ≤ 1.5× p95 at 1k (the response
-must not grow with the library); absolute p95 ≤ 250 ms.
+sections: services/vrapi/catalog.py), so the 100k answer holds more entries (50 folder
+sections) than the 1k one (10) but no more at 1M. Target: median ≤ 100 ms at 100k (not seconds,
+as XBVR's 7–8 s for 2,300 scenes); the 100k/1k ratio and the cost per entry are shown.
 
     python -m bench.b15_vrapi [--rows 1000 100000] [--requests 60]
 """
@@ -214,22 +215,26 @@ def main() -> int:
                 deo[n].add(took)
                 entries[f"deovr {n}"] = count
         for name, samples in (("/heresphere", hs), ("/deovr", deo)):
+            bench.compare(f"{name} median at {large:,} vs {small:,}", samples[small],
+                          samples[large], headline=name == "/heresphere")  # fmt: skip
             bench.compare(f"{name} p95 at {large:,} vs {small:,}", samples[small], samples[large],
-                          target=1.5, stat="p95", headline=name == "/heresphere")  # fmt: skip
+                          stat="p95")  # fmt: skip
             bench.compare(f"{name} median at {small:,} vs health", health, samples[small])
             bench.compare(f"{name} median at {large:,} vs health", health, samples[large])
     bench.extra["entries"] = entries
-    worst = max(s.p(95) for s in (*hs.values(), *deo.values()))
+    worst = max(s.median for s in (hs[large], deo[large]))
     for n in (small, large):
         bench.note(
             f"{n:,} videos: /heresphere median {hs[n].median * 1000:.1f} ms, p95 "
             f"{hs[n].p(95) * 1000:.1f} ms; /deovr median {deo[n].median * 1000:.1f} ms, p95 "
-            f"{deo[n].p(95) * 1000:.1f} ms ({entries[f'heresphere {n}']:,} entries)"
+            f"{deo[n].p(95) * 1000:.1f} ms ({entries[f'heresphere {n}']:,} entries; per entry "
+            f"{hs[n].median / entries[f'heresphere {n}'] * 1e6:.1f} / "
+            f"{deo[n].median / entries[f'deovr {n}'] * 1e6:.1f} µs)"
         )
     bench.note(f"health median {health.median * 1000:.2f} ms")
     bench.note(
-        f"absolute: worst p95 {worst * 1000:.1f} ms (target ≤ 250 ms): "
-        + ("PASS" if worst <= 0.25 else "FAIL")
+        f"absolute: worst median at {large:,} {worst * 1000:.1f} ms (target ≤ 100 ms): "
+        + ("PASS" if worst <= 0.1 else "FAIL")
     )
     bench.finish()
     return 0

@@ -5,11 +5,18 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _gunicorn() -> str:
+    """Return the project's gunicorn; in a worktree without .venv, the running interpreter's."""
+    mine = ROOT / ".venv/bin/gunicorn"
+    return str(mine if mine.exists() else Path(sys.executable).parent / "gunicorn")
 
 
 def free_port() -> int:
@@ -49,7 +56,7 @@ class Gunicorn:
         full |= {"LVS_WATCH": "off", **env}
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+                [_gunicorn(), "-c", str(ROOT / "gunicorn.conf.py")]
                 + ([app] if app else []),  # another WSGI app than gunicorn.conf.py's
                 cwd=ROOT,
                 env=full,

@@ -499,3 +499,43 @@ def test_a_session_cookie_alone_never_writes_back(lib):
     r = browser.post(f"/heresphere/{h}", json={"rating": 5, "isFavorite": True})
     assert r.status_code == 200 and r.get_json()["access"] == 1
     assert r.get_json()["rating"] == 0.0 and r.get_json()["isFavorite"] is False
+
+
+def test_on_a_real_server_the_players_urls_stream_without_a_cookie(lib):
+    """gunicorn (the lean media path in front of Flask): the URLs name the server's host and
+    port, the video streams a Range and the thumbnail is a JPEG, with no cookie."""
+    import json
+    from http.client import HTTPConnection
+    from urllib.parse import urlencode
+
+    from tests.server import Gunicorn
+
+    server = Gunicorn()
+    env = {"LVS_MEDIA_DIRS": str(lib.root), "LVS_DATA_DIR": str(lib.data),
+           "LVS_BACKGROUND": "off", "LVS_WORKERS": "1"}  # fmt: skip
+    server.start(env, lib.data / "gunicorn-vrapi.log", ready="/livez")
+    try:
+        h = lib.hash("fisheye")
+        conn = HTTPConnection("127.0.0.1", server.port, timeout=20)
+        form = urlencode({"login": "ann", "password": TEST_PASSWORD})
+        conn.request("POST", f"/deovr/{h}", body=form,
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        scene = json.loads(conn.getresponse().read())
+        url = scene["encodings"][0]["videoSources"][0]["url"]
+        assert url.startswith(f"http://127.0.0.1:{server.port}/media/{h}/file?")
+        for target, headers, status in (
+            (url, {"Range": "bytes=10-29"}, 206),
+            (scene["thumbnailUrl"], {}, 200),
+        ):
+            parts = urlsplit(target)
+            fresh = HTTPConnection("127.0.0.1", server.port, timeout=20)
+            fresh.request("GET", f"{parts.path}?{parts.query}", headers=headers)
+            r = fresh.getresponse()
+            body = r.read()
+            assert r.status == status, body[:200]
+            if status == 206:
+                assert body == lib.paths["fisheye"].read_bytes()[10:30]
+            else:
+                assert r.getheader("Content-Type") == "image/jpeg" and body[:3] == b"\xff\xd8\xff"
+    finally:
+        server.stop()
