@@ -133,9 +133,11 @@ def _url_maker(endpoint: str, signed_for: int | None = None) -> Callable[[str], 
 
 
 def _bad(exc: InvalidInput, answer: dict[str, Any]) -> Response:
-    log.info("%s %s -> 400: %s", request.method, request.path, exc)
+    """Refuse bad input: 400 with the reason (DeoVR: 200, its answers are always 200)."""
+    deovr = request.path.startswith("/deovr")
+    log.info("%s %s -> %d: %s", request.method, request.path, 200 if deovr else 400, exc)
     response = jsonify({**answer, "error": str(exc)})
-    response.status_code = 400
+    response.status_code = 200 if deovr else 400
     return response
 
 
@@ -205,11 +207,9 @@ def deovr_scene(media_hash: str) -> Response:
         return jsonify(authorized=authorized)
     try:
         v = catalog.video(get_db(), _cache(), media_hash, user.id)
-    except NotFound as exc:
+    except NotFound as exc:  # DeoVR answers are always HTTP 200 (appendix A)
         log.info("DeoVR scene %s: %s", media_hash[:40], exc)
-        response = jsonify(authorized="1", error="no such video")
-        response.status_code = 404
-        return response
+        return jsonify(authorized="1", error="no such video")
     item, src = v.item, _sources(v, user.id)
     encoding = (
         {"name": "original", "videoSources": [src["original"]]}

@@ -221,6 +221,8 @@ def test_deovr_auth_right_wrong_missing_token_and_revoked(lib):
     assert deovr(client, name="ann", password="wrong") == {"authorized": "-1", "scenes": []}
     assert deovr(client, f"/deovr/{h}", password="wrong") == {"authorized": "-1"}
     assert client.get(f"/deovr/{h}").get_json() == {"authorized": "0"}
+    gone = client.post("/deovr/0123456789abcdef", data={"login": "ann", "password": TEST_PASSWORD})
+    assert gone.status_code == 200 and gone.get_json()["error"] == "no such video"
     # An API token (header, or as the password) and a signed-in browser work too.
     bearer = {"Authorization": f"Bearer {lib.ann_token}"}
     assert client.get("/deovr", headers=bearer).get_json()["authorized"] == "1"
@@ -401,6 +403,8 @@ def test_write_back_off_by_default_then_on(lib):
     assert [t["name"] for t in body["tags"]] == ["Tag:ocean"]
     admin = signed_in(on, "admin", "ann")
     assert admin.get(f"/api/ratings/{h}").get_json()["your_rating"] == 4
+    body = client.post(f"/heresphere/{h}", json={"rating": 0.5}, headers=token).get_json()
+    assert body["rating"] == 1.0  # half a star is our one star
     # 0 clears the rating; an empty tag list removes the tags; unfavourite.
     clear = {"rating": 0, "isFavorite": False, "tags": []}
     body = client.post(f"/heresphere/{h}", json=clear, headers=token).get_json()

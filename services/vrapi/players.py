@@ -213,7 +213,7 @@ def write_back(
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 5:
             raise InvalidInput("rating: expected a number from 0 to 5")
         if "rating" in enabled:
-            stars = round(value)
+            stars = 0 if value == 0 else max(1, int(value + 0.5))  # a half star is one
             ratings.rate(db, cache, media_hash, user.id, stars or None)
             changed.append("rating")
         else:
