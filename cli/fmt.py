@@ -28,3 +28,8 @@ def human_duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
     return f"{seconds:.1f}s"
+
+
+def count(n: int, word: str) -> str:
+    """Return '1 video', '2 videos'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -11,7 +11,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from cli.fmt import app_settings, human_duration, human_size
+from cli.fmt import app_settings, count, human_duration, human_size
 from config import Settings
 from services import db as dbmod
 from services.errors import LVSError
@@ -216,7 +216,7 @@ def stats_command() -> None:
         state = lib.state + (f" ({lib.state_reason})" if lib.state_reason else "")
         click.echo(f"Library {lib.root}: {state}")
     click.echo(
-        f"{s.media} items: {s.videos} videos, {s.pictures} pictures, "
+        f"{count(s.media, 'item')}: {count(s.videos, 'video')}, {count(s.pictures, 'picture')}, "
         f"{human_size(s.total_size)}, {human_duration(s.total_duration)} of video"
     )
     click.echo(
