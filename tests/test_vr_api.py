@@ -543,3 +543,40 @@ def test_on_a_real_server_the_players_urls_stream_without_a_cookie(lib):
                 assert r.getheader("Content-Type") == "image/jpeg" and body[:3] == b"\xff\xd8\xff"
     finally:
         server.stop()
+
+
+def test_heresphere_token_ends_with_a_password_change_or_a_disabled_account(lib):
+    db = dbmod.open_db(lib.data)
+    try:
+        dee = users.create(db, "dee", "viewer", TEST_PASSWORD, rounds=4)
+    finally:
+        db.close()
+    client = lib.app.test_client()
+    token = {"auth-token": hs_auth(client, "dee")["auth-token"]}
+    h = lib.hash("sbs180")
+    assert client.post("/heresphere", json={}, headers=token).get_json()["access"] == 1
+    event = {"event": 2, "time": 1000}
+    r = client.post(f"/heresphere/event/{h}", json=event, headers=token)
+    assert r.get_json() == {"access": 1}  # the event server takes the auth-token too
+    db = dbmod.open_db(lib.data)
+    try:
+        users.set_disabled(db, dee.id, True)
+    finally:
+        db.close()
+    assert client.post("/heresphere", json={}, headers=token).get_json() == {
+        "access": 0,
+        "library": [],
+    }
+    assert client.post(f"/heresphere/event/{h}", json=event, headers=token).get_json() == {
+        "access": 0
+    }
+    db = dbmod.open_db(lib.data)
+    try:
+        users.set_disabled(db, dee.id, False)
+        assert client.post("/heresphere", json={}, headers=token).get_json()["access"] == 1
+        users.set_password(db, dee.id, "another long password")
+    finally:
+        db.close()
+    assert client.post("/heresphere", json={}, headers=token).get_json()["access"] == 0
+    assert hs_auth(client, "dee")["access"] == -1  # the old password no longer works
+    assert hs_auth(client, "dee", "another long password")["access"] == 1
