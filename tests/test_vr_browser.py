@@ -233,6 +233,8 @@ def test_each_eye_sees_only_its_own_half(browser, vr_server, key, left, right) -
     assert lc[left] > 500 and lc[right] == 0, lc
     assert rc[right] > 500 and rc[left] == 0, rc
     assert tab.evaluate("window.lvsVr.xr.usingLayer") is False  # the emulator offers no layers
+    # Entering VR asked the playback module for the sharpest real-time picture ("max").
+    assert tab.evaluate("window.lvsPlayer.playback.choice.q") == "max"
     tab.get_by_role("button", name="Enter VR").is_disabled()
     exit_vr(tab)
     assert tab.errors == []

@@ -48,10 +48,11 @@ async function setup(el) {
       if (autoplay) autoplay.checked = false;
       // The headset wants the sharpest picture this machine can send in real time: the playback
       // module's "max" quality (direct play stays direct when the headset can decode the file).
-      const player = window.lvsPlayer;
-      if (player && typeof player.choose === "function" && !state.askedMax) {
+      // Not awaited: the session must start within this click's user activation.
+      const playback = window.lvsPlayer && window.lvsPlayer.playback;
+      if (playback && typeof playback.reload === "function" && !state.askedMax) {
         state.askedMax = true;
-        try { player.choose({ q: "max" }); } catch (err) { console.warn("quality:", err); }
+        playback.reload({ q: "max" }).catch((err) => console.warn("quality:", err));
       }
       try {
         state.xr = await new XRPlayer({
