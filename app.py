@@ -98,6 +98,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(vr.bp)
     app.register_blueprint(admin_vr.bp)
     app.register_blueprint(vr_api.bp)
+    app.register_blueprint(vr_api.admin_bp)
     app.register_blueprint(shows.bp)
     live.install(app)  # the change feed, service worker, manifest and offline page
     app.register_blueprint(subtitle_routes.prefs_bp)  # its track routes are nested in media.bp

@@ -26,7 +26,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    request,
+    url_for,
+)
 
 from blueprints import access
 from blueprints.common import get_db, settings
@@ -311,7 +321,7 @@ def heresphere_video(media_hash: str) -> Response:
                            "not change your media folders; delete the file on the disk")  # fmt: skip
         response.status_code = 403
         return response
-    enabled = settings().vr_write_back
+    enabled = players.write_back_enabled(db, settings().vr_write_back)
     if any(k in body for k in WRITES):
         if via == "session":  # a browser's cookie: a write needs CSRF, which players lack
             log.info("HereSphere write-back with a session cookie refused (user %d)", user.id)
@@ -413,6 +423,30 @@ def heresphere_event(media_hash: str) -> Response:
     return jsonify(access=1)
 
 
+# --- the admin's switches ---------------------------------------------------------------------
+
+admin_bp = Blueprint("admin_vr_players", __name__)  # "admin…": admins only (blueprints/access.py)
+
+
+@admin_bp.post("/admin/vr-players/write-back")
+def write_back_switches() -> Response:
+    """Switch each kind of write-back on or off (the account page's form: checked is on)."""
+    user = g.user
+    for name in players.WRITE_BACK:
+        players.set_write_back(get_db(), name, request.form.get(name) == "1", user.id)
+    flash("Saved what DeoVR and HereSphere may change.")
+    return redirect(url_for("account.index"), 303)
+
+
+@bp.app_template_global()
+def vr_write_back_switches() -> list[tuple[str, str, bool, bool]]:
+    """Return (name, label, on, set by LVS_VR_WRITE_BACK) for the admin's form."""
+    cfg = settings().vr_write_back
+    db_on = set(players.write_back_enabled(get_db()))
+    labels = {"rating": "Ratings", "favorite": "Favourites", "tags": "Tags (shared)"}
+    return [(k, labels[k], k in db_on or k in cfg, k in cfg) for k in players.WRITE_BACK]
+
+
 # --- setup help -------------------------------------------------------------------------------
 
 
@@ -430,5 +464,5 @@ def vr_player_addresses() -> dict[str, str]:
         "scheme": scheme,
         "deovr": f"{base}/deovr",
         "heresphere": f"{base}/heresphere",
-        "write_back": ", ".join(cfg.vr_write_back),
+        "write_back": ", ".join(players.write_back_enabled(get_db(), cfg.vr_write_back)),
     }

@@ -1161,3 +1161,22 @@ def m0015_live_changes(db: Database) -> None:
             f"\nCREATE TRIGGER {head}\nBEGIN\n{body}\nEND;" for head, body in triggers.items()
         ),
     )
+
+
+@migrations()
+def m0016_vr_write_back(db: Database) -> None:
+    """Add vr_write_back: what an admin lets DeoVR/HereSphere change (issue 15).
+
+    One row per switched-on kind (rating, favorite, tags), with who switched it on and when;
+    no row: off. LVS_VR_WRITE_BACK switches kinds on too (services/vrapi/players.py).
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE vr_write_back (
+            name TEXT PRIMARY KEY CHECK (name IN ('rating', 'favorite', 'tags')),
+            enabled_by INTEGER,
+            enabled_at REAL NOT NULL
+        );
+        """,
+    )

@@ -41,6 +41,7 @@ USER_TABLES = (
     "projection_overrides",
     "vr_folders",
     "playback_prefs",
+    "vr_write_back",  # issue 15 (m0016): what an admin lets the VR players change
 )
 DERIVED_TABLES = (
     "libraries",

@@ -11,7 +11,8 @@
 - Events: open/play/pause/close become the user's resume position and play history through
   services/organize/watchstate.record, as the browser's progress reports do; one viewing (one
   play counted) lasts while events keep coming less than VIEWING_GAP apart.
-- Write-back of rating, favourite and tags, each only when LVS_VR_WRITE_BACK names it.
+- Write-back of rating, favourite and tags, each only when an admin switched it on (table
+  vr_write_back, the account page) or LVS_VR_WRITE_BACK names it.
   `deleteFile` is never honoured.
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from services import db as dbmod
 from services.errors import InvalidInput
 from services.organize import favorites, metacache, ratings, tags, watchstate
 from services.people import apitokens, passwords, users
@@ -172,6 +174,27 @@ class WriteResult:
 
     changed: tuple[str, ...]
     refused: tuple[str, ...]
+
+
+def write_back_enabled(db: Database, configured: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Return the kinds the VR players may change: an admin's switches and LVS_VR_WRITE_BACK."""
+    on = {r[0] for r in db.execute("SELECT name FROM vr_write_back")} | set(configured)
+    return tuple(k for k in WRITE_BACK if k in on)
+
+
+def set_write_back(db: Database, name: str, on: bool, by: int | None) -> None:
+    """Switch one kind of write-back on or off (an admin's choice); InvalidInput for others."""
+    if name not in WRITE_BACK:
+        raise InvalidInput(f"write-back: {name[:20]!r} is not one of {', '.join(WRITE_BACK)}")
+    with dbmod.write(db):
+        if on:
+            db.execute(
+                "INSERT OR IGNORE INTO vr_write_back (name, enabled_by, enabled_at) VALUES (?, ?, ?)",
+                [name, by, time.time()],
+            )
+        else:
+            db.execute("DELETE FROM vr_write_back WHERE name = ?", [name])
+    log.info("VR write-back of %s switched %s by user %s", name, "on" if on else "off", by)
 
 
 def user_tag_names(values: Any) -> list[str] | None:
