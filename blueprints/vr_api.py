@@ -253,9 +253,11 @@ def _hs_user(body: Mapping[str, Any]) -> tuple[users.User | None, int, str]:
     token = request.headers.get("auth-token")
     if token:
         user = players.check_token(get_db(), _secret(), token)
-        if user is None:
-            log.info("HereSphere auth-token refused from %s", access.client_ip())
-        return user, (1 if user else 0), "token"
+        if user is not None:
+            return user, 1, "token"
+        log.info("HereSphere auth-token refused from %s", access.client_ip())
+        if not (body.get("username") or body.get("password")):
+            return None, 0, ""
     if body.get("username") or body.get("password"):
         user = _password_sign_in(body.get("username"), body.get("password"))
         return user, (1 if user else -1), "password"
@@ -430,11 +432,12 @@ admin_bp = Blueprint("admin_vr_players", __name__)  # "admin…": admins only (b
 
 @admin_bp.post("/admin/vr-players/write-back")
 def write_back_switches() -> Response:
-    """Switch each kind of write-back on or off (the account page's form: checked is on)."""
-    user = g.user
-    for name in players.WRITE_BACK:
-        players.set_write_back(get_db(), name, request.form.get(name) == "1", user.id)
-    flash("Saved what DeoVR and HereSphere may change.")
+    """Switch one kind of write-back (form fields `name`, `on` 1/0) on or off."""
+    name, on = request.form.get("name", ""), request.form.get("on", "")
+    if on not in ("0", "1"):
+        raise InvalidInput("on: expected 1 or 0")
+    players.set_write_back(get_db(), name, on == "1", g.user.id)
+    flash(f"DeoVR and HereSphere may {'now' if on == '1' else 'no longer'} change {name}.")
     return redirect(url_for("account.index"), 303)
 
 

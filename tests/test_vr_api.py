@@ -586,23 +586,22 @@ def test_an_admin_switches_write_back_on_the_account_page(lib):
     h = lib.hash("mono360")
     admin = signed_in(lib.app, "admin", "ann")
     page = admin.get("/account").data.decode()
-    assert 'name="rating" value="1">' in page  # the switches, off
+    assert "Ratings: <strong>off</strong>" in page  # the switches, off
     viewer = signed_in(lib.app, "viewer", "bob")
-    assert "write-back" not in viewer.get("/account").data.decode()
-    assert viewer.post("/admin/vr-players/write-back", data={"rating": "1"}).status_code == 403
+    assert "data-vr-write-back" not in viewer.get("/account").data.decode()
+    switch = "/admin/vr-players/write-back"
+    assert viewer.post(switch, data={"name": "rating", "on": "1"}).status_code == 403
     client = lib.app.test_client()
     token = hs_token(client)
-    assert (
-        client.post(f"/heresphere/{h}", json={"rating": 3}, headers=token).get_json()["rating"]
-        == 0.0
-    )
-    r = admin.post("/admin/vr-players/write-back", data={"rating": "1"})
-    assert r.status_code == 303
-    assert 'name="rating" value="1" checked>' in admin.get("/account").data.decode()
+    first = client.post(f"/heresphere/{h}", json={"rating": 3}, headers=token).get_json()
+    assert first["rating"] == 0.0
+    assert admin.post(switch, data={"name": "rating", "on": "1"}).status_code == 303
+    assert "Ratings: <strong>on</strong>" in admin.get("/account").data.decode()
     body = client.post(f"/heresphere/{h}", json={"rating": 3, "isFavorite": True}, headers=token)
     body = body.get_json()
     assert body["writeRating"] is True and body["writeFavorite"] is False
     assert body["rating"] == 3.0 and body["isFavorite"] is False
-    admin.post("/admin/vr-players/write-back", data={})  # all off again
+    assert admin.post(switch, data={"name": "rating", "on": "0"}).status_code == 303
     body = client.post(f"/heresphere/{h}", json={"rating": 0}, headers=token).get_json()
     assert body["writeRating"] is False and body["rating"] == 3.0
+    assert admin.post(switch, data={"name": "delete", "on": "1"}).status_code == 400
