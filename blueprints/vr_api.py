@@ -231,7 +231,7 @@ def deovr_scene(media_hash: str) -> Response:
         id=item.media_id,
         title=v.title,
         authorized="1",
-        description="",
+        description=v.description,
         date=int(item.added_at),
         isFavorite=v.is_favorite,
         is3d=fields["is3d"],
@@ -347,7 +347,7 @@ def _hs_video(
     out: dict[str, Any] = {
         "access": 1,
         "title": v.title,
-        "description": "",
+        "description": v.description,
         "thumbnailImage": _signed("media.thumb", uid, item.media_hash),
     }
     if v.date_released:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from html import escape
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ import pytest
 
 from services import db as dbmod
 from services.people import apitokens, users
+from services.shows import ingest
 from tests.conftest import TEST_PASSWORD, signed_in
 from tests.mediagen import _subtitle_mkv
 from tests.sample_library import long_clip, media_hash, scan_library
@@ -28,6 +30,7 @@ HS = {"HereSphere-JSON-Version": "1"}
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # file key -> (path under the library, width, height, layout, colours)
+PLOT = "A day at the sea & a storm <at night>."
 FILES = {
     "flat": ("Films/holiday.mp4", 320, 180, "mono", ("red", "red")),
     "mono360": ("VR/pano_360_mono.mp4", 400, 200, "mono", ("blue", "blue")),
@@ -60,9 +63,15 @@ class Lib:
         films = self.root / "Films"
         self.paths["subs"] = _subtitle_mkv(films / "talk.mkv", self.paths["flat"])
         self.paths["long"] = shutil.copyfile(long_clip(base / "long.mp4"), films / "long.mp4")
+        (films / "holiday.nfo").write_text(f"<movie><plot>{escape(PLOT)}</plot></movie>")
         self.config = {"media_dirs": [str(self.root)], "data_dir": str(self.data)}
         self.settings = load_settings(self.config, environ={}, dotenv_path=base / "none")
         scan_library(self.settings)
+        db = dbmod.open_db(self.data)
+        try:
+            ingest.after_scan(db, self.data)  # the .nfo beside the flat film, as a scan job does
+        finally:
+            db.close()
         self.app = create_app(self.config)
         made = self.app.test_cli_runner().invoke(args=["thumbnails"])
         assert made.exit_code == 0, made.output
@@ -168,6 +177,7 @@ def test_deovr_scene_fields_for_each_projection(lib, key):
     assert isinstance(body["date"], int) and body["date"] > 1_600_000_000  # unix seconds
     assert body["videoLength"] == 2 and isinstance(body["videoLength"], int)
     assert body["isFavorite"] is False and isinstance(body["description"], str)
+    assert body["description"] == (PLOT if key == "flat" else "")  # the plot of its .nfo
     assert body["title"] == Path(FILES[key][0]).stem
     [encoding] = body["encodings"]
     assert encoding["name"] == "original"  # H.264 MP4: a headset plays it as it is
@@ -347,6 +357,7 @@ def test_heresphere_video_fields_for_each_projection(lib, key):
     check_hs_video(body, key)
     assert body["duration"] == pytest.approx(2000.0, abs=60)  # milliseconds
     assert body["title"] == Path(FILES[key][0]).stem
+    assert body["description"] == (PLOT if key == "flat" else "")  # the plot of its .nfo
     assert body["writeFavorite"] is body["writeRating"] is body["writeTags"] is False
     original = body["media"][0]
     assert original["name"] == "Original"

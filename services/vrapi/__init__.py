@@ -6,5 +6,5 @@ modules hold the data and the rules, without Flask.
 
 May import: the shared core (db, errors), people (accounts, tokens), organize (favourites,
 ratings, tags, markers, watch state), browse (a video's details) and playback (projection,
-playability, subtitle tracks).
+playability, subtitle tracks) and shows (the plot from .nfo files).
 """
