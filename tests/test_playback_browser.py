@@ -109,10 +109,20 @@ def page(browser, server):
         yield tab
 
 
+STATE = """(() => {
+  const v = document.querySelector('video'), p = window.lvsPlayer && window.lvsPlayer.playback;
+  return {t: v && v.currentTime, paused: v && v.paused, ready: v && v.readyState,
+          error: v && v.error && v.error.code, width: v && v.videoWidth,
+          decision: p && p.decision && [p.decision.method, p.decision.quality],
+          note: (document.querySelector('.playback-note') || {}).textContent};
+})()"""
+
+
 def wait_js(page, expression: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        if time.monotonic() >= deadline:  # say what the page was doing, for a failure under load
+            raise AssertionError(f"timed out waiting for {expression}: {page.evaluate(STATE)}")
         time.sleep(0.05)
 
 
@@ -216,9 +226,11 @@ def test_choosing_a_quality_switches_to_a_transcode_from_the_same_spot(like_fire
     wait_js(page, f"{VIDEO}.currentTime > 2", 30)
     assert page.evaluate(DECISION)["method"] == "remux"
     # The menu's values come from the server; ask for a transcode the way the menu does.
+    before = page.evaluate(f"{VIDEO}.currentTime")
     page.evaluate("window.lvsPlayer.playback.reload({q: 'max'})")
     wait_js(page, f"{DECISION}.quality === 'max'", 10)
-    wait_js(page, f"{VIDEO}.currentTime > 3 && !{VIDEO}.paused", 30)
+    wait_js(page, f"{VIDEO}.currentTime > {before + 1} && !{VIDEO}.paused", 45)
+    assert page.evaluate("!!window.lvsPlayer.playback.hls")
 
 
 def test_a_direct_play_without_a_picture_switches_to_hls_and_is_remembered(browser, server):

@@ -207,7 +207,21 @@ export class Playback {
     this.started = true;
     const at = position ?? (this.video.currentTime || this.pendingStart || 0);
     this.hls.startLoad(at);
-    if (play) this.player.play();
+    if (play) this.playWhenReady();
+  }
+
+  // play() as soon as the stream is attached; a play() cut short by the source changing
+  // under it (an AbortError) is tried again once the new source can play.
+  playWhenReady() {
+    const v = this.video;
+    const attempt = () => {
+      const p = v.play();
+      if (p) p.catch((error) => {
+        if (error && error.name === "AbortError") v.addEventListener("canplay", () => this.player.play(), { once: true });
+      });
+    };
+    if (this.hls && !this.hls.media) this.hls.once(Hls.Events.MEDIA_ATTACHED, attempt);
+    else attempt();
   }
 
   resumeAt(position, play) {
