@@ -1037,6 +1037,51 @@ _HAS_META = (
 )
 
 
+def _search_refresh(rows: str, where: str) -> str:
+    """Return statements that rebuild the search rows (written by `rows`) of files matching `where`."""
+    return f"DELETE FROM search_fts WHERE rowid IN (SELECT f.id FROM files f WHERE {where});" + (
+        rows.format(where=where)
+    )
+
+
+def _search_triggers(rows: str) -> dict[str, str]:
+    """Return the triggers (head: body) that keep the search index in step (m0014b, m0019).
+
+    `rows` is the INSERT of the index rows of the files matching `{where}`; each body but the
+    bumps of search_generation, which the caller appends.
+    """
+    org = "UPDATE organize_generation SET n = n + 1;"
+    return {
+        "files_fts_insert AFTER INSERT ON files": rows.format(where="f.id = NEW.id"),
+        "files_fts_update AFTER UPDATE OF name, folder_id, media_id, present ON files": (
+            _search_refresh(rows, "f.id = NEW.id")
+        ),
+        "files_fts_delete AFTER DELETE ON files": "DELETE FROM search_fts WHERE rowid = OLD.id;",
+        "parses_fts_insert AFTER INSERT ON parses": _search_refresh(rows, "f.id = NEW.file_id"),
+        "parses_fts_update AFTER UPDATE ON parses": _search_refresh(rows, "f.id = NEW.file_id"),
+        "parses_fts_delete AFTER DELETE ON parses": _search_refresh(rows, "f.id = OLD.file_id"),
+        "folders_fts_update AFTER UPDATE OF rel_path ON folders": _search_refresh(
+            rows, "f.folder_id = NEW.id"
+        ),
+        "media_tags_fts_insert AFTER INSERT ON media_tags": _search_refresh(
+            rows, "f.media_id = NEW.media_id"
+        )
+        + org,
+        "media_tags_fts_delete AFTER DELETE ON media_tags": _search_refresh(
+            rows, "f.media_id = OLD.media_id"
+        )
+        + org,
+        "tags_fts_update AFTER UPDATE OF name ON tags": _search_refresh(
+            rows, "f.media_id IN (SELECT media_id FROM media_tags WHERE tag_id = NEW.id)"
+        )
+        + org,
+        "file_meta_fts_insert AFTER INSERT ON file_meta WHEN "
+        + _HAS_META.format(row="NEW"): _search_refresh(rows, "f.id = NEW.file_id"),
+        "file_meta_fts_delete AFTER DELETE ON file_meta WHEN "
+        + _HAS_META.format(row="OLD"): _search_refresh(rows, "f.id = OLD.file_id"),
+    }
+
+
 @migrations()
 def m0014b_search_metadata(db: Database) -> None:
     """Search what the .nfo files say: a fifth column, `meta`, in the search index (issue 17).
@@ -1047,37 +1092,8 @@ def m0014b_search_metadata(db: Database) -> None:
     .nfo cost nothing new: their `meta` is empty.
     """
 
-    def refresh(where: str) -> str:
-        return (
-            f"DELETE FROM search_fts WHERE rowid IN (SELECT f.id FROM files f WHERE {where});"
-            + (_FTS_ROWS_META.format(where=where))
-        )
-
     gen = "UPDATE search_generation SET n = n + 1;"
-    org = "UPDATE organize_generation SET n = n + 1;"
-    triggers = {
-        "files_fts_insert AFTER INSERT ON files": _FTS_ROWS_META.format(where="f.id = NEW.id"),
-        "files_fts_update AFTER UPDATE OF name, folder_id, media_id, present ON files": refresh(
-            "f.id = NEW.id"
-        ),
-        "files_fts_delete AFTER DELETE ON files": "DELETE FROM search_fts WHERE rowid = OLD.id;",
-        "parses_fts_insert AFTER INSERT ON parses": refresh("f.id = NEW.file_id"),
-        "parses_fts_update AFTER UPDATE ON parses": refresh("f.id = NEW.file_id"),
-        "parses_fts_delete AFTER DELETE ON parses": refresh("f.id = OLD.file_id"),
-        "folders_fts_update AFTER UPDATE OF rel_path ON folders": refresh("f.folder_id = NEW.id"),
-        "media_tags_fts_insert AFTER INSERT ON media_tags": refresh("f.media_id = NEW.media_id")
-        + org,
-        "media_tags_fts_delete AFTER DELETE ON media_tags": refresh("f.media_id = OLD.media_id")
-        + org,
-        "tags_fts_update AFTER UPDATE OF name ON tags": refresh(
-            "f.media_id IN (SELECT media_id FROM media_tags WHERE tag_id = NEW.id)"
-        )
-        + org,
-        "file_meta_fts_insert AFTER INSERT ON file_meta WHEN "
-        + _HAS_META.format(row="NEW"): refresh("f.id = NEW.file_id"),
-        "file_meta_fts_delete AFTER DELETE ON file_meta WHEN "
-        + _HAS_META.format(row="OLD"): refresh("f.id = OLD.file_id"),
-    }
+    triggers = _search_triggers(_FTS_ROWS_META)
     drops = "".join(f"DROP TRIGGER IF EXISTS {head.split()[0]};\n" for head in triggers)
     _run_script(
         db,
@@ -1179,4 +1195,56 @@ def m0016_vr_write_back(db: Database) -> None:
             enabled_at REAL NOT NULL
         );
         """,
+    )
+
+
+# m0019: a file's search row also holds the words of its projection (services/playback/
+# projection.py, VRProjection.search_words), however it was decided. The lens's field of view is
+# spelled out here as in projection.LENS_FOV (this module cannot import it); the tests compare.
+PROJECTION_WORDS_SQL = """coalesce((SELECT trim(CASE x.type WHEN 'flat' THEN ''
+        WHEN 'fisheye' THEN 'vr fisheye' || CASE WHEN coalesce(x.lens, 'fisheye') = 'fisheye'
+            THEN '' ELSE ' ' || x.lens END || ' ' || CASE x.lens WHEN 'mkx200' THEN '200'
+            WHEN 'mkx220' THEN '220' WHEN 'vrca220' THEN '220' WHEN 'rf52' THEN '190'
+            WHEN 'fisheye190' THEN '190' ELSE '180' END
+        ELSE 'vr ' || x.type END
+        || CASE x.stereo WHEN 'mono' THEN '' ELSE ' 3d ' || x.stereo END)
+    FROM projections x WHERE x.file_id = f.id), '')"""
+_FTS_ROWS_PROJECTION = _FTS_ROWS_META.replace(
+    _FTS_META, f"trim({_FTS_META} || ' ' ||\n{PROJECTION_WORDS_SQL})"
+)
+assert _FTS_ROWS_PROJECTION.count("FROM projections x") == 1
+
+
+@migrations()
+def m0019_search_projection(db: Database) -> None:
+    """Search a file's projection: '180', '360', 'VR', '3D', 'fisheye' find it (issue 14).
+
+    Names with projection tokens were found by their name; a file that is VR by its frame in a
+    VR folder, or by an admin's override, was not. The `meta` column of its search row now ends
+    with its projection's words ("vr 180 3d sbs"). `projections` is written only by the m0012
+    triggers (overrides, VR folders, names, frame sizes, the folder-names setting), so two
+    triggers on it refresh the file's search row whenever its projection row comes or goes; the
+    m0014b triggers are made again to write the words too (the insert one as a refresh, since a
+    projection row may have written the file's search row first). Files without a projection
+    row (flat, the most) cost nothing new. The rows of files that have one are written anew.
+    """
+    gen = "UPDATE search_generation SET n = n + 1;"
+    rows = _FTS_ROWS_PROJECTION
+    triggers = _search_triggers(rows)
+    triggers["files_fts_insert AFTER INSERT ON files"] = _search_refresh(rows, "f.id = NEW.id")
+    triggers["projections_fts_insert AFTER INSERT ON projections"] = _search_refresh(
+        rows, "f.id = NEW.file_id"
+    )
+    triggers["projections_fts_delete AFTER DELETE ON projections"] = _search_refresh(
+        rows, "f.id = OLD.file_id"
+    )
+    drops = "".join(f"DROP TRIGGER IF EXISTS {head.split()[0]};\n" for head in triggers)
+    _run_script(
+        db,
+        drops
+        + _search_refresh(rows, "f.id IN (SELECT file_id FROM projections)")
+        + f"\n{gen}"
+        + "".join(
+            f"\nCREATE TRIGGER {head}\nBEGIN\n{body}{gen}\nEND;" for head, body in triggers.items()
+        ),
     )

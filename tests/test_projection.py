@@ -507,6 +507,13 @@ def test_filter_search_and_home_row(vr_site) -> None:
     assert "Beach" not in found.split('id="results"')[1]
     found = client.get("/search?q=sbs", headers=admin).get_data(as_text=True)
     assert "Beach" in found  # the tokens stay searchable in the file name
+    # VR by its frame in a VR folder: found by its projection's words, and suggested so
+    found = client.get("/search?q=360", headers=admin).get_data(as_text=True)
+    assert titles(found.split('id="results"')[1]) == {"square"}
+    found = client.get("/search?q=180+3d", headers=admin).get_data(as_text=True)
+    assert titles(found.split('id="results"')[1]) == {"Beach", "untagged"}
+    box = client.get("/search/suggest?q=360", headers=admin).get_data(as_text=True)
+    assert "square" in box and "did you mean" not in box.lower()
     home = client.get("/", headers=admin).get_data(as_text=True)
     row = home.split('id="vr"')[1].split("</section>")[0]
     assert titles(row) == {"Beach", "Reef", "untagged", "square"}
@@ -585,3 +592,87 @@ def test_watch_page_control_and_folder_flag(vr_site) -> None:
     admin.post("/selection/projection", data={"projection": "auto", "media": [h]})
     films = admin.get(f"/browse/{lib}/Films").get_data(as_text=True)
     assert films.count('class="badge vr"') == 2
+
+
+# --- the projection is searchable, however it was decided (m0019) ----------------------------
+
+
+def found(db, text: str) -> set[int]:
+    """Return the file ids a search for `text` finds (the real search, no filters)."""
+    from services.browse.browse import Query
+    from services.organize import search
+
+    return {c.file_id for c in search.search(db, text, Query(), user_id=1).cards}
+
+
+def test_search_finds_the_projection_however_it_was_decided(db) -> None:
+    lib = Lib(db)
+    aspect = lib.file("VR/untitled.mp4", 5760, 2880)  # 180° 3D by its frame in a VR folder
+    square = lib.file("VR/room.mp4", 4096, 4096)  # 360° 3D by its frame
+    wide = lib.file("Films/wide.mp4", 5760, 2880)  # a 2:1 film outside: flat
+    flat = lib.file("Films/holiday.mp4", 1920, 1080)
+    named_file = lib.file("Films/Reef_MKX200.mp4", 5760, 2880)
+    assert found(db, "180") == {aspect}
+    assert found(db, "360") == {square}
+    assert found(db, "3d") == {aspect, square, named_file}
+    assert found(db, "VR") >= {aspect, square, named_file}  # (the VR folder's name too)
+    assert wide not in found(db, "vr") and flat not in found(db, "vr")
+    assert found(db, "fisheye") == {named_file} and found(db, "200") == {named_file}
+    assert found(db, "sbs") == {aspect, named_file} and found(db, "tb") == {square}
+    assert found(db, "180 3d") == {aspect}
+    # an admin's override is searchable, and removing it takes its words away
+    media = db.execute("SELECT media_id FROM files WHERE id = ?", [wide]).fetchone()[0]
+    projection.set_override(db, [media], projection.from_code("360_mono"), user_id=1)
+    assert found(db, "360") == {square, wide} and wide not in found(db, "3d")
+    projection.set_override(db, [media], projection.from_code("mkx220_sbs"), user_id=1)
+    assert wide not in found(db, "360") and wide in found(db, "fisheye 220")
+    projection.clear_override(db, [media])
+    assert wide not in found(db, "fisheye") | found(db, "vr")
+    # a folder an admin marks as VR: its 2:1 film becomes 180° 3D, and is found so
+    projection.mark_folder(db, lib.root, "Films", True)
+    assert found(db, "180") == {aspect, wide}
+    projection.mark_folder(db, lib.root, "Films", False)
+    assert found(db, "180") == {aspect}
+    # the VR folder names setting
+    projection.sync_folder_names(db, [])
+    assert found(db, "180") == set() and found(db, "3d") == {named_file}
+    projection.sync_folder_names(db, ["vr"])
+    assert found(db, "180") == {aspect}
+    # the file's other words are still there (the .nfo column is shared)
+    assert found(db, "untitled") == {aspect} and found(db, "reef") == {named_file}
+    # a file that leaves the library leaves the index
+    with dbmod.write(db):
+        db.execute("UPDATE files SET present = 0 WHERE id = ?", [aspect])
+    assert found(db, "180") == set()
+
+
+@pytest.mark.parametrize("code", [c for c, _ in projection.PRESETS[1:]])
+def test_the_index_words_are_those_of_the_projection(db, code: str) -> None:
+    lib = Lib(db)
+    fid = lib.file("Films/plain.mp4", 1920, 1080)
+    media = db.execute("SELECT media_id FROM files WHERE id = ?", [fid]).fetchone()[0]
+    value = projection.from_code(code)
+    projection.set_override(db, [media], value, user_id=1)
+    meta = db.execute("SELECT meta FROM search_fts WHERE rowid = ?", [fid]).fetchone()[0]
+    assert meta == value.search_words
+    if value.is_vr:
+        assert found(db, "vr") == {fid}
+        assert found(db, str(value.fov)) == {fid}
+    assert bool(found(db, "3d")) == (value.stereo != "mono")
+
+
+def test_the_migration_fills_the_index_of_an_existing_library(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    db = dbmod.connect(data / "library.db")
+    dbmod.migrations.apply(db, stop_before="m0019_search_projection")
+    lib = Lib(db)
+    aspect = lib.file("VR/untitled.mp4", 5760, 2880)
+    other = lib.file("Films/other.mp4", 5760, 2880)
+    media = db.execute("SELECT media_id FROM files WHERE id = ?", [other]).fetchone()[0]
+    projection.set_override(db, [media], projection.from_code("360_tb"), user_id=1)
+    assert found(db, "180") == set() and found(db, "360") == set()  # before: not indexed
+    dbmod.migrations.apply(db)
+    assert found(db, "180") == {aspect} and found(db, "360") == {other}
+    assert found(db, "untitled") == {aspect}
+    db.close()

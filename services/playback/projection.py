@@ -102,6 +102,21 @@ class VRProjection:
             parts.append("swap")
         return "_".join(p for p in parts if p)
 
+    @property
+    def search_words(self) -> str:
+        """Return the words the search index holds for it: 'vr 180 3d sbs', 'vr fisheye mkx200
+        200 3d sbs', '3d tb' (a flat 3D film), '' (flat). The index's SQL (services/db.py,
+        PROJECTION_WORDS_SQL) writes the same words: tests/test_projection.py checks it."""
+        words = []
+        if self.type == "fisheye":
+            words = ["vr", "fisheye"] + ([self.lens] if self.lens not in (None, "fisheye") else [])
+            words.append(str(self.fov))
+        elif self.is_vr:
+            words = ["vr", self.type]
+        if self.stereo != "mono":
+            words += ["3d", self.stereo]
+        return " ".join(w for w in words if w)
+
     def describe(self) -> str:
         """Return a sentence-like description for the watch page's details."""
         if not self.is_vr and self.stereo == "mono":
