@@ -7,7 +7,8 @@ remux). For each, at 0 and after a seek (the segment at 60 % of the video):
 - ours: a client with an API token asks the master playlist, the media playlist and segment N
   of a real gunicorn (gunicorn.conf.py), and the clock stops when the segment's last byte is in;
   the rendition's cache is emptied and the session stopped between rounds, so every round
-  starts an encoder;
+  starts an encoder; the file's play index (a remux's cut points, kept per file) stays, as for
+  every play but a file's first; an extra remux row removes it too (a file's first play);
 - baseline: the same ffmpeg argument list the server built (services/playback/hls.py), with the
   file given by its path, run by hand at the encoders' nice level; the clock stops when ffmpeg
   lists segment N as finished.
@@ -132,18 +133,26 @@ def segment_of(client: Client, h: str, query: dict[str, str], fraction: float) -
     return variant.split("/")[0], int(len(names) * fraction)
 
 
-def ours(port: int, token: str, data: Path, h: str, query: dict[str, str], fraction: float):
-    """Return a callable timing master → playlist → segment N through the server."""
+def ours(port: int, token: str, data: Path, h: str, query: dict[str, str], fraction: float,
+         cold: bool = False, segment_only: bool = False):  # fmt: skip
+    """Return a callable timing master → playlist → segment N through the server; `cold`: the
+    file's play index (a remux's cut points) is removed too, as before the file's first play;
+    `segment_only`: the clock runs for the segment request alone, as the watch page asks the
+    playlists when it opens (hls.js loadSource) and the first segment when play is pressed."""
 
     def run() -> float:
         client = Client(port, token)
         started = time.perf_counter()
         sid, n = segment_of(client, h, query, fraction)
+        if segment_only:
+            started = time.perf_counter()
         status, body = client.get(f"/media/{h}/hls/{sid}/{n}.ts")
         took = time.perf_counter() - started
         assert status == 200 and body, (status, body[:300])
         client.post(f"/media/{h}/hls/{sid}/stop")
         shutil.rmtree(data / "hls" / "cache" / h, ignore_errors=True)
+        if cold:
+            (data / "hls" / "index" / f"{h}.json").unlink(missing_ok=True)
         return took
 
     return run
@@ -209,6 +218,12 @@ def baseline(args: list[str], n: int, out: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument(
+        "--only",
+        choices=sorted(CLIPS),
+        action="append",
+        help="run only these clips' rows (repeatable; default: all)",
+    )
     opts = parser.parse_args()
     root = make_clips()
     data, hashes, token = prepare(root)
@@ -216,7 +231,7 @@ def main() -> None:
                   params={"pairs": opts.pairs, "clip_seconds": SECONDS, "source": "1920x1080 25 fps"})  # fmt: skip
     absolute = {"hevc": 1.5, "h264": 0.7, "remux": 0.4}
     with app_server(data, root) as (port, _pid), tempfile.TemporaryDirectory() as tmp:
-        for key in ("h264", "hevc", "remux"):
+        for key in [k for k in ("h264", "hevc", "remux") if not opts.only or k in opts.only]:
             for label, fraction in (("at 0", 0.0), ("after a seek", 0.6)):
                 out = Path(tmp) / f"{key}-{fraction}"
                 clip = root / CLIPS[key][0]
@@ -226,6 +241,16 @@ def main() -> None:
                            ours(port, token, data, hashes[key], QUERY[key], fraction),
                            pairs=opts.pairs, warmup=1, target=1.15, headline=True)  # fmt: skip
                 bench.extra[f"{name}: absolute target s"] = absolute[key]
+                bench.pair(f"{name}, the segment request alone (playlists asked before)",
+                           baseline(args, n, out),
+                           ours(port, token, data, hashes[key], QUERY[key], fraction,
+                                segment_only=True),
+                           pairs=opts.pairs, warmup=1, target=1.15)  # fmt: skip
+                if key == "remux":
+                    bench.pair(f"{name}, first play of the file (play index removed)",
+                               baseline(args, n, out),
+                               ours(port, token, data, hashes[key], QUERY[key], fraction, True),
+                               pairs=opts.pairs, warmup=1, target=1.15)  # fmt: skip
     bench.note("ours = master + media playlist + the segment through gunicorn (API token); "
                "baseline = the server's own argv with the path instead of /proc/self/fd/N, "
                "timed until ffmpeg lists the segment")  # fmt: skip

@@ -492,7 +492,7 @@ def app_server(data_dir: Path, root: Path) -> Iterator[tuple[int, int]]:
         "LVS_PORT": str(port),
         "LVS_WATCH": "off",
         "LVS_BACKGROUND": "off",
-        "LVS_LOG_LEVEL": "WARNING",
+        "LVS_LOG_LEVEL": os.environ.get("LVS_LOG_LEVEL", "WARNING"),
     }
     gunicorn = ROOT / ".venv/bin/gunicorn"
     if not gunicorn.exists():  # a worktree without its own .venv: the running interpreter's

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import IO
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -24,7 +25,7 @@ from blueprints import media
 from blueprints.common import get_db, settings, user_id
 from blueprints.media import answer_file
 from services.errors import InvalidInput, NotFound
-from services.playback import decision, encoders, hls, media_files, ranges, source
+from services.playback import decision, encoders, hls, media_files, playindex, ranges, source
 from services.playback.transcoder import LocalTranscoder, Transcoder
 
 log = logging.getLogger(__name__)
@@ -75,30 +76,65 @@ def _load(media_hash: str) -> tuple[source.Source, IO[bytes]]:
     media = media_files.open_media(get_db(), media_hash, settings().media_dirs)
     try:
         st = media.stat
-        src = source.load(get_db(), media_hash, media.file.fileno(), (st.st_size, st.st_mtime_ns))
+        src = source.load(get_db(), media_hash, media.file.fileno(), (st.st_size, st.st_mtime_ns),
+                          _index())  # fmt: skip
     except BaseException:
         media.file.close()
         raise
     return src, media.file
 
 
-def _decide(media_hash: str, *, allow_direct: bool) -> tuple[source.Source, decision.Decision]:
+def _index() -> Path:
+    return settings().data_dir / "hls" / "index"
+
+
+def _decide(media_hash: str, *, allow_direct: bool, warm: bool = False,
+            ) -> tuple[source.Source, decision.Decision]:  # fmt: skip
     src, f = _load(media_hash)
-    f.close()
+    try:
+        made = _decision(src, allow_direct)
+        if warm and made.output is not None and made.output.video == "copy":
+            _find_cut_points(src, made.output, f)
+    finally:
+        f.close()
+    return src, made
+
+
+def _decision(src: source.Source, allow_direct: bool) -> decision.Decision:
     caps = decision.parse_capabilities(request.args.get("caps"))
     choice = decision.parse_choice(request.args, src)
     max_height = 0
     if choice.quality == "max":
         max_height = encoders.max_realtime_height(src.width, src.height, src.fps)
-    made = decision.decide(src, caps, choice, max_height=max_height, allow_direct=allow_direct)
-    return src, made
+    return decision.decide(src, caps, choice, max_height=max_height,
+                           allow_direct=allow_direct)  # fmt: skip
+
+
+def _find_cut_points(src: source.Source, output: decision.Output, f: IO[bytes]) -> None:
+    """Read a remux's cut points in the background unless the play index has them, so the
+    master playlist that follows finds them ready (B8: ffmpeg starts sooner)."""
+    index = _index()
+    key = f"{src.video_index}-{output.segment:g}"
+    if key in playindex.read(index, src.media_hash, src.version).get("keyframes", {}):
+        return
+    fd = os.dup(f.fileno())  # the thread's own descriptor of the trusted open file
+
+    def run() -> None:
+        try:
+            hls.boundaries(src, output, fd, index)
+        except Exception:
+            log.exception("media %s: cut points not read", src.media_hash)
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=run, name="hls-cut-points", daemon=True).start()
 
 
 @bp.get("/<media_hash>/play.json")
 def play(media_hash: str) -> Response:
     """Say how this browser plays the video: direct, remux or transcode, why, and the URL."""
     _only(CHOICES)
-    src, made = _decide(media_hash, allow_direct=True)
+    src, made = _decide(media_hash, allow_direct=True, warm=True)
     choices = {k: request.args[k] for k in CHOICES | SIGNED if request.args.get(k)}
     if made.method == decision.Method.DIRECT:
         url = url_for(
@@ -156,11 +192,9 @@ def master(media_hash: str) -> Response:
 def _bounds(src: source.Source, output: decision.Output, media_hash: str) -> list[float]:
     if output.video != "copy":
         return hls.boundaries(src, output, -1, None)
-    tc = transcoder()
-    cache = tc.root / "cache" / media_hash / output.key  # type: ignore[attr-defined]
     _, f = _load(media_hash)
     try:
-        return hls.boundaries(src, output, f.fileno(), cache)
+        return hls.boundaries(src, output, f.fileno(), _index())
     finally:
         f.close()
 

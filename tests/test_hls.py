@@ -579,3 +579,90 @@ def test_cache_prune_covers_the_transcode_cache(lib):
     assert result.exit_code == 0, result.output
     assert not gone.exists() and not (root / "runs" / "0000000000000bad").exists()
     assert any((root / "cache" / h).glob("*/0.ts"))  # media the library has keep theirs
+
+
+# ---- the play index: a remux's cut points and the extra facts, once per file (B8) ----
+
+
+def _cut_points_without_the_file(lib, h: str) -> list[float]:
+    """Return the remux cut points as hls.boundaries finds them with no readable file (fd -1):
+    only the play index can answer."""
+    from services import db as dbmod
+    from services.playback import hls, media_files, source
+
+    db = dbmod.open_db(lib.data)
+    try:
+        media = media_files.open_media(db, h, lib.settings.media_dirs)
+        with media.file as f:
+            st = os.fstat(f.fileno())
+            src = source.load(db, h, f.fileno(), (st.st_size, st.st_mtime_ns))
+    finally:
+        db.close()
+    output = decision.decide(src, decision.parse_capabilities(CHROMIUM),
+                             decision.parse_choice({}, src), allow_direct=False).output  # fmt: skip
+    return hls.boundaries(src, output, -1, lib.data / "hls" / "index")
+
+
+def test_cut_points_outlive_the_renditions_cache(lib):
+    """Evicting a remux's segments must not cost its next play the keyframe search again."""
+    lib.transcoder()
+    client = signed_in(lib.app)
+    h = lib.hash("long_remux")
+    sid, names = open_session(client, h)
+    assert client.get(f"/media/{h}/hls/{sid}/{names[1]}").status_code == 200
+    client.post(f"/media/{h}/hls/{sid}/stop")
+    shutil.rmtree(lib.data / "hls" / "cache" / h)  # what eviction or the bench does
+    assert _cut_points_without_the_file(lib, h) == [0.0, 6.0, 12.0, 18.0]
+
+
+def test_the_decision_finds_a_remuxs_cut_points_before_the_master_is_asked(lib):
+    lib.transcoder()
+    h = lib.hash("long_remux")
+    index = lib.data / "hls" / "index" / f"{h}.json"
+    index.unlink(missing_ok=True)
+    assert play(signed_in(lib.app), h)["method"] == "remux"
+    deadline = time.monotonic() + 10
+    while "keyframes" not in (index.read_text() if index.exists() else ""):
+        assert time.monotonic() < deadline, "the cut points were not read in the background"
+        time.sleep(0.05)
+    assert _cut_points_without_the_file(lib, h) == [0.0, 6.0, 12.0, 18.0]
+
+
+def test_extra_facts_are_read_once_for_every_server_process(lib):
+    """Another process (its memo empty) finds the level, interlacing and HDR in the index."""
+    from services import db as dbmod
+    from services.playback import media_files, source
+
+    lib.transcoder()
+    h = lib.hash("mpeg2_ts")
+    client = signed_in(lib.app)
+    assert play(client, h)["method"] == "transcode"
+    source._memo.clear()  # as in the other gunicorn worker
+    db = dbmod.open_db(lib.data)
+    try:
+        media = media_files.open_media(db, h, lib.settings.media_dirs)
+        with media.file as f:
+            st = os.fstat(f.fileno())
+            version = (st.st_size, st.st_mtime_ns)
+        # The file is closed: a PyAV read of /proc/self/fd/-1 would find nothing interlaced.
+        src = source.load(db, h, -1, version, lib.data / "hls" / "index")
+    finally:
+        db.close()
+    assert src.interlaced is True
+
+
+def test_cache_prune_covers_the_play_index(lib):
+    lib.transcoder()
+    index = lib.data / "hls" / "index"
+    index.mkdir(parents=True, exist_ok=True)
+    gone = index / "fedcba9876543210.json"
+    gone.write_text('{"version": [1, 2]}')
+    h = lib.hash("long_remux")
+    play(signed_in(lib.app), h)
+    result = lib.app.test_cli_runner().invoke(args=["cache", "prune"])
+    assert result.exit_code == 0, result.output
+    assert not gone.exists()
+    deadline = time.monotonic() + 10
+    while not (index / f"{h}.json").exists():  # media the library has keep theirs
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

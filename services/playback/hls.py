@@ -12,7 +12,8 @@ HEVC source is transcoded even where the browser has an HEVC decoder.
 
 - Transcodes: fixed 3 s segments, keyframes forced at each boundary (`-force_key_frames`,
   `-sc_threshold 0`), output timestamps = position in the video (`-output_ts_offset`).
-- Remux: boundaries at the source's keyframes nearest below every 6 s (read with PyAV seeks),
+- Remux: boundaries at the source's keyframes nearest below every 6 s (read with PyAV seeks once
+  per file version, kept in the play index),
   `-copyts` so timestamps are the source's own, the same in every run.
 - A run writes only into its own folder, lists each finished segment in a CSV
   (`-segment_list`), and a segment is served only once listed: never a partial one.
@@ -24,15 +25,14 @@ in any argv). The command line is built with ffmpeg-python and compiled to a lis
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from pathlib import Path
 
 import av
 import ffmpeg
 
+from services.playback import playindex
 from services.playback.decision import Output
 from services.playback.source import Source
 
@@ -46,29 +46,24 @@ AUDIO_BITRATE = "160k"
 MAX_SEGMENTS = 100_000  # ~83 h at 3 s: a duration beyond is refused
 
 
-def boundaries(source: Source, output: Output, fd: int, cache: Path | None) -> list[float]:
+def boundaries(source: Source, output: Output, fd: int, index: Path | None) -> list[float]:
     """Return the start of every segment, in seconds from the start of the video.
 
-    Transcode: every `output.segment` seconds. Remux: keyframe times (read once, kept in
-    `cache`/boundaries.json).
+    Transcode: every `output.segment` seconds. Remux: keyframe times, read once per file
+    version and kept in the play index under `index` (services/playback/playindex.py), which
+    outlives the rendition's cache; None: read them now.
     """
     if output.video != "copy":
         # A last sliver under 0.25 s (audio priming past the video) joins the segment before.
         count = max(1, math.ceil((source.duration - 0.25) / output.segment))
         return [round(i * output.segment, 6) for i in range(min(count, MAX_SEGMENTS))]
-    kept = cache / "boundaries.json" if cache is not None else None
-    if kept is not None:
-        try:
-            return [float(x) for x in json.loads(kept.read_text())]
-        except (OSError, ValueError):
-            pass
-    found = keyframe_boundaries(f"/proc/self/fd/{fd}", source, output.segment)
-    if kept is not None:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        tmp = kept.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(found))
-        os.replace(tmp, kept)
-    return found
+    key = f"keyframes/{source.video_index}-{output.segment:g}"
+    found = playindex.fact(index, source.media_hash, source.version, key,
+                           lambda: keyframe_boundaries(f"/proc/self/fd/{fd}", source, output.segment))  # fmt: skip
+    try:
+        return [float(x) for x in found]
+    except (TypeError, ValueError):  # a damaged record: read them again
+        return keyframe_boundaries(f"/proc/self/fd/{fd}", source, output.segment)
 
 
 def keyframe_boundaries(path: str, source: Source, every: float) -> list[float]:

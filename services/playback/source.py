@@ -3,20 +3,23 @@
 The library's probe (services/library/probe.py) records codecs, sizes, bit depth and streams;
 playing also needs the H.264/HEVC level, whether the video is interlaced or HDR, its pixel
 aspect and its rotation. Those are read here with PyAV from the already-open trusted file (no
-decoding: codec parameters only, ~10 ms) and remembered per file version.
+decoding: codec parameters only, ~10 ms) and remembered per file version: in this process, and
+on disk in the play index when the caller gives its folder (services/playback/playindex.py), so
+the other server processes and later runs do not read them again.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 from sqlite_utils import Database
 
 from services.errors import NotFound
+from services.playback import playindex
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class Source:
     hdr: bool
     audio: tuple[Track, ...]
     subtitles: tuple[Track, ...]
+    version: tuple[int, int] = (0, 0)  # the file's (size, mtime_ns): keys the play index
 
     @property
     def short_side(self) -> int:
@@ -82,11 +86,13 @@ class Extra:
     hdr: bool
 
 
-def load(db: Database, media_hash: str, fd: int, version: tuple[int, int]) -> Source:
+def load(db: Database, media_hash: str, fd: int, version: tuple[int, int],
+         index: Path | None = None) -> Source:  # fmt: skip
     """Return the Source of a video whose trusted file is open as `fd`.
 
-    `version` (size, mtime_ns) keys the remembered extra facts. NotFound for a picture or an
-    item that has no video stream or duration (nothing to play).
+    `version` (size, mtime_ns) keys the remembered extra facts; `index` is the play index's
+    folder, or None to keep them in this process only. NotFound for a picture or an item that
+    has no video stream or duration (nothing to play).
     """
     row = db.execute(
         "SELECT id, kind, probe_status, container, duration, width, height, fps, video_codec, "
@@ -104,7 +110,7 @@ def load(db: Database, media_hash: str, fd: int, version: tuple[int, int]) -> So
         [media_id],
     ).fetchall()
     video = next((s for s in streams if s[1] == "video"), None)
-    extra = _extra(media_hash, version, fd, video[0] if video else -1)
+    extra = _extra(media_hash, version, fd, video[0] if video else -1, index)
     rotation = int(rotation or 0) % 360
     if rotation in (90, 270):
         width, height = height, width
@@ -128,30 +134,49 @@ def load(db: Database, media_hash: str, fd: int, version: tuple[int, int]) -> So
         hdr=extra.hdr,
         audio=tuple(t for t in tracks if t.type == "audio"),
         subtitles=tuple(t for t in tracks if t.type == "subtitle"),
+        version=version,
     )
 
 
-@functools.lru_cache(maxsize=512)
-def _extra_cached(media_hash: str, version: tuple[int, int], path: str, index: int) -> Extra:
+def _read_extra(path: str, index: int) -> Extra:
+    """Read the facts with PyAV (raises av.FFmpegError, OSError or ValueError)."""
+    with av.open(path, "r", timeout=10) as container:
+        stream = next((s for s in container.streams if s.index == index), None)
+        if stream is None or stream.type != "video":
+            return Extra(0, False, False)
+        cc = stream.codec_context
+        level = int(getattr(cc, "level", 0) or 0)
+        # FFmpeg's enums as PyAV gives them: field order 0 unknown, 1 progressive, 2..5
+        # interlaced (TT, BB, TB, BT); transfer 16 is PQ (SMPTE 2084), 18 is HLG.
+        field_order = int(getattr(cc, "field_order", 0) or 0)
+        transfer = int(getattr(cc, "color_trc", 0) or 0)
+        return Extra(level=max(0, level), interlaced=field_order >= 2, hdr=transfer in HDR)
+
+
+_memo: dict[tuple[str, tuple[int, int], int], Extra] = {}  # this process's, by file version
+
+
+def _extra(media_hash: str, version: tuple[int, int], fd: int, index: int,
+           folder: Path | None = None) -> Extra:  # fmt: skip
+    """Return the file's extra facts: from this process's memo, the play index, or PyAV."""
+    key = (media_hash, version, index)
+    found = _memo.get(key)
+    if found is not None:
+        return found
     try:
-        with av.open(path, "r", timeout=10) as container:
-            stream = next((s for s in container.streams if s.index == index), None)
-            if stream is None or stream.type != "video":
-                return Extra(0, False, False)
-            cc = stream.codec_context
-            level = int(getattr(cc, "level", 0) or 0)
-            # FFmpeg's enums as PyAV gives them: field order 0 unknown, 1 progressive, 2..5
-            # interlaced (TT, BB, TB, BT); transfer 16 is PQ (SMPTE 2084), 18 is HLG.
-            field_order = int(getattr(cc, "field_order", 0) or 0)
-            transfer = int(getattr(cc, "color_trc", 0) or 0)
-            return Extra(level=max(0, level), interlaced=field_order >= 2, hdr=transfer in HDR)
-    except (av.FFmpegError, OSError, ValueError) as exc:
+        facts = playindex.fact(folder, media_hash, version, f"extra{index}",
+                               lambda: asdict(_read_extra(f"/proc/self/fd/{fd}", index)))  # fmt: skip
+        try:
+            found = Extra(**facts)
+        except TypeError:  # a record of another shape
+            found = _read_extra(f"/proc/self/fd/{fd}", index)
+    except (av.FFmpegError, OSError, ValueError) as exc:  # not remembered: the next play retries
         log.info("media %s: extra facts not read: %s", media_hash, exc)
         return Extra(0, False, False)
-
-
-def _extra(media_hash: str, version: tuple[int, int], fd: int, index: int) -> Extra:
-    return _extra_cached(media_hash, version, f"/proc/self/fd/{fd}", index)
+    if len(_memo) >= 512:
+        _memo.clear()
+    _memo[key] = found
+    return found
 
 
 def fraction(value: float) -> Fraction:

@@ -10,6 +10,7 @@ records in Redis and run the encoders on other machines.
     hls/sessions/<id>.json          a viewer's session: owner, media, rendition, last request
     hls/runs/<run id>/              one encoder run: N.ts, list.csv (finished ones), ffmpeg.log
     hls/cache/<media_hash>/<key>/   finished segments, shared by every viewer of that rendition
+    hls/index/<media_hash>.json     the play index: a remux's cut points, the extra facts
 
 Rules (after Jellyfin's DynamicHlsController and Stash's stream_segmented, see
 /work/shared/reference): a request for a segment not yet made starts an encoder at it when
@@ -43,7 +44,7 @@ from typing import IO, Protocol
 from services import ffmpeg as runner
 from services import metrics
 from services.errors import NotFound, TranscodeBusy, TranscodeFailed, Unavailable
-from services.playback import hls
+from services.playback import hls, playindex
 from services.playback.decision import Output
 from services.playback.source import Source
 
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 SESSION_ID_LEN = 16
 SEGMENT_WAIT = 25.0  # seconds a segment request waits for the encoder before a 503
 POLL = 0.01  # seconds between looks at the encoder's list of finished segments (a stat and a small read)
+POLL_FIRST = 0.002  # the same in a request's first second: a remux's segment takes ~50 ms (B8)
 LOW_DISK = 8 * 1024 * 1024  # bytes free under which a failed encoder is blamed on a full disk
 TOUCH_EVERY = 1.0  # seconds between session-file updates from segment requests
 
@@ -151,7 +153,7 @@ class LocalTranscoder:
         self.started = 0  # runs started by this process (metrics)
         self.restarts = 0
         self.reaped = 0
-        for sub in ("sessions", "runs", "cache"):
+        for sub in ("sessions", "runs", "cache", "index"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         self.clean_stale()
         self._stop = threading.Event()
@@ -234,6 +236,11 @@ class LocalTranscoder:
     def cache_dir(self, s: Session) -> Path:
         return self.root / "cache" / s.media_hash / s.key
 
+    @property
+    def index_dir(self) -> Path:
+        """Return the play index's folder (services/playback/playindex.py)."""
+        return self.root / "index"
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 
@@ -263,7 +270,7 @@ class LocalTranscoder:
         source, media = loader()
         try:
             out = s.out
-            bounds = hls.boundaries(source, out, media.fileno(), self.cache_dir(s))
+            bounds = hls.boundaries(source, out, media.fileno(), self.index_dir)
             run_id = secrets.token_hex(8)
             run_dir = self.run_dir(run_id)
             run_dir.mkdir(parents=True)
@@ -291,7 +298,8 @@ class LocalTranscoder:
         self._write(s)
 
     def _wait(self, s: Session, n: int, path: Path, loader: Loader) -> Path:
-        deadline = time.monotonic() + SEGMENT_WAIT
+        began = time.monotonic()
+        deadline = began + SEGMENT_WAIT
         gone_since = 0.0
         retried = False
         while True:
@@ -332,7 +340,7 @@ class LocalTranscoder:
                 s = self.session(s.id, s.user_id)  # restarted in software
             if time.monotonic() > deadline:
                 raise Unavailable("the segment is not ready yet", 2)
-            time.sleep(POLL)
+            time.sleep(POLL_FIRST if time.monotonic() - began < 1.0 else POLL)
 
     def _failed(self, s: Session, run: Run, code: int, tail: str, n: int, loader: Loader) -> None:
         last = tail.strip().splitlines()[-1] if tail.strip() else f"exit status {code}"
@@ -612,9 +620,10 @@ def list_sessions(root: Path) -> list[SessionInfo]:
 
 
 def prunable(root: Path, known: set[str]) -> list[Path]:
-    """Return transcode files `flask cache prune` may delete: the cached renditions of media
-    the library no longer has, and what encoders of a stopped server left in runs/."""
-    found: list[Path] = []
+    """Return transcode files `flask cache prune` may delete: the cached renditions and play
+    index records of media the library no longer has, and what encoders of a stopped server
+    left in runs/."""
+    found: list[Path] = playindex.prunable(root / "index", known)
     cache = root / "cache"
     if cache.is_dir():
         for media_dir in cache.iterdir():
