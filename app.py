@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """
     try:
         settings = load_settings(test_config)
-        _prepare_db(settings)
+        if _running_worker():  # a worker on another machine has no database (issue 18)
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            _prepare_db(settings)
     except LVSError as exc:
         raise SystemExit(f"Error: {exc}") from None
     logs.setup(settings.log_level, settings.log_format)
@@ -115,6 +120,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     _install_error_pages(app)
     return app
+
+
+def _running_worker() -> bool:
+    """Return True in `flask worker` (cli/worker.py), which needs no database."""
+    if os.path.basename(sys.argv[0]) not in ("flask", "__main__.py"):
+        return False
+    words = [a for a in sys.argv[1:4] if not a.startswith("-")]
+    return "worker" in words and sys.argv[sys.argv.index("worker") - 1] != "--app"
 
 
 def _prepare_db(settings: Any) -> None:

@@ -144,6 +144,37 @@ def _optional_path(value: Any) -> Path | None:
     return Path(str(value)).expanduser().absolute() if str(value).strip() else None
 
 
+def _redis_url(value: Any) -> str:
+    """Empty (single node) or a redis://, rediss:// or unix:// URL."""
+    text = str(value).strip()
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"{value!r} is not a redis://, rediss:// or unix:// URL (or empty)")
+    return text
+
+
+def _path_map(value: Any) -> tuple[tuple[str, str], ...]:
+    """ "from=to[,from=to]": absolute media paths on the server and where a worker sees them."""
+    if isinstance(value, str):
+        value = [p for p in value.split(",") if p.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValueError("expected from=to pairs, comma-separated")
+    pairs = []
+    for item in value:
+        src, eq, dst = str(item).partition("=")
+        src, dst = src.strip().rstrip("/") or "/", dst.strip().rstrip("/") or "/"
+        if not eq or not src.startswith("/") or not dst.startswith("/"):
+            raise ValueError(f"{str(item)[:60]!r} is not from=to with two absolute paths")
+        pairs.append((src, dst))
+    return tuple(pairs)
+
+
+def _secret(value: Any) -> str:
+    text = str(value).strip()
+    if text and len(text) < 16:
+        raise ValueError("too short: use at least 16 characters (e.g. openssl rand -hex 32)")
+    return text
+
+
 def _host(value: Any) -> str:
     text = str(value).strip()
     if not text or any(c.isspace() for c in text):
@@ -284,6 +315,20 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "what DeoVR/HereSphere may change: any of rating, favorite, tags (empty: nothing)",
     ),
+    Setting(
+        "redis_url",
+        _redis_url,
+        "",
+        "Redis for workers on other machines (redis://:PASSWORD@host:6379/0); empty: single node",
+    ),
+    Setting("local_work", _flag, "on", "with workers: this server transcodes and previews too"),
+    Setting("path_map", _path_map, "", "on a worker: server media path=this machine's, comma-sep."),
+    Setting(
+        "node_secret", _secret, "", "shared secret signing requests between server and workers"
+    ),
+    Setting(
+        "worker_scratch", _optional_path, "", "a worker's folder for segments; empty: a temp dir"
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -330,6 +375,11 @@ class Settings:
     login_limit_ip: int
     vr_folders: tuple[str, ...]
     vr_write_back: tuple[str, ...]
+    redis_url: str
+    local_work: bool
+    path_map: tuple[tuple[str, str], ...]
+    node_secret: str
+    worker_scratch: Path | None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -417,6 +467,11 @@ def load_settings(
             raw, source = layer.get(setting.name, (raw, source))
         values[setting.name] = _parse(setting.name, raw, source)
         sources[setting.name] = source
+    if values["redis_url"] and not values["node_secret"]:
+        raise ConfigError(
+            f"LVS_NODE_SECRET ({sources['node_secret']}): must be set when LVS_REDIS_URL is "
+            "(the same value on the server and every worker)"
+        )
     return Settings(**values, sources=sources)
 
 

@@ -245,6 +245,12 @@ def open_fast(rows: tuple[Copy, ...]) -> tuple[int, os.stat_result, Copy] | None
         os.close(handle)
 
 
+def open_inside(root: str, rel: str) -> tuple[io.FileIO, os.stat_result] | None:
+    """Open `rel` inside the library folder `root` (a worker's job), as the server opens media:
+    a regular file that resolves inside `root`, else None."""
+    return _open_inside(os.fsencode(root.rstrip("/") or "/"), os.fsencode(rel))
+
+
 def _open_inside(root: bytes, rel: bytes) -> tuple[io.FileIO, os.stat_result] | None:
     """Open root/rel for reading if it resolves to a regular file inside `root`, else None.
 

@@ -165,19 +165,25 @@ class LocalTranscoder:
     # ---- the interface ----
 
     def open(self, user_id: int, media_hash: str, output: Output, *, method: str, words: str,
-             count: int, duration: float) -> str:  # fmt: skip
+             count: int, duration: float, session_id: str | None = None) -> str:  # fmt: skip
         """Return the viewer's session for this rendition, made now or joined; the viewer's
-        session of another rendition of the same video ends (one per viewer and item)."""
+        session of another rendition of the same video ends (one per viewer and item).
+        `session_id`: make (or join) the session with this id (a worker taking a server's)."""
         now = time.time()
         with self._lock():
             for s in self._all():
+                if session_id is not None and s.id == session_id:
+                    s.last_request = now
+                    self._write(s)
+                    return s.id
                 if s.user_id == user_id and s.media_hash == media_hash:
-                    if s.key == output.key:
+                    if s.key == output.key and session_id is None:
                         s.last_request = now
                         self._write(s)
                         return s.id
                     self._end(s, "another quality was chosen")
-            s = Session(secrets.token_hex(SESSION_ID_LEN // 2), user_id, media_hash, output.key,
+            sid = session_id or secrets.token_hex(SESSION_ID_LEN // 2)
+            s = Session(sid, user_id, media_hash, output.key,
                         asdict(output), method, words, count, duration, now, now)  # fmt: skip
             self._write(s)
             metrics.count(f"hls_sessions_{method}")

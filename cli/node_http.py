@@ -1,0 +1,79 @@
+"""A worker's HTTP side (issue 18): the segments of its sessions, for the server only.
+
+    GET  /node/health                         "ok" (unsigned: a liveness probe, says nothing)
+    GET  /node/sessions/<id>/<n>.ts           segment n of a session (signed), Range-aware
+    POST /node/sessions/<id>/stop             end a session now (signed)
+
+A small Flask app of its own (not the server's: no pages, no database), served by `flask
+worker` (cli/worker.py) with werkzeug's threaded server. Every request but the health probe
+must be signed with the node secret (services/compute/signing.py): otherwise 403 and a log line.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask, Response, request, send_file
+
+from services.errors import LVSError, NotFound, TranscodeFailed, Unavailable
+from services.playback.worker import BadJob, WorkerSessions
+
+SID = "<regex('[0-9a-f]{16}'):sid>"
+
+
+def _error(status: int, text: str, retry_after: int = 0) -> Response:
+    response = Response(json.dumps({"error": text}) + "\n", status, mimetype="application/json")
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def make_app(sessions: WorkerSessions) -> Flask:
+    """Return the worker's WSGI app serving `sessions`."""
+    from werkzeug.routing import BaseConverter
+
+    class Regex(BaseConverter):
+        def __init__(self, url_map, pattern: str) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(url_map)
+            self.regex = pattern
+
+    app = Flask(__name__)
+    app.url_map.converters["regex"] = Regex
+
+    @app.before_request
+    def signed() -> Response | None:
+        if request.path == "/node/health":
+            return None
+        why = sessions.refused(request.method, request.path,
+                               request.headers.get("X-LVS-Expires"),
+                               request.headers.get("X-LVS-Signature"), request.remote_addr)  # fmt: skip
+        return _error(403, f"forbidden: {why}") if why else None
+
+    @app.get("/node/health")
+    def health() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get(f"/node/sessions/{SID}/<int:n>.ts")
+    def segment(sid: str, n: int) -> Response:
+        try:
+            path = sessions.segment(sid, n)
+        except BadJob as exc:
+            return _error(409, f"cannot take this session: {exc}")
+        except NotFound as exc:
+            return _error(404, str(exc))
+        except Unavailable as exc:  # busy, or not ready in time
+            return _error(503, str(exc), exc.retry_after or 2)
+        except TranscodeFailed as exc:
+            return _error(502, str(exc))
+        except (OSError, LVSError) as exc:
+            return _error(409, f"cannot read: {exc}")
+        response = send_file(path, mimetype="video/mp2t", conditional=True, max_age=3600)
+        response.headers["X-LVS-Worker"] = sessions.worker_id
+        return response
+
+    @app.post(f"/node/sessions/{SID}/stop")
+    def stop(sid: str) -> Response:
+        sessions.end(sid, "stopped by the server")
+        return Response(status=204)
+
+    return app

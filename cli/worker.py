@@ -1,0 +1,110 @@
+"""`flask worker`: run a transcode/preview worker for a server on another machine (issue 18).
+
+    LVS_REDIS_URL=redis://:PASSWORD@server:6379/0 LVS_NODE_SECRET=… LVS_MEDIA_DIRS=/media \\
+        flask --app app worker --bind 0.0.0.0:8091 --url http://THIS-MACHINE:8091
+
+The worker needs the same code, the media mounted read-only (at the same path as on the
+server, or mapped with LVS_PATH_MAP), a scratch folder (LVS_WORKER_SCRATCH) and no database.
+It announces itself in Redis, takes session jobs and batch work from the Dramatiq queues, and
+serves its sessions' segments on --bind to the server (signed requests only). SIGTERM or
+Ctrl-C stops it cleanly: its sessions end, the server places them elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+
+import click
+from flask import Flask
+from werkzeug.serving import make_server
+
+from cli import node_http as node_app
+from cli.fmt import app_settings
+from services.compute import broker, registry
+from services.compute.conn import redacted, redis_link
+from services.compute.node import Node
+from services.playback import encoders
+from services.playback import worker as playback_worker
+
+
+def _bind(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter("HOST:PORT, e.g. 0.0.0.0:8091")
+    return host or "0.0.0.0", int(port)
+
+
+@click.command("worker")
+@click.option(
+    "--bind",
+    "bind",
+    default="0.0.0.0:8091",
+    show_default=True,
+    help="HOST:PORT the worker's HTTP server (segments for the server) listens on.",
+)
+@click.option(
+    "--url",
+    default="",
+    help="Base URL the server reaches this worker at (default: http://<this host's name>:<port>).",
+)
+@click.option("--id", "worker_id", default="", help="Worker id ([a-z0-9-]); default: host-port.")
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Dramatiq worker threads (session jobs and batch work).",
+)
+def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  # fmt: skip
+    """Run a worker for a server on another machine (needs LVS_REDIS_URL and LVS_NODE_SECRET)."""
+    settings = app_settings()
+    if not settings.redis_url:
+        raise click.ClickException("LVS_REDIS_URL is empty: a worker needs the server's Redis")
+    host, port = _bind(bind)
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host if host != "0.0.0.0" else "127.0.0.1", 0))
+            port = s.getsockname()[1]
+    worker_id = worker_id or registry.default_id(port)
+    if not registry.ID_RE.fullmatch(worker_id):
+        raise click.ClickException(f"--id {worker_id!r}: use lower-case letters, digits and -")
+    url = (url or f"http://{socket.gethostname()}:{port}").rstrip("/")
+    choice = encoders.detect()
+    scratch = settings.worker_scratch or playback_worker.default_scratch(worker_id)
+    cpus = os.cpu_count() or 1
+    capacity = settings.effective_transcode_max()
+    tc = playback_worker.make_transcoder(
+        scratch, max_encoders=capacity, cache_bytes=int(settings.transcode_cache_gb * 1e9),
+        idle=settings.transcode_idle, encoder=choice.name)  # fmt: skip
+    link = redis_link(settings.redis_url)
+    sessions = playback_worker.WorkerSessions(
+        worker_id, tc, roots=settings.media_dirs, path_map=settings.path_map,
+        secret=settings.node_secret, link=link)  # fmt: skip
+    broker.actor(playback_worker.OPEN_ACTOR, queue=registry.queue_of(worker_id),
+                 max_retries=0)(sessions.open)  # fmt: skip
+    info = registry.WorkerInfo(
+        id=worker_id, host=socket.gethostname(), url=url, cpus=cpus,
+        encoders=tuple(dict.fromkeys((choice.name, encoders.SOFTWARE))),
+        hardware=choice.hardware, capacity=capacity, started=registry.now())  # fmt: skip
+    node = Node(settings.redis_url, info, sessions=sessions.count, threads=threads)
+    server = make_server(host, port, node_app.make_app(sessions), threaded=True)
+    threading.Thread(target=server.serve_forever, name="node-http", daemon=True).start()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    node.start()
+    threading.Thread(target=sessions.watch_leases, name="leases", daemon=True).start()
+    click.echo(f"worker {worker_id} serving {url} (scratch {scratch}, Redis "
+               f"{redacted(settings.redis_url)}); Ctrl-C stops it", err=True)  # fmt: skip
+    done.wait()
+    click.echo(f"worker {worker_id} stopping", err=True)
+    node.stop()
+    sessions.close()
+    server.shutdown()
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(worker_command)

@@ -1,0 +1,30 @@
+"""Work on other machines (issue 18): Redis, the Dramatiq broker, the worker registry, signing.
+
+Single node (`LVS_REDIS_URL` empty) is today's behaviour: nothing here imports `redis` or
+`dramatiq` on that path (`enabled()` is False and nothing else is called). With Redis:
+
+- `settings.ComputeSettings.of(settings)` (or `compute_settings(settings)`): the five settings —
+  redis_url, local_work, path_map, node_secret, worker_scratch — and `.enabled`.
+- `conn.redis_link(url)` → a `RedisLink` shared per URL in a process: `.client()` gives a
+  `redis.Redis` or None while Redis is unreachable (one WARNING when it goes, one INFO when it
+  comes back; retried at most every `RETRY` seconds); `.notice()` is the dashboard's line or
+  None; `.failed()` marks it down after a command raised.
+- `broker.actor(name, queue=...)`: declare a Dramatiq actor lazily (a decorator that records
+  it; the broker is built only when Redis is configured). `broker.get_broker(url)` builds the
+  RedisBroker once (heartbeat_timeout 15 s, dead_message_ttl 1 h: a dead worker's unacked
+  messages are requeued within about a quarter minute) and declares every recorded actor.
+  `broker.send(url, name, *args, queue=None, **kwargs)` enqueues (False when Redis is down).
+- `registry`: `WorkerInfo` (id, host, url, cpus, encoders, hardware, sessions, capacity, load,
+  started, seen), `announce(client, info, ttl)` (a key per worker that expires), `workers(client)`
+  (the live ones), `choose(candidates)` (hardware first, then least busy), `queue_of(worker_id)`
+  (a worker's own Dramatiq queue).
+- `signing`: `sign(secret, method, path, expires)` / `verify(...)` / `headers(secret, method,
+  path)`: HMAC-SHA256 of method, path and expiry between nodes (`X-LVS-Expires`,
+  `X-LVS-Signature`).
+- `pathmap.to_worker(path, path_map)`: a server media path as a worker sees it.
+- `node.Node`: a worker process's parts — heartbeat loop, Dramatiq worker threads, and an
+  HTTP server (werkzeug's threaded server) for whatever WSGI app the caller gives it.
+
+May import: the shared core (errors, metrics) and config. Domain packages (playback, previews)
+import this package, never the other way round.
+"""

@@ -1,0 +1,112 @@
+"""Which workers live, what they can do and how busy they are; which one takes a session.
+
+A worker announces itself every HEARTBEAT seconds by writing `lvs:worker:<id>` (JSON of
+`WorkerInfo`) with a TTL of `ttl` seconds: a worker that stops announcing (killed, power cut,
+network gone) disappears from `workers()` within the TTL. `choose()` prefers a worker with a
+working hardware encoder and room for another session, then the least busy one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PREFIX = "lvs:worker:"
+HEARTBEAT = 1.0  # seconds between announcements
+TTL = 4.0  # seconds an announcement lives: a dead worker is gone from the list after this
+ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker as it announces itself (or the server itself, `id` "local")."""
+
+    id: str  # [a-z0-9-], also names its Dramatiq queue
+    host: str
+    url: str  # HTTP base URL its segments are fetched from, e.g. http://10.0.0.5:8091
+    cpus: int
+    encoders: tuple[str, ...] = ("libx264",)  # working H.264 encoders, best first
+    hardware: str = "none"  # "none", "vaapi", "qsv", "nvenc"
+    sessions: int = 0  # transcode sessions it holds now
+    capacity: int = 1  # encoders it runs at once
+    load: float = 0.0  # 1-minute load average / cpus
+    started: float = 0.0
+    seen: float = 0.0  # when it last announced (its clock)
+    version: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)  # room for other helpers' facts
+
+    @property
+    def busy(self) -> float:
+        """Sessions per encoder slot (0 idle, ≥ 1 full)."""
+        return self.sessions / max(1, self.capacity)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerInfo | None:
+        try:
+            data = json.loads(text)
+            data["encoders"] = tuple(data.get("encoders") or ())
+            info = cls(**data)
+        except (ValueError, TypeError):
+            return None
+        return info if ID_RE.fullmatch(info.id) else None
+
+
+def default_id(port: int) -> str:
+    """Return a worker id from this machine's name and the HTTP port: stable across restarts."""
+    host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-") or "worker"
+    return f"{host[:50]}-{port}"
+
+
+def queue_of(worker_id: str) -> str:
+    """Return the Dramatiq queue only this worker consumes (session requests for it)."""
+    return f"lvs-node-{worker_id}"
+
+
+def announce(client: Any, info: WorkerInfo, ttl: float = TTL) -> None:
+    """Write the worker's announcement, living `ttl` seconds."""
+    client.set(PREFIX + info.id, info.to_json(), px=int(ttl * 1000))
+
+
+def withdraw(client: Any, worker_id: str) -> None:
+    """Remove the worker's announcement at once (a clean stop)."""
+    client.delete(PREFIX + worker_id)
+
+
+def workers(client: Any) -> list[WorkerInfo]:
+    """Return the live workers (announced within their TTL), by id."""
+    keys = sorted(client.scan_iter(match=PREFIX + "*", count=500))
+    if not keys:
+        return []
+    found = []
+    for text in client.mget(keys):
+        info = WorkerInfo.from_json(text) if text else None
+        if info is not None:
+            found.append(info)
+    return found
+
+
+def choose(candidates: Iterable[WorkerInfo], exclude: Iterable[str] = ()) -> WorkerInfo | None:
+    """Return the worker a new session goes to: hardware with room first, then the least busy
+    (sessions per slot, then load); on a tie a worker before the server itself ("local")."""
+    skip = set(exclude)
+    pool = [w for w in candidates if w.id not in skip]
+    if not pool:
+        return None
+
+    def key(w: WorkerInfo) -> tuple[bool, float, float, bool, str]:
+        hardware_room = w.hardware != "none" and w.busy < 1
+        return (not hardware_room, round(w.busy, 3), round(w.load, 2), w.id == "local", w.id)
+
+    return min(pool, key=key)
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,49 @@
+"""Requests between the server and its workers, signed with the shared secret.
+
+Each request carries `X-LVS-Expires` (Unix seconds) and `X-LVS-Signature`:
+HMAC-SHA256(secret, "METHOD\\nPATH\\nEXPIRES") in hex. A worker answers only a request whose
+signature is right and whose expiry has not passed (and is not absurdly far away), so its
+segments are not open to the LAN and a captured request is useless after VALID seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+VALID = 30  # seconds a signature lives
+SKEW = 300  # an expiry further ahead than VALID + SKEW is refused too (clocks differ a little)
+EXPIRES = "X-LVS-Expires"
+SIGNATURE = "X-LVS-Signature"
+
+
+def sign(secret: str, method: str, path: str, expires: int) -> str:
+    msg = f"{method.upper()}\n{path}\n{expires}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+
+
+def headers(secret: str, method: str, path: str, valid: int = VALID) -> dict[str, str]:
+    """Return the headers that sign a request for `path` (no query) with `method`."""
+    expires = int(time.time()) + valid
+    return {EXPIRES: str(expires), SIGNATURE: sign(secret, method, path, expires)}
+
+
+def verify(secret: str, method: str, path: str, expires: str | None, signature: str | None,
+           now: float | None = None) -> str | None:  # fmt: skip
+    """Return None when the request is signed right and in time, else why not (for the log)."""
+    if not secret:
+        return "no node secret configured"
+    if not expires or not signature:
+        return "unsigned"
+    if not expires.isdigit() or len(expires) > 12:
+        return "malformed expiry"
+    when = int(expires)
+    now = time.time() if now is None else now
+    if when < now:
+        return f"expired {int(now - when)} s ago"
+    if when > now + VALID + SKEW:
+        return "expiry too far ahead"
+    if not hmac.compare_digest(sign(secret, method, path, when), signature.strip().lower()):
+        return "wrong signature"
+    return None
