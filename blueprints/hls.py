@@ -17,13 +17,14 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from blueprints import media
 from blueprints.common import get_db, settings, user_id
 from blueprints.media import answer_file
+from services.compute.settings import ComputeSettings
 from services.errors import InvalidInput, NotFound
 from services.playback import decision, encoders, hls, media_files, playindex, ranges, source
 from services.playback.transcoder import LocalTranscoder, Transcoder
@@ -57,6 +58,10 @@ def transcoder() -> Transcoder:
                     idle=cfg.transcode_idle,
                     encoder=encoders.detect().name,
                 )
+                if cfg.redis_url:  # workers on other machines (issue 18)
+                    from services.playback.remote import RemoteTranscoder
+
+                    found = RemoteTranscoder(found, ComputeSettings.of(cfg), cfg.media_dirs)
                 current_app.extensions["transcoder"] = found
     return found
 
@@ -225,12 +230,28 @@ def segment(media_hash: str, session_id: str, name: str) -> Response:
     s = tc.session(session_id, user_id())
     if s.media_hash != media_hash:
         raise NotFound("no such playback session")
-    path = tc.segment(session_id, user_id(), int(stem), lambda: _load(media_hash))
+    if hasattr(tc, "placements"):  # a RemoteTranscoder: the segment may come from a worker
+        got = tc.segment(session_id, user_id(), int(stem), lambda: _load(media_hash),
+                         range_header=request.headers.get("Range"))  # fmt: skip
+        if not isinstance(got, Path):
+            return _proxied(got)
+        path = got
+    else:
+        path = tc.segment(session_id, user_id(), int(stem), lambda: _load(media_hash))
     f = open(path, "rb", buffering=0)
     st = os.fstat(f.fileno())
     etag = ranges.make_etag(f"{s.key}-{stem}", st.st_size, st.st_mtime_ns)
     return answer_file(request.environ, f, st.st_size, int(st.st_mtime), etag, "video/mp2t",
                        SEGMENT_CACHE)  # fmt: skip
+
+
+def _proxied(up: Any) -> Response:
+    """Stream a worker's answer (services/playback/remote.py Upstream) through, unbuffered."""
+    response = Response(up.chunks(), status=up.status, headers=up.headers,
+                        direct_passthrough=True)  # fmt: skip
+    if up.status < 300:
+        response.headers["Cache-Control"] = SEGMENT_CACHE
+    return response
 
 
 @bp.post("/<media_hash>/hls/<session_id>/stop")

@@ -101,3 +101,22 @@ def send(url: str, name: str, *args: Any, queue: str | None = None, **kwargs: An
         link.failed(exc)
         return False
     return True
+
+
+def send_to(url: str, queue: str, name: str, *args: Any, **kwargs: Any) -> bool:
+    """Enqueue a call of actor `name` on `queue` without declaring the actor here (the worker
+    that consumes `queue` declared it); False when Redis is down."""
+    link = redis_link(url)
+    if link.client() is None:
+        return False
+    import dramatiq
+
+    broker = get_broker(url)
+    message = dramatiq.Message(queue_name=queue, actor_name=name, args=args, kwargs=kwargs,
+                               options={})  # fmt: skip
+    try:
+        broker.enqueue(message)
+    except link.errors as exc:
+        link.failed(exc)
+        return False
+    return True

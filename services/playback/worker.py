@@ -152,7 +152,14 @@ def _source(data: Any, media_hash: str) -> Source:
         hdr=bool(data["hdr"]),
         audio=tuple(t for t in tracks if t.type == "audio"),
         subtitles=tuple(t for t in tracks if t.type == "subtitle"),
+        version=_version(data["version"]),
     )
+
+
+def _version(value: Any) -> tuple[int, int]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise BadJob("version is not (size, mtime_ns)")
+    return _int(value[0], 0, 2**63 - 1, "size"), _int(value[1], -(2**63), 2**63 - 1, "mtime")
 
 
 def _output(data: Any, source: Source) -> Output:

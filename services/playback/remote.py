@@ -1,0 +1,377 @@
+"""HLS sessions on workers on other machines (issue 18): the server's side.
+
+`RemoteTranscoder` has the interface of `LocalTranscoder` (open, session, segment, stop,
+sessions) and wraps one: the viewer's session record stays in the server's own session files
+(so any server process answers, and the session survives Redis going away); which worker runs
+it is a placement file beside it (`hls/remote/<id>.json`) and a lease in Redis
+(services/compute/leases.py) that the worker watches.
+
+- Placing: a session's first segment request (or one after its worker was lost) chooses among
+  the live workers and, with LVS_LOCAL_WORK=on, this server itself (`registry.choose`:
+  hardware with room first, then the least busy; sessions counted from announcements and from
+  leases just given). For a worker it writes the lease and sends the job (media_hash, the
+  library root and the path inside it, Source facts, Output — services/playback/worker.py)
+  to that worker's own Dramatiq queue. With no worker, Redis unreachable (one WARNING, a
+  dashboard notice: `RedisLink.notice()`) or LVS_LOCAL_WORK=off and no worker answering, the
+  session runs here, exactly as on a single node.
+- Serving: each segment request is proxied to the worker, signed (HMAC with expiry), the
+  viewer's Range passed on, the body streamed through in CHUNK pieces (never buffered
+  whole). It renews the lease.
+- Failing over: a worker whose heartbeat is gone, whose connection is refused or drops, or
+  that answers it cannot take the session (cannot read the file: 409; does not know it: 404)
+  is left, and the session is placed again — on another worker or here — at the segment asked
+  for; the viewer's request waits for that, so the player stalls for about a segment's
+  encoding time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import os
+import select
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from services import metrics
+from services.compute import broker, leases, registry, signing
+from services.compute.conn import redis_link
+from services.compute.settings import ComputeSettings
+from services.errors import NotFound, Unavailable
+from services.playback import encoders, hls
+from services.playback.decision import Output
+from services.playback.transcoder import Loader, LocalTranscoder, Session, SessionInfo
+from services.playback.worker import OPEN_ACTOR, job_message
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 40.0  # a worker waits up to SEGMENT_WAIT (25 s) for its encoder
+LOOK_EVERY = 1.0  # while waiting for a worker's answer, seconds between heartbeat checks
+TRIES = 4  # placements tried for one segment request
+PASSED_ON = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag",
+             "Last-Modified", "Retry-After", "X-LVS-Worker")  # fmt: skip
+LOCAL = "local"
+
+
+class WorkerLost(Exception):
+    """The worker of a session cannot serve it any more (gone, refused, cannot read)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    worker: str  # a worker id, or LOCAL
+    url: str = ""
+    at: float = 0.0
+
+
+class Upstream:
+    """A segment on its way from a worker: status and headers read, the body still to come."""
+
+    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
+                 worker: str) -> None:  # fmt: skip
+        self.conn, self.resp, self.worker = conn, resp, worker
+        self.status = resp.status
+        self.headers = {k: v for k in PASSED_ON if (v := resp.getheader(k)) is not None}
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the body in CHUNK pieces and close the connection at the end."""
+        try:
+            while True:
+                data = self.resp.read(CHUNK)
+                if not data:
+                    return
+                yield data
+        except (OSError, http.client.HTTPException) as exc:
+            log.warning("segment from worker %s cut off: %s", self.worker, exc)
+            raise
+        finally:
+            self.close()
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
+class RemoteTranscoder:
+    """Sessions recorded here, run on workers (or here), their segments proxied."""
+
+    def __init__(self, local: LocalTranscoder, cfg: ComputeSettings,
+                 media_dirs: tuple[Path, ...]) -> None:  # fmt: skip
+        self.local = local
+        self.root = local.root
+        self.cfg = cfg
+        self.media_dirs = media_dirs
+        self.link = redis_link(cfg.redis_url)
+        self.placed_dir = local.root / "remote"
+        self.placed_dir.mkdir(parents=True, exist_ok=True)
+        self.failovers = 0
+
+    # ---- the interface ----
+
+    def open(self, user_id: int, media_hash: str, output: Output, *, method: str, words: str,
+             count: int, duration: float) -> str:  # fmt: skip
+        return self.local.open(user_id, media_hash, output, method=method, words=words,
+                               count=count, duration=duration)  # fmt: skip
+
+    def session(self, session_id: str, user_id: int) -> Session:
+        return self.local.session(session_id, user_id)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.local.index_dir
+
+    def cache_dir(self, s: Session) -> Path:
+        return self.local.cache_dir(s)
+
+    def sessions(self) -> list[SessionInfo]:
+        found = self.local.sessions()
+        placed = {p.stem: self._placement(p.stem) for p in self.placed_dir.glob("*.json")}
+        return [replace(si, encoder=f"worker {p.worker}") if (p := placed.get(si.id)) and
+                p.worker != LOCAL and not si.encoder else si for si in found]  # fmt: skip
+
+    def placements(self) -> dict[str, str]:
+        """Return session id → worker id (LOCAL: this server) of the placed sessions."""
+        found = {}
+        for path in self.placed_dir.glob("*.json"):
+            p = self._placement(path.stem)
+            if p is not None:
+                found[path.stem] = p.worker
+        return found
+
+    def stop(self, session_id: str, user_id: int) -> None:
+        self.local.session(session_id, user_id)  # NotFound for another user's
+        p = self._placement(session_id)
+        if p is not None and p.worker != LOCAL:
+            self._release(session_id, p)
+        self._forget(session_id)
+        self.local.stop(session_id, user_id)
+
+    def close(self) -> None:
+        self.local.close()
+
+    def segment(self, session_id: str, user_id: int, n: int, loader: Loader,
+                range_header: str | None = None) -> Path | Upstream:  # fmt: skip
+        """Return segment n: a Path when it is (or is made) here, else an Upstream from the
+        worker running the session (placing or re-placing it first)."""
+        s = self.local.session(session_id, user_id)
+        if not 0 <= n < s.count:
+            raise NotFound("no such segment")
+        here = self.local.cache_dir(s) / f"{n}.{hls.SEGMENT_EXT}"
+        if here.is_file():
+            return self.local.segment(session_id, user_id, n, loader)
+        tried: set[str] = set()
+        for _ in range(TRIES):
+            p = self._placement(session_id)
+            if p is None or p.worker in tried:
+                p = self._place(s, n, loader, tried)
+            if p.worker == LOCAL:
+                return self.local.segment(session_id, user_id, n, loader)
+            try:
+                up = self._fetch(p, session_id, n, range_header)
+            except WorkerLost as exc:
+                log.warning("hls session %s: worker %s lost (%s): placing it again at segment %d",
+                            session_id, p.worker, exc, n)  # fmt: skip
+                metrics.count("hls_worker_failovers")
+                self.failovers += 1
+                tried.add(p.worker)
+                self._forget(session_id, p)
+                continue
+            self._renew(session_id, p)
+            self.local._seen(s, n)
+            return up
+        raise Unavailable("no worker could take this session", 5)
+
+    # ---- placing ----
+
+    def _place(self, s: Session, n: int, loader: Loader, tried: set[str]) -> Placement:
+        with self.local._lock():
+            p = self._placement(s.id)
+            if p is not None and p.worker not in tried:
+                return p  # placed by another request meanwhile
+            p = self._choose(s, n, loader, tried)
+            self._write(s.id, p)
+        return p
+
+    def _choose(self, s: Session, n: int, loader: Loader, tried: set[str]) -> Placement:
+        client = self.link.client()
+        if client is None:
+            return Placement(LOCAL, at=time.time())
+        try:
+            live = registry.workers(client)
+            given = leases.count_by_worker(client)
+        except self.link.errors as exc:
+            self.link.failed(exc)
+            return Placement(LOCAL, at=time.time())
+        candidates = [replace(w, sessions=max(w.sessions, given.get(w.id, 0))) for w in live]
+        if self.cfg.local_work:
+            candidates.append(self._local_info())
+        chosen = registry.choose(candidates, exclude=tried)
+        if chosen is None or chosen.id == LOCAL:
+            if chosen is None and not self.cfg.local_work:
+                log.warning("hls session %s: no worker can take it: it runs here", s.id)
+            return Placement(LOCAL, at=time.time())
+        source, f = loader()
+        try:
+            where = self._location(f.fileno())
+        finally:
+            f.close()
+        if where is None:
+            log.warning("hls session %s: its file lies in no library folder: it runs here", s.id)
+            return Placement(LOCAL, at=time.time())
+        job = job_message(s.id, s.user_id, s.media_hash, where[0], where[1], s.method, s.words,
+                          s.count, s.duration, source, s.out)  # fmt: skip
+        try:
+            leases.release(client, s.id)
+            leases.renew(client, s.id, chosen.id, self.cfg.idle)
+        except self.link.errors as exc:
+            self.link.failed(exc)
+            return Placement(LOCAL, at=time.time())
+        if not broker.send_to(self.cfg.redis_url, registry.queue_of(chosen.id), OPEN_ACTOR, job):
+            return Placement(LOCAL, at=time.time())
+        log.info("hls session %s: placed on worker %s (%s) at segment %d", s.id, chosen.id,
+                 chosen.url, n)  # fmt: skip
+        metrics.count("hls_sessions_placed_remote")
+        return Placement(chosen.id, chosen.url, time.time())
+
+    def _local_info(self) -> registry.WorkerInfo:
+        running = sum(1 for si in self.local.sessions() if si.encoder)
+        choice = encoders.detect()
+        return registry.WorkerInfo(id=LOCAL, host="", url="", cpus=os.cpu_count() or 1,
+                                   hardware=choice.hardware, sessions=running,
+                                   capacity=self.local.max_encoders)  # fmt: skip
+
+    def _location(self, fd: int) -> tuple[str, str] | None:
+        """Return (library root as configured, path inside it) of the open file."""
+        real = os.readlink(f"/proc/self/fd/{fd}")
+        for root in self.media_dirs:
+            resolved = os.path.realpath(root)
+            if real.startswith(resolved.rstrip("/") + "/"):
+                return str(root), os.path.relpath(real, resolved)
+        return None
+
+    # ---- serving ----
+
+    def _fetch(self, p: Placement, sid: str, n: int, range_header: str | None) -> Upstream:
+        """Ask the worker for segment n; WorkerLost when it cannot answer for this session."""
+        url = urlsplit(p.url)
+        path = f"/node/sessions/{sid}/{n}.{hls.SEGMENT_EXT}"
+        headers = signing.headers(self.cfg.node_secret, "GET", path)
+        if range_header:
+            headers["Range"] = range_header
+        cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = cls(url.hostname or "", url.port, timeout=CONNECT_TIMEOUT)
+        try:
+            conn.connect()
+            conn.request("GET", url.path.rstrip("/") + path, headers=headers)
+            self._await_answer(conn, p)
+            assert conn.sock is not None
+            conn.sock.settimeout(READ_TIMEOUT)
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise WorkerLost(f"{type(exc).__name__}: {exc}") from None
+        if resp.status in (403, 404, 409):
+            body = resp.read(2000).decode("utf-8", "replace").strip()
+            conn.close()
+            if resp.status == 403:
+                log.error("worker %s refused the server's signature (is LVS_NODE_SECRET the same "
+                          "on both?): %s", p.worker, body)  # fmt: skip
+            raise WorkerLost(f"{resp.status} {body[:300]}")
+        return Upstream(conn, resp, p.worker)
+
+    def _await_answer(self, conn: http.client.HTTPConnection, p: Placement) -> None:
+        """Wait for the worker's first bytes; WorkerLost when its heartbeat goes meanwhile (a
+        machine that vanished sends no reset) or it takes longer than READ_TIMEOUT."""
+        deadline = time.monotonic() + READ_TIMEOUT
+        while True:
+            assert conn.sock is not None
+            ready, _, _ = select.select([conn.sock], [], [], LOOK_EVERY)
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("no answer")
+            if not self._alive(p.worker):
+                raise WorkerLost("its heartbeat stopped")
+
+    def _alive(self, worker_id: str) -> bool:
+        client = self.link.client()
+        if client is None:
+            return True  # cannot tell: the connection decides
+        try:
+            return bool(client.exists(registry.PREFIX + worker_id))
+        except self.link.errors as exc:
+            self.link.failed(exc)
+            return True
+
+    def _renew(self, sid: str, p: Placement) -> None:
+        client = self.link.client()
+        if client is None:
+            return  # the worker keeps the session while Redis is away (its own idle reaper)
+        try:
+            leases.renew(client, sid, p.worker, self.cfg.idle)
+        except self.link.errors as exc:
+            self.link.failed(exc)
+
+    def _release(self, sid: str, p: Placement) -> None:
+        client = self.link.client()
+        if client is not None:
+            try:
+                leases.release(client, sid)
+            except self.link.errors as exc:
+                self.link.failed(exc)
+        url = urlsplit(p.url)
+        path = f"/node/sessions/{sid}/stop"
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=CONNECT_TIMEOUT)
+        try:
+            conn.request("POST", path, headers=signing.headers(self.cfg.node_secret, "POST", path))
+            conn.getresponse().read()
+        except (OSError, http.client.HTTPException) as exc:
+            log.info("worker %s not told to stop session %s: %s", p.worker, sid, exc)
+        finally:
+            conn.close()
+
+    # ---- placement records ----
+
+    def _placement(self, sid: str) -> Placement | None:
+        try:
+            data = json.loads((self.placed_dir / f"{sid}.json").read_text())
+            return Placement(str(data["worker"]), str(data.get("url", "")),
+                             float(data.get("at", 0)))  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _write(self, sid: str, p: Placement) -> None:
+        path = self.placed_dir / f"{sid}.json"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"worker": p.worker, "url": p.url, "at": p.at}))
+        os.replace(tmp, path)
+        self._prune()
+
+    def _forget(self, sid: str, p: Placement | None = None) -> None:
+        """Drop the session's placement (only if it is still `p`, when given)."""
+        path = self.placed_dir / f"{sid}.json"
+        if p is not None and self._placement(sid) != p:
+            return
+        path.unlink(missing_ok=True)
+
+    def _prune(self) -> None:
+        """Remove the placements of sessions that ended here (reaped, stopped)."""
+        for path in self.placed_dir.glob("*.json"):
+            if not (self.local.root / "sessions" / path.name).exists():
+                with contextlib.suppress(OSError):
+                    if time.time() - path.stat().st_mtime > 5:
+                        path.unlink()
+        for tmp in self.placed_dir.glob("*.tmp"):
+            with contextlib.suppress(OSError):
+                if time.time() - tmp.stat().st_mtime > 60:
+                    tmp.unlink()
