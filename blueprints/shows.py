@@ -10,7 +10,7 @@ from blueprints.common import get_db, render, settings, user_id
 from blueprints.media import IMMUTABLE, send_path
 from services.errors import LVSError, NotFound
 from services.playback import decision, media_files, playability, source
-from services.shows import artwork, catalog, upnext
+from services.shows import artwork, catalog, grid, upnext
 
 bp = Blueprint("shows", __name__)
 
@@ -20,14 +20,14 @@ _ART_KEY = re.compile(r"[0-9a-f]{16}-\d{2,4}")
 
 @bp.get("/shows")
 def index() -> Response:
-    db, filters = get_db(), catalog.parse_filters(request.args)
-    page = catalog.list_shows(db, after=request.args.get("after"), filters=filters)
+    db, filters = get_db(), grid.parse_filters(request.args)
+    page = grid.list_shows(db, after=request.args.get("after"), filters=filters)
     return render(
         "shows/index.html",
         GRID_REGIONS,
         page=page,
         filters=filters,
-        genres=catalog.genres(db, "shows"),
+        genres=grid.genres(db, "shows"),
     )
 
 
@@ -49,18 +49,18 @@ def season(show_id: int, number: int) -> Response:
 
 @bp.get("/movies")
 def movies() -> Response:
-    db, filters = get_db(), catalog.parse_filters(request.args)
+    db, filters = get_db(), grid.parse_filters(request.args)
     sort = request.args.get("sort", "title")
     after = request.args.get("after")
-    page = catalog.list_movies(db, sort=sort, after=after, user_id=user_id(), filters=filters)
+    page = grid.list_movies(db, sort=sort, after=after, user_id=user_id(), filters=filters)
     return render(
         "shows/movies.html",
         GRID_REGIONS,
         page=page,
         sort=sort,
-        sorts=catalog.MOVIE_SORTS,
+        sorts=grid.MOVIE_SORTS,
         filters=filters,
-        genres=catalog.genres(db, "movies"),
+        genres=grid.genres(db, "movies"),
     )
 
 

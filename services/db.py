@@ -1248,3 +1248,95 @@ def m0019_search_projection(db: Database) -> None:
             f"\nCREATE TRIGGER {head}\nBEGIN\n{body}{gen}\nEND;" for head, body in triggers.items()
         ),
     )
+
+
+# m0020: what a Shows or Movies card shows, beside each sort's key (issue 17).
+_SHOW_CARD = "title, year, episodes, seasons, poster_id, frame_media_id"
+_MOVIE_CARD = "title, year, rating, quality, versions, poster_id, best_media_id"
+# The newest/best-first sort keys, negated (one ascending walk and a row-value seek serve them,
+# titles still A to Z). Plain columns kept by triggers: SQLite (3.40) never reads an index
+# holding a virtual generated column as covering, so m0014's generated keys cost a row each.
+_MOVIE_KEYS = """UPDATE movies SET year_key = -coalesce({when}year, 0),
+            rating_key = -coalesce({when}rating, -1), quality_key = -{when}quality,
+            added_key = -{when}added_at WHERE {where};"""
+
+
+@migrations()
+def m0020_title_grid_indexes(db: Database) -> None:
+    """Cover the Shows and Movies grid pages, and index their genre and year filters (issue 17).
+
+    A grid page walks its sort's index from the cursor; each index now also holds every column a
+    card reads (as files_by_name does for a folder page), so a deep page reads 60 index entries
+    and never the rows, which lie at random in the table. The card's picture was a lookup per
+    card through file_meta, files and media (a show's first episode, a film's best version):
+    the regrouping keeps it on the row now (frame_media_id, best_media_id); the sort keys are
+    plain columns kept by triggers (see _MOVIE_KEYS). shows_by_year lets a
+    one-year filter seek its titles in title order. Genres, which lived only in the .nfo's JSON,
+    get tables (one row per title and genre, primary key genre first): a genre's titles are one
+    index range, and whether a title has a genre one seek.
+    """
+    _run_script(
+        db,
+        f"""
+        ALTER TABLE shows ADD COLUMN frame_media_id INTEGER;
+        ALTER TABLE movies ADD COLUMN best_media_id INTEGER;
+        UPDATE shows SET frame_media_id = (SELECT f.media_id FROM file_meta fm
+            JOIN files f ON f.id = fm.file_id WHERE fm.show_id = shows.id AND f.present = 1
+            ORDER BY fm.season = 0, fm.season, fm.episode, f.name LIMIT 1);
+        UPDATE movies SET best_media_id = (SELECT f.media_id FROM file_meta fm
+            JOIN files f ON f.id = fm.file_id WHERE fm.movie_id = movies.id AND f.present = 1
+            ORDER BY fm.quality DESC, f.id LIMIT 1);
+        DROP INDEX shows_by_title;
+        CREATE INDEX shows_by_title ON shows (sort_title, id, {_SHOW_CARD}) WHERE episodes > 0;
+        CREATE INDEX shows_by_year ON shows (year, sort_title, id, {_SHOW_CARD})
+            WHERE episodes > 0;
+        DROP INDEX movies_by_title;
+        DROP INDEX movies_by_year;
+        DROP INDEX movies_by_added;
+        DROP INDEX movies_by_rating;
+        DROP INDEX movies_by_quality;
+        ALTER TABLE movies DROP COLUMN year_key;
+        ALTER TABLE movies DROP COLUMN rating_key;
+        ALTER TABLE movies DROP COLUMN quality_key;
+        ALTER TABLE movies DROP COLUMN added_key;
+        ALTER TABLE movies ADD COLUMN year_key INTEGER;
+        ALTER TABLE movies ADD COLUMN rating_key REAL;
+        ALTER TABLE movies ADD COLUMN quality_key INTEGER;
+        ALTER TABLE movies ADD COLUMN added_key REAL;
+        {_MOVIE_KEYS.format(when="", where="1")}
+        CREATE TRIGGER movies_sort_keys_insert AFTER INSERT ON movies BEGIN
+        {_MOVIE_KEYS.format(when="NEW.", where="id = NEW.id")}
+        END;
+        CREATE TRIGGER movies_sort_keys_update AFTER UPDATE OF year, rating, quality, added_at
+            ON movies BEGIN
+        {_MOVIE_KEYS.format(when="NEW.", where="id = NEW.id")}
+        END;
+        CREATE INDEX movies_by_title ON movies (sort_title, id, {_MOVIE_CARD}) WHERE versions > 0;
+        CREATE INDEX movies_by_year ON movies (year_key, sort_title, id, {_MOVIE_CARD})
+            WHERE versions > 0;
+        CREATE INDEX movies_by_added ON movies (added_key, sort_title, id, {_MOVIE_CARD})
+            WHERE versions > 0;
+        CREATE INDEX movies_by_rating ON movies (rating_key, sort_title, id, {_MOVIE_CARD})
+            WHERE versions > 0;
+        CREATE INDEX movies_by_quality ON movies (quality_key, sort_title, id, {_MOVIE_CARD})
+            WHERE versions > 0;
+        CREATE TABLE show_genres (
+            genre TEXT NOT NULL COLLATE NOCASE,
+            show_id INTEGER NOT NULL REFERENCES shows(id) ON DELETE CASCADE,
+            PRIMARY KEY (genre, show_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX show_genres_show ON show_genres (show_id);
+        CREATE TABLE movie_genres (
+            genre TEXT NOT NULL COLLATE NOCASE,
+            movie_id INTEGER NOT NULL REFERENCES movies(id) ON DELETE CASCADE,
+            PRIMARY KEY (genre, movie_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX movie_genres_movie ON movie_genres (movie_id);
+        INSERT OR IGNORE INTO show_genres (genre, show_id)
+            SELECT trim(g.value), s.id FROM shows s JOIN nfo n ON n.sidecar_id = s.nfo_id,
+            json_each(n.genres) g WHERE g.type = 'text' AND trim(g.value) != '';
+        INSERT OR IGNORE INTO movie_genres (genre, movie_id)
+            SELECT trim(g.value), mv.id FROM movies mv JOIN nfo n ON n.sidecar_id = mv.nfo_id,
+            json_each(n.genres) g WHERE g.type = 'text' AND trim(g.value) != '';
+        """,
+    )

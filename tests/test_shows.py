@@ -258,11 +258,11 @@ def test_shows_page_full_and_fragment(site, client):
 
 
 def test_shows_page_pages_by_cursor(site, client):
-    from services.shows import catalog
+    from services.shows import grid
 
     db = site.db()
-    first = catalog.list_shows(db, limit=2)
-    rest = catalog.list_shows(db, after=first.next_cursor, limit=2)
+    first = grid.list_shows(db, limit=2)
+    rest = grid.list_shows(db, after=first.next_cursor, limit=2)
     db.close()
     assert [s.title for s in first.items] == ["The Expanse", "Flat Show"]
     assert [s.title for s in rest.items] == ["Kaiju"] and rest.next_cursor is None
@@ -513,7 +513,7 @@ def test_description_for_the_vr_apis_is_the_plot(site):
 
 
 def test_poster_card_titles_are_escaped(site):
-    from services.shows.catalog import MovieCard, ShowCard
+    from services.shows.grid import MovieCard, ShowCard
 
     hostile = '<img src=x onerror=alert(1)> & "q"'
     with site.app.test_request_context("/"):

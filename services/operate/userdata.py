@@ -73,6 +73,8 @@ DERIVED_TABLES = (
     "movies",
     "file_meta",
     "shows_state",
+    "show_genres",  # m0020
+    "movie_genres",
     "subtitle_files",
 )
 

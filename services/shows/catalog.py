@@ -1,253 +1,25 @@
-"""The Shows, show, season and Movies pages' queries: keyset pages over the grouped tables.
+"""The show, season and watch pages' queries: a show, its seasons and episodes, .nfo metadata.
 
-A grid page is one query on an index of its sort (shows by title; movies by title, year, date
-added, rating, quality), cut by a row-value seek from the last card of the previous page, so a
-deep page costs what the first does at 100k or 1M items (bench/b6_shows.py). Pictures: a show's
-or movie's poster from its folder when it has one, else a frame grab of its first episode or
-best version.
+The grid pages (Shows, Movies) are services/shows/grid.py. Pictures: a show's, season's or
+episode's poster from its folder when it has one, else a frame grab of its first episode.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import threading
 from dataclasses import dataclass
-from typing import Any
 
 from sqlite_utils import Database
 
-from services.errors import InvalidInput, NotFound
-
-PAGE = 60
-MOVIE_SORTS = {
-    # name: (label, key column, the index's order)
-    "title": ("Title", None),
-    "year": ("Year", "year_key"),
-    "added": ("Date added", "added_key"),
-    "rating": ("Rating", "rating_key"),
-    "quality": ("Quality", "quality_key"),
-}
-_CURSOR_RE = re.compile(r"^(-?[0-9.e+-]*)~(\d+)~(.*)$", re.DOTALL)
-_YEAR_RE = re.compile(r"^(1[89]\d\d|2[01]\d\d)(s?)$")
-MAX_GENRE = 100
-
-
-@dataclass(frozen=True)
-class Filters:
-    """The Shows and Movies pages' filters: a genre from the .nfo files, a year or a decade."""
-
-    genre: str = ""
-    year: str = ""  # "1995" or "1990s"
-
-    def params(self) -> dict[str, str]:
-        return {k: v for k, v in (("genre", self.genre), ("year", self.year)) if v}
-
-    def sql(self, table: str) -> tuple[str, dict[str, Any]]:
-        """Return the WHERE terms (each starting with AND) and their arguments."""
-        where, args = "", {}
-        if self.year:
-            m = _YEAR_RE.match(self.year)
-            assert m  # parse_filters checked it
-            first = int(m.group(1))
-            last = first + 9 if m.group(2) else first
-            where += f" AND {table}.year BETWEEN :y0 AND :y1"
-            args.update(y0=first, y1=last)
-        if self.genre:
-            # The genre walks the sort's index and keeps the titles whose .nfo names it.
-            where += (
-                f" AND EXISTS (SELECT 1 FROM nfo n, json_each(n.genres) g WHERE "
-                f"n.sidecar_id = {table}.nfo_id AND g.value = :genre COLLATE NOCASE)"
-            )
-            args["genre"] = self.genre
-        return where, args
-
-
-def parse_filters(args: Any) -> Filters:
-    """Return the filters of a request's query; InvalidInput for a malformed year."""
-    genre = " ".join((args.get("genre") or "").split())[:MAX_GENRE]
-    year = (args.get("year") or "").strip()
-    if year and not _YEAR_RE.match(year):
-        raise InvalidInput("year must be like 1995 or 1990s")
-    return Filters(genre, year)
-
-
-_genres_lock = threading.Lock()
-_genres: dict[tuple[str, str], tuple[int, list[str]]] = {}
-
-
-def genres(db: Database, table: str) -> list[str]:
-    """Return the genres the .nfo files of shows or movies name, A to Z (at most 200).
-
-    Reading them walks every .nfo of that kind, so the list is kept per database until the search
-    index changes (search_generation: the regrouping that follows a changed .nfo bumps it).
-    """
-    kind = {"shows": "tvshow", "movies": "movie"}[table]
-    path = db.execute("PRAGMA database_list").fetchone()[2]
-    gen = db.execute("SELECT n FROM search_generation").fetchone()[0]
-    with _genres_lock:
-        held = _genres.get((path, kind))
-        if held is not None and held[0] == gen:
-            return held[1]
-    rows = db.execute(
-        "SELECT DISTINCT g.value FROM nfo n, json_each(n.genres) g WHERE n.kind = ? "
-        "ORDER BY g.value COLLATE NOCASE LIMIT 200",
-        [kind],
-    ).fetchall()
-    found = [r[0] for r in rows if isinstance(r[0], str)]
-    with _genres_lock:
-        _genres[(path, kind)] = (gen, found)
-    return found
-
-
-@dataclass(frozen=True)
-class Art:
-    """A cached picture: its key (for the artwork URL) and its size, for the aspect ratio."""
-
-    key: str
-    width: int
-    height: int
-
-
-def _art(key: str | None, width: int | None, height: int | None) -> Art | None:
-    return Art(key, width or 0, height or 0) if key else None
-
-
-@dataclass(frozen=True)
-class ShowCard:
-    id: int
-    title: str
-    year: int | None
-    episodes: int
-    seasons: int
-    poster: Art | None
-    frame: str | None  # media_hash of the first episode, for its frame grab
-
-
-@dataclass(frozen=True)
-class MovieCard:
-    id: int
-    title: str
-    year: int | None
-    rating: float | None  # the file's
-    stars: int | None  # the user's, which wins
-    quality: int
-    versions: int
-    poster: Art | None
-    media_hash: str  # the best version
-    watched: bool
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_cursor: str | None
-
-
-def cursor(key: Any, ident: int, title: str) -> str:
-    """Return an opaque cursor: the last card's sort key, id and sort title."""
-    return f"{'' if key is None else key}~{ident}~{title}"
-
-
-def parse_cursor(raw: str | None) -> tuple[float | None, int, str] | None:
-    """Return (key, id, sort title) from a cursor; InvalidInput for a malformed one."""
-    if not raw:
-        return None
-    m = _CURSOR_RE.match(raw[:600])
-    if not m:
-        raise InvalidInput("bad page cursor")
-    try:
-        key = float(m.group(1)) if m.group(1) else None
-    except ValueError:
-        raise InvalidInput("bad page cursor") from None
-    return key, int(m.group(2)), m.group(3)
-
+from services.errors import NotFound
+from services.shows.grid import Art
+from services.shows.grid import art as _art
 
 _POSTER = (
     "(SELECT a.key FROM artwork a WHERE a.sidecar_id = {col}), "
     "(SELECT a.width FROM artwork a WHERE a.sidecar_id = {col}), "
     "(SELECT a.height FROM artwork a WHERE a.sidecar_id = {col})"
 )
-
-
-def list_shows(
-    db: Database, *, after: str | None = None, limit: int = PAGE, filters: Filters | None = None
-) -> Page:
-    """Return a page of shows in title order."""
-    cut = parse_cursor(after)
-    extra, args = (filters or Filters()).sql("s")
-    where = "s.episodes > 0" + extra
-    args["n"] = limit + 1
-    if cut is not None:
-        where += " AND (s.sort_title, s.id) > (:t, :i)"
-        args.update(t=cut[2], i=cut[1])
-    rows = db.execute(
-        f"""SELECT s.id, s.title, s.year, s.episodes, s.seasons, a.key, a.width, a.height,
-            (SELECT m.media_hash FROM file_meta fm INDEXED BY file_meta_show
-             JOIN files f ON f.id = fm.file_id JOIN media m ON m.id = f.media_id
-             WHERE fm.show_id = s.id AND f.present = 1
-             ORDER BY fm.season, fm.episode LIMIT 1), s.sort_title
-            FROM shows s INDEXED BY shows_by_title LEFT JOIN artwork a ON a.sidecar_id = s.poster_id
-            WHERE {where}
-            ORDER BY s.sort_title, s.id LIMIT :n""",
-        args,
-    ).fetchall()
-    items = [ShowCard(r[0], r[1], r[2], r[3], r[4], _art(r[5], r[6], r[7]), r[8]) for r in rows]
-    more = len(items) > limit
-    items = items[:limit]
-    last = rows[limit - 1] if more else None
-    return Page(items, cursor(None, last[0], last[9]) if last else None)
-
-
-def list_movies(
-    db: Database,
-    *,
-    sort: str = "title",
-    after: str | None = None,
-    user_id: int,
-    limit: int = PAGE,
-    filters: Filters | None = None,
-) -> Page:
-    """Return a page of movies in a sort of MOVIE_SORTS (newest, best, highest first)."""
-    if sort not in MOVIE_SORTS:
-        raise InvalidInput(f"unknown sort {sort!r}")
-    key = MOVIE_SORTS[sort][1]
-    cut = parse_cursor(after)
-    cols = f"mv.{key}, mv.sort_title, mv.id" if key else "mv.sort_title, mv.id"
-    extra, args = (filters or Filters()).sql("mv")
-    where = "mv.versions > 0" + extra
-    args.update(n=limit + 1, user=user_id)
-    if cut is not None:
-        if key:
-            where += f" AND ({cols}) > (:k, :t, :i)"
-            args.update(k=cut[0] if cut[0] is not None else 0, t=cut[2], i=cut[1])
-        else:
-            where += f" AND ({cols}) > (:t, :i)"
-            args.update(t=cut[2], i=cut[1])
-    rows = db.execute(
-        f"""SELECT mv.id, mv.title, mv.year, mv.rating, mv.quality, mv.versions,
-            a.key, a.width, a.height, best.media_hash,
-            (SELECT stars FROM ratings WHERE user_id = :user AND media_id = best.id),
-            (SELECT watched FROM watch_state WHERE user_id = :user AND media_id = best.id),
-            {f"mv.{key}" if key else "NULL"}, mv.sort_title
-            FROM movies mv INDEXED BY movies_by_{sort}
-            JOIN media best ON best.id = (SELECT f.media_id FROM file_meta fm
-                 JOIN files f ON f.id = fm.file_id WHERE fm.movie_id = mv.id AND f.present = 1
-                 ORDER BY fm.quality DESC, f.id LIMIT 1)
-            LEFT JOIN artwork a ON a.sidecar_id = mv.poster_id
-            WHERE {where} ORDER BY {cols} LIMIT :n""",
-        args,
-    ).fetchall()
-    items = [
-        MovieCard(
-            r[0], r[1], r[2], r[3], r[10], r[4], r[5], _art(r[6], r[7], r[8]), r[9], bool(r[11])
-        )
-        for r in rows
-    ]
-    more = len(items) > limit
-    last = rows[limit - 1] if more else None
-    return Page(items[:limit], cursor(last[12], last[0], last[13]) if last else None)
-
 
 # ---- one show, one season -------------------------------------------------------------------
 

@@ -364,9 +364,12 @@ def recount(db: Database, show_ids: Iterable[int], movie_ids: Iterable[int]) -> 
         db.execute(
             "UPDATE shows SET episodes = ?, seasons = ?, added_at = coalesce((SELECT max("
             "f.first_seen) FROM file_meta m JOIN files f ON f.id = m.file_id WHERE m.show_id = ?),"
-            " added_at) WHERE id = ?",
-            [sum(n for _, n in counts), sum(1 for s, _ in counts if s != 0), sid, sid],
+            " added_at), frame_media_id = (SELECT f.media_id FROM file_meta m JOIN files f ON "
+            "f.id = m.file_id WHERE m.show_id = ? AND f.present = 1 "
+            "ORDER BY m.season = 0, m.season, m.episode, f.name LIMIT 1) WHERE id = ?",
+            [sum(n for _, n in counts), sum(1 for s, _ in counts if s != 0), sid, sid, sid],
         )
+        _genres(db, "show", sid)
     for mid in movie_ids:
         row = db.execute(
             "SELECT count(*), max(m.quality), min(f.first_seen) FROM file_meta m "
@@ -377,9 +380,24 @@ def recount(db: Database, show_ids: Iterable[int], movie_ids: Iterable[int]) -> 
             db.execute("DELETE FROM movies WHERE id = ?", [mid])
             continue
         db.execute(
-            "UPDATE movies SET versions = ?, quality = ?, added_at = ? WHERE id = ?",
-            [row[0], row[1] or 0, row[2], mid],
+            "UPDATE movies SET versions = ?, quality = ?, added_at = ?, best_media_id = (SELECT "
+            "f.media_id FROM file_meta m JOIN files f ON f.id = m.file_id WHERE m.movie_id = ? "
+            "AND f.present = 1 ORDER BY m.quality DESC, f.id LIMIT 1) WHERE id = ?",
+            [row[0], row[1] or 0, row[2], mid, mid],
         )
+        _genres(db, "movie", mid)
+
+
+def _genres(db: Database, kind: str, title_id: int) -> None:
+    """Write a show's or movie's genres (show_genres, movie_genres) from its .nfo."""
+    table, group = f"{kind}_genres", f"{kind}s"
+    db.execute(f"DELETE FROM {table} WHERE {kind}_id = ?", [title_id])
+    db.execute(
+        f"INSERT OR IGNORE INTO {table} (genre, {kind}_id) SELECT trim(g.value), t.id "
+        f"FROM {group} t JOIN nfo n ON n.sidecar_id = t.nfo_id, json_each(n.genres) g "
+        "WHERE t.id = ? AND g.type = 'text' AND trim(g.value) != ''",
+        [title_id],
+    )
 
 
 def _meaningful(title: str, name: str) -> bool:
