@@ -3,11 +3,12 @@
 Rows are synthesized straight into SQLite (migrations applied; files, media, parses and the
 grouped tables filled as a scan and services/shows.grouping would): half the items are episodes
 of shows of 50 episodes (5 seasons of 10), half are films, one in ten of them in two versions,
-one in three with a poster. Two real gunicorn servers serve the 100k and the 1M database; one
-keep-alive client asks in turn — baseline `/health`, then a Shows page and a Movies page (sorts
-in turn: title, year, added, rating, quality) on each server, each continuing after a random
-show or film, so every depth is sampled. Targets: page p95 ≤ 3× the health floor at 100k; p95
-at 1M ≤ 1.3× p95 at 100k (flat).
+one in three with a poster, each title with one to three genres (GENRES: Drama on 45%, Western
+on 1%). Two real gunicorn servers serve the 100k and the 1M database; one keep-alive client asks
+in turn — baseline `/health`, then a Shows page, a Movies page (sorts in turn: title, year,
+added, rating, quality) and a filtered Movies page (the sorts in turn, each with each of
+FILTERS) on each server, each continuing after a random show or film, so every depth is
+sampled. Targets: page p95 ≤ 3× the health floor at 100k; p95 at 1M ≤ 1.3× p95 at 100k (flat).
 
     python -m bench.b6_shows [--rows 100000 1000000] [--requests 400]
     python -m bench.b6_shows --sql     # the pages' queries in-process, CPU ms (see sql_rows)
@@ -21,13 +22,15 @@ import random
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from bench.b6_gallery import WORDS, server
 from bench.b6_gallery import Client as _Client
 from bench.harness import CORPUS_DIR, Bench, Samples
 
 SORTS = ("title", "year", "added", "rating", "quality")
+# The filtered Movies pages' filters, in turn: a common and a rare genre, a year, a decade, both.
+FILTERS = ("genre=Drama", "genre=Western", "year=1995", "year=1990s", "genre=Crime&year=1990s")
 
 
 class Client(_Client):
@@ -46,6 +49,16 @@ class Client(_Client):
 
 
 EPISODES_PER_SHOW = 50
+# Genres as Kodi names them, with how often a title has each (one to three a title).
+GENRES = {"Drama": 0.45, "Comedy": 0.3, "Thriller": 0.2, "Action": 0.2, "Crime": 0.12,
+          "Romance": 0.1, "Documentary": 0.05, "Horror": 0.05, "Western": 0.01}  # fmt: skip
+
+
+def _genres(rng: random.Random) -> list[str]:
+    got = [g for g, p in GENRES.items() if rng.random() < p][:3]
+    return got or ["Drama"]
+
+
 BATCH = 50_000
 
 
@@ -93,7 +106,7 @@ def synthesize(data_dir: Path, rows: int) -> Path:
         conn.execute("INSERT INTO artwork VALUES (1, '0123456789abcdef-400', 400, 600)")
         conn.executemany(
             "INSERT INTO shows (id, key, title, sort_title, year, poster_id, episodes, seasons, "
-            "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, 5, ?)",
+            "added_at, frame_media_id) VALUES (?, ?, ?, ?, ?, ?, ?, 5, ?, ?)",
             [
                 (
                     s,
@@ -104,15 +117,20 @@ def synthesize(data_dir: Path, rows: int) -> Path:
                     1 if s % 3 == 0 else None,
                     EPISODES_PER_SHOW,
                     base + s,
+                    (s - 1) * EPISODES_PER_SHOW + 1,
                 )
                 for s in range(1, n_shows + 1)
             ],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO show_genres (genre, show_id) VALUES (?, ?)",
+            [(g, s) for s in range(1, n_shows + 1) for g in _genres(rng)],
         )
         conn.execute("UPDATE shows_state SET regroup = 0")
     movie_id = 0
     for start in range(1, rows + 1, BATCH):
         ids = range(start, min(rows, start + BATCH - 1) + 1)
-        media, files, parses, metas, movies = [], [], [], [], []
+        media, files, parses, metas, movies, genres = [], [], [], [], [], []
         for i in ids:
             size = rng.randrange(200_000_000, 4_000_000_000)
             if i <= n_eps:
@@ -141,10 +159,12 @@ def synthesize(data_dir: Path, rows: int) -> Path:
                             rng.randrange(20, 90),
                             1,
                             base + i,
+                            i,
                         )  # fmt: skip
                     )
+                    genres += [(g, movie_id) for g in _genres(rng)]
                 else:
-                    movies[-1] = (*movies[-1][:8], 2, movies[-1][9])
+                    movies[-1] = (*movies[-1][:8], 2, *movies[-1][9:])
                 name = f"Film.{movie_id}.{i}.mkv"
                 metas.append((i, "movie", None, movie_id, None, None, rng.randrange(20, 90)))
                 parses.append((i, f"Film {movie_id}", 2000, None, None))
@@ -169,8 +189,12 @@ def synthesize(data_dir: Path, rows: int) -> Path:
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO movies (id, key, title, sort_title, year, poster_id, "
-                "rating, quality, versions, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "rating, quality, versions, added_at, best_media_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 movies,
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO movie_genres (genre, movie_id) VALUES (?, ?)", genres
             )
             conn.executemany(
                 "INSERT INTO file_meta (file_id, kind, show_id, movie_id, season, episode, "
@@ -191,7 +215,7 @@ def synthesize(data_dir: Path, rows: int) -> Path:
 def cursors(data_dir: Path, n: int, rng: random.Random) -> tuple[list[str], dict[str, list[str]]]:
     """Return n random Shows-page cursors and n per movie sort, drawn from the database."""
     from services import db as dbmod
-    from services.shows.catalog import cursor
+    from services.shows.grid import cursor
 
     db = dbmod.connect(data_dir / "library.db")
     top_show = db.execute("SELECT max(id) FROM shows").fetchone()[0]
@@ -223,18 +247,26 @@ def sql_rows(bench: Bench, dirs: dict[int, Path], pages: int) -> None:
     neighbours as much as the pages; CPU time of the queries alone says whether they stay flat.
     """
     from services import db as dbmod
-    from services.shows import catalog
+    from services.shows import grid
 
     small, large = sorted(dirs)
     got: dict[tuple[int, str], Samples] = {}
     for n, data_dir in dirs.items():
         db = dbmod.connect(data_dir / "library.db")
         shows, movies = cursors(data_dir, pages, random.Random(5))
-        runs = {"shows": [lambda c=c, db=db: catalog.list_shows(db, after=c) for c in shows]}
+        runs = {"shows": [lambda c=c, db=db: grid.list_shows(db, after=c) for c in shows]}
         for sort in SORTS:
             runs[f"movies/{sort}"] = [
-                lambda c=c, s=sort, db=db: catalog.list_movies(db, sort=s, after=c, user_id=1)
+                lambda c=c, s=sort, db=db: grid.list_movies(db, sort=s, after=c, user_id=1)
                 for c in movies[sort]
+            ]
+            kept = [grid.parse_filters(dict(parse_qsl(f))) for f in FILTERS]
+            picks = [kept[k % len(kept)] for k in range(len(movies[sort]))]
+            runs[f"movies/{sort} filtered"] = [
+                lambda c=c, s=sort, db=db, f=f: grid.list_movies(
+                    db, sort=s, after=c, user_id=1, filters=f
+                )
+                for c, f in zip(movies[sort], picks, strict=True)
             ]
         for kind, calls in runs.items():
             samples = got[(n, kind)] = Samples(f"{kind} SQL {n:,}")
@@ -288,18 +320,26 @@ def main() -> int:
                     + quote(movies[SORTS[k % len(SORTS)]][k])
                     for k in range(args.requests + 20)
                 ],
+                # Sorts in turn, and filters in turn (k // 5: each sort meets each filter).
+                "filtered movies": [
+                    f"/movies?sort={SORTS[k % len(SORTS)]}&{FILTERS[k // 5 % len(FILTERS)]}"
+                    f"&after={quote(movies[SORTS[k % len(SORTS)]][k])}"
+                    for k in range(args.requests + 20)
+                ],
             }
         health = Samples("/health")
         got = {(n, kind): Samples(f"{kind} {n:,}") for n in (small, large) for kind in paths[small]}
+        kinds = list(paths[small])
         for k in range(20):  # templates compiled, caches warm
             for n in (small, large):
-                clients[n].get(paths[n]["shows"][k]), clients[n].get(paths[n]["movies"][k])
+                for kind in kinds:
+                    clients[n].get(paths[n][kind][k])
         for k in range(20, args.requests + 20):
             health.add(clients[small].get("/health"))
             for n in (small, large):
-                for kind in ("shows", "movies"):
+                for kind in kinds:
                     got[(n, kind)].add(clients[n].get(paths[n][kind][k]))
-        for kind in ("shows", "movies"):
+        for kind in kinds:
             bench.compare(
                 f"{kind} page p95 at {small:,} vs health",
                 health,
@@ -315,6 +355,7 @@ def main() -> int:
                 target=1.3,
                 stat="p95",
             )
+            bench.compare(f"{kind} page median at {small:,} vs health", health, got[(small, kind)])
     bench.extra["p95_ms"] = {f"{k[1]} {k[0]}": s.p(95) * 1000 for k, s in got.items()}
     bench.extra["health_p95_ms"] = health.p(95) * 1000
     bench.finish()

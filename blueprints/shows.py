@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from flask import Blueprint, Response, redirect, request, url_for
@@ -9,10 +10,11 @@ from flask import Blueprint, Response, redirect, request, url_for
 from blueprints.common import get_db, render, settings, user_id
 from blueprints.media import IMMUTABLE, send_path
 from services.errors import LVSError, NotFound
-from services.playback import decision, media_files, playability, source
-from services.shows import artwork, catalog, grid, upnext
+from services.playback import decision
+from services.shows import artwork, catalog, choose, grid, upnext
 
 bp = Blueprint("shows", __name__)
+log = logging.getLogger(__name__)
 
 GRID_REGIONS = {"more": "shows/_more.html", "grid": "shows/_grid.html"}
 _ART_KEY = re.compile(r"[0-9a-f]{16}-\d{2,4}")
@@ -64,40 +66,50 @@ def movies() -> Response:
     )
 
 
-@bp.get("/movies/<int:movie_id>/play")
-def play_movie(movie_id: int) -> Response:
-    """Open the best version of a film this browser plays directly (else the best one).
+CAPS_COOKIE = "lvs_caps"  # what static/js/versions.js says this browser plays, for /play only
 
-    `caps` (the capability names static/js reports, services/playback/decision.py) says what
-    this browser plays; without it, what every browser plays is assumed.
+
+def _caps() -> decision.Capabilities:
+    """Return this browser's capabilities: `caps=` if given, else its cookie, else none.
+
+    A malformed `caps=` is the caller's 400; a malformed cookie is ignored (with a log line):
+    the person clicking a poster cannot mend it.
     """
+    if "caps" in request.args:
+        return decision.parse_capabilities(request.args["caps"])
+    try:
+        return decision.parse_capabilities(request.cookies.get(CAPS_COOKIE))
+    except LVSError as exc:
+        log.info("ignoring the %s cookie: %s", CAPS_COOKIE, exc)
+        return decision.parse_capabilities(None)
+
+
+@bp.get("/play/movie/<int:movie_id>")
+def play_movie(movie_id: int) -> Response:
+    """Open the version of a film this browser plays best (choose.best)."""
     db = get_db()
     versions = upnext.movie_versions(db, movie_id)
     if not versions:
         raise NotFound("no such movie")
-    caps = decision.parse_capabilities(request.args.get("caps"))
-    best = next((v for v in versions if _plays_directly(v, caps)), versions[0])
+    best = choose.best(db, versions, _caps(), settings().media_dirs)
     return redirect(url_for("watch.page", media_hash=best.media_hash))
 
 
-def _plays_directly(version: upnext.Version, caps: decision.Capabilities) -> bool:
-    """Return whether the play decision for this browser is direct play of the original."""
-    if not playability.can_play(version).ok and not caps.reported:
-        return False
-    try:
-        media = media_files.open_media(get_db(), version.media_hash, settings().media_dirs)
-    except LVSError:
-        return False
-    with media.file as f:
-        st = media.stat
-        try:
-            src = source.load(
-                get_db(), version.media_hash, f.fileno(), (st.st_size, st.st_mtime_ns)
-            )
-        except LVSError:
-            return False
-    made = decision.decide(src, caps, decision.parse_choice({}, src))
-    return made.method == decision.Method.DIRECT
+@bp.get("/play/<media_hash>")
+def play_version(media_hash: str) -> Response:
+    """Open the version of this file's film or episode this browser plays best (itself if one)."""
+    db = get_db()
+    row = db.execute(
+        "SELECT f.id FROM media m JOIN files f ON f.media_id = m.id AND f.present = 1 "
+        "WHERE m.media_hash = ? LIMIT 1",
+        [media_hash],
+    ).fetchone()
+    if row is None:
+        raise NotFound("no such media")
+    versions = upnext.versions(db, row[0])
+    caps = _caps()
+    best = choose.best(db, versions, caps, settings().media_dirs) if versions else None
+    return redirect(url_for("watch.page", media_hash=best.media_hash if best else media_hash))
 
 
 @bp.get("/art/<key>.jpg")

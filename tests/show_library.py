@@ -6,7 +6,8 @@ tv/The Expanse (2015)/            tvshow.nfo, poster.jpg, fanart.jpg, season01-p
     Season 02/                    S02E01.mp4 (no title in the name: the folders say it)
     Specials/                     The.Expanse.S00E01.mp4
 tv/Flat Show/                     Flat.Show.1x02.mp4, Flat.Show.1x01.mp4 (flat, no seasons)
-tv/Anime/                         Kaiju - EP12.mp4, Kaiju - EP13.mp4 (absolute numbers)
+tv/Anime/                         Kaiju - EP12.mp4, Kaiju - EP13.mp4 (absolute numbers),
+                                  Kaiju - EP13 - 720p HEVC.mp4 (EP13's other version)
 tv2/The Expanse/Season 03/        The.Expanse.S03E01.mp4 (the same show, another library)
 movies/Heat (1995)/               Heat (1995).mp4 + Heat (1995).nfo, Heat (1995) - 720p HEVC.mp4,
                                   poster.jpg
@@ -150,6 +151,10 @@ def make_show_library(base: Path, media: dict[str, Path], cache: Path) -> dict[s
     video("f101", tv / "Flat Show" / "Flat.Show.1x01.mp4")
     video("a12", tv / "Anime" / "Kaiju - EP12.mp4")
     video("a13", tv / "Anime" / "Kaiju - EP13.mp4")
+    # EP13 in two versions: the HEVC one is "better" and first by name; not every browser plays it.
+    files["a13hevc"] = shutil.copyfile(
+        clip_720p(cache / "720p-hevc.mp4"), tv / "Anime" / "Kaiju - EP13 - 720p HEVC.mp4"
+    )
     video("e301", tv2 / "The Expanse" / "Season 03" / "The.Expanse.S03E01.mp4")
 
     heat = movies / "Heat (1995)"

@@ -128,7 +128,7 @@ def test_shows_group_across_folders_and_libraries(site):
         "SELECT m.season, m.episode, m.absolute FROM file_meta m JOIN shows s ON s.id = m.show_id "
         "WHERE s.title = 'Kaiju' ORDER BY m.episode"
     ).fetchall()
-    assert kaiju == [(1, 12, 1), (1, 13, 1)]
+    assert kaiju == [(1, 12, 1), (1, 13, 1), (1, 13, 1)]  # EP13 in two versions
     expanse = db.execute(
         "SELECT nfo_id, poster_id, fanart_id FROM shows WHERE title = 'The Expanse'"
     ).fetchone()
@@ -328,7 +328,7 @@ def test_movie_opens_its_best_playable_version(site, client):
     db.close()
     # The 720p version is HEVC, which not every browser plays: without word from the browser,
     # the H.264 version opens.
-    answer = client.get(f"/movies/{mid}/play")
+    answer = client.get(f"/play/movie/{mid}")
     assert answer.status_code == 302
     assert answer.headers["Location"].endswith("/watch/" + _hash(site, "heat"))
 
@@ -491,13 +491,46 @@ def test_movie_default_version_follows_what_this_browser_plays(site, client):
     db.close()
     # A browser that reports HEVC (Safari, Edge with the extension) gets the better version; one
     # that reports only H.264 the one it plays; one that plays neither the best one anyway.
-    hevc = client.get(f"/movies/{mid}/play?caps=mse,mp4,hevc,h264_baseline,h264_main,h264_high,aac")
+    hevc = client.get(f"/play/movie/{mid}?caps=mse,mp4,hevc,h264_baseline,h264_main,h264_high,aac")
     assert hevc.headers["Location"].endswith(_hash(site, "heat720"))
-    h264 = client.get(f"/movies/{mid}/play?caps=mse,mp4,h264_baseline,h264_main,h264_high,aac")
+    h264 = client.get(f"/play/movie/{mid}?caps=mse,mp4,h264_baseline,h264_main,h264_high,aac")
     assert h264.headers["Location"].endswith(_hash(site, "heat"))
-    neither = client.get(f"/movies/{mid}/play?caps=mse,webm,vp9,opus")
+    neither = client.get(f"/play/movie/{mid}?caps=mse,webm,vp9,opus")
     assert neither.headers["Location"].endswith(_hash(site, "heat720"))
-    assert client.get(f"/movies/{mid}/play?caps=bogus").status_code == 400
+    assert client.get(f"/play/movie/{mid}?caps=bogus").status_code == 400
+
+
+H264_ONLY = "mse,mp4,h264_baseline,h264_main,h264_high,aac"
+WITH_HEVC = H264_ONLY + ",hevc"
+
+
+def test_an_episode_in_two_versions_opens_the_one_this_browser_plays(site, client):
+    sid = _show_id(site, "Kaiju")
+    html = client.get(f"/shows/{sid}/season/1").get_data(as_text=True)
+    assert html.count('class="ep-label"') == 2  # EP12, EP13: two files of EP13, one episode
+    # EP13's link asks which version to open; EP12, in one file, opens its watch page.
+    ep13 = _hash(site, "a13hevc")  # the first of EP13's files by name
+    assert f'href="/play/{ep13}"' in html
+    assert f'href="/watch/{_hash(site, "a12")}"' in html
+    h264 = client.get(f"/play/{ep13}?caps={H264_ONLY}")
+    assert h264.headers["Location"].endswith("/watch/" + _hash(site, "a13"))
+    hevc = client.get(f"/play/{ep13}?caps={WITH_HEVC}")
+    assert hevc.headers["Location"].endswith("/watch/" + ep13)
+    # The browser's word comes as a cookie (static/js/versions.js) when the link has no caps=.
+    client.set_cookie("lvs_caps", WITH_HEVC, path="/play")
+    try:
+        by_cookie = client.get(f"/play/{_hash(site, 'a13')}")
+        assert by_cookie.headers["Location"].endswith("/watch/" + ep13)
+        client.set_cookie("lvs_caps", "bogus,names", path="/play")  # ignored, not a 400
+        ignored = client.get(f"/play/{ep13}")
+        assert ignored.headers["Location"].endswith("/watch/" + _hash(site, "a13"))
+    finally:
+        client.delete_cookie("lvs_caps", path="/play")
+    # A file in one version opens itself; an unknown one is a 404.
+    one = client.get(f"/play/{_hash(site, 'a12')}?caps={WITH_HEVC}")
+    assert one.headers["Location"].endswith("/watch/" + _hash(site, "a12"))
+    assert client.get("/play/0000000000000000").status_code == 404
+    assert client.get(f"/play/{ep13}?caps=bogus").status_code == 400
 
 
 def test_description_for_the_vr_apis_is_the_plot(site):
@@ -528,7 +561,7 @@ def test_poster_card_titles_are_escaped(site):
             ],
         )
     assert "<img src=x" not in html and html.count("&lt;img src=x onerror=alert(1)&gt;") == 2
-    assert 'href="/shows/1"' in html and 'href="/movies/2/play"' in html
+    assert 'href="/shows/1"' in html and 'href="/play/movie/2"' in html
 
 
 def test_a_full_scan_reads_every_nfo_again(site):

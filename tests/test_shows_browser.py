@@ -130,3 +130,42 @@ def test_movies_sort_and_filter(page, server):
     # Chromium here has no HEVC: the H.264 version opens, the HEVC 720p one is offered.
     assert "h264" in page.locator("#versions a[aria-current]").inner_text()
     assert "hevc" in page.locator("#versions a:not([aria-current])").inner_text()
+
+
+def _hash(server: Server, key: str) -> str:
+    db = server.site.db()
+    try:
+        return db.execute(
+            "SELECT m.media_hash FROM files f JOIN media m ON m.id = f.media_id WHERE f.name = ?",
+            [server.site.files[key].name],
+        ).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_titles_in_several_versions_open_what_this_chromium_plays(page, server):
+    """Heat and Kaiju EP13 are each an H.264 file and a "better" 720p HEVC one. This Chromium
+    has no HEVC decoder: what its page reports (the lvs_caps cookie, sent to /play) says so, and
+    both open their H.264 version — though EP13's HEVC file is first by name and best."""
+    page.goto(server.url + "/movies")
+    caps = {c["name"]: c for c in page.context.cookies()}["lvs_caps"]
+    assert caps["path"] == "/play"
+    names = set(caps["value"].split(","))
+    assert {"mse", "mp4", "h264_high", "aac"} <= names and "hevc" not in names
+    page.get_by_role("link", name=re.compile("^Heat")).click()
+    page.wait_for_url(re.compile(r"/watch/[0-9a-f]{16}$"))
+    assert page.url.endswith("/watch/" + _hash(server, "heat"))
+    assert "hevc" in page.locator("#versions a").first.inner_text()  # best first, not opened
+    page.goto(server.url + "/shows")
+    page.get_by_role("link", name=re.compile("^Kaiju")).click()
+    page.wait_for_url(re.compile(r"/shows/\d+$"))
+    page.get_by_role("link", name=re.compile("^Season 1")).click()
+    page.wait_for_url(re.compile(r"/season/1$"))
+    ep13 = page.locator("#episodes a").nth(1)
+    assert ep13.get_attribute("href") == "/play/" + _hash(server, "a13hevc")
+    ep13.click()
+    page.wait_for_url(re.compile(r"/watch/[0-9a-f]{16}$"))
+    assert page.url.endswith("/watch/" + _hash(server, "a13"))
+    page.evaluate("document.querySelector('video').muted = true")
+    page.evaluate("document.querySelector('video').play()")
+    wait_js(page, "document.querySelector('video').currentTime > 0.2")  # it plays, directly

@@ -7,7 +7,7 @@ episode's poster from its folder when it has one, else a frame grab of its first
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlite_utils import Database
 
@@ -81,6 +81,7 @@ class Episode:
     position: float
     watched: bool
     last_played: float | None
+    versions: int = 1  # files of this episode (a 4K and a 1080p): it opens choose.best's
 
     @property
     def label(self) -> str:
@@ -145,12 +146,15 @@ def episodes(db: Database, show_id: int, user_id: int, season: int | None = None
             ORDER BY fm.season = 0, fm.season, fm.episode, f.name""",
         {"user": user_id, "show": show_id, "season": season},
     ).fetchall()
-    out = []
-    seen: set[tuple] = set()
+    out: list[Episode] = []
+    seen: dict[tuple, int] = {}
     for r in rows:
         if (r[2], r[3]) in seen and r[3] is not None:
-            continue  # another version of the same episode: the watch page offers it
-        seen.add((r[2], r[3]))
+            # Another version of the same episode: it opens the one this browser plays best.
+            i = seen[(r[2], r[3])]
+            out[i] = replace(out[i], versions=out[i].versions + 1)
+            continue
+        seen[(r[2], r[3])] = len(out)
         out.append(
             Episode(
                 r[0],

@@ -346,8 +346,10 @@ def recount(db: Database, show_ids: Iterable[int], movie_ids: Iterable[int]) -> 
     """Recount the episodes, seasons and versions of these shows and movies; drop empty ones."""
     for sid in show_ids:
         counts = db.execute(
-            "SELECT m.season, count(*) FROM file_meta m JOIN files f ON f.id = m.file_id "
-            "WHERE m.show_id = ? AND f.present = 1 GROUP BY m.season",
+            # Episodes, not files: two versions of S01E01 are one episode.
+            "SELECT m.season, count(DISTINCT coalesce(m.episode, -m.file_id)) FROM file_meta m "
+            "JOIN files f ON f.id = m.file_id WHERE m.show_id = ? AND f.present = 1 "
+            "GROUP BY m.season",
             [sid],
         ).fetchall()
         if not counts:

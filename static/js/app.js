@@ -15,6 +15,7 @@ import { initSlideshow, installSlideshow } from "./slideshow.js";
 import { initUi, installUi } from "./ui.js";
 import { initPlayerMenu, installPlayerMenu } from "./player-menu.js";
 import { initVr } from "./vr/entry.js";
+import { installVersions } from "./versions.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -29,6 +30,7 @@ installLive();
 installSlideshow();
 installUi();
 installPlayerMenu();
+installVersions();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
