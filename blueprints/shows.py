@@ -11,7 +11,7 @@ from blueprints.common import get_db, render, settings, user_id
 from blueprints.media import IMMUTABLE, send_path
 from services.errors import LVSError, NotFound
 from services.playback import decision
-from services.shows import artwork, catalog, choose, grid, upnext
+from services.shows import artwork, choose, grid, seasons, upnext
 
 bp = Blueprint("shows", __name__)
 log = logging.getLogger(__name__)
@@ -35,17 +35,17 @@ def index() -> Response:
 
 @bp.get("/shows/<int:show_id>")
 def show(show_id: int) -> Response:
-    return render("shows/show.html", show=catalog.show(get_db(), show_id, user_id()))
+    return render("shows/show.html", show=seasons.show(get_db(), show_id, user_id()))
 
 
 @bp.get("/shows/<int:show_id>/season/<int:number>")
 def season(show_id: int, number: int) -> Response:
     db, uid = get_db(), user_id()
-    found = catalog.show(db, show_id, uid)
+    found = seasons.show(db, show_id, uid)
     this = next((s for s in found.seasons if s.number == number), None)
     if this is None:
         raise NotFound("no such season")
-    eps = catalog.episodes(db, show_id, uid, season=number)
+    eps = seasons.episodes(db, show_id, uid, season=number)
     return render("shows/season.html", show=found, season=this, episodes=eps)
 
 

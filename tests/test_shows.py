@@ -11,7 +11,7 @@ import pytest
 
 from services.library.sidecars import artwork_role
 from services.shows import nfo
-from services.shows.grouping import episode_end, season_of_folder, title_key
+from services.shows.names import episode_end, season_of_folder, title_key
 from tests.show_library import BILLION_LAUGHS, EXTERNAL_ENTITY, MOVIE_NFO, ShowSite
 
 
@@ -534,14 +534,14 @@ def test_an_episode_in_two_versions_opens_the_one_this_browser_plays(site, clien
 
 
 def test_description_for_the_vr_apis_is_the_plot(site):
-    from services.shows import catalog
+    from services.shows import metadata
 
     db = site.db()
     ids = {r[0]: r[1] for r in db.execute("SELECT name, id FROM files")}
-    assert catalog.description(db, ids["The.Expanse.S01E01.Dulcinea.mp4"]).startswith("Miller")
-    assert catalog.description(db, ids["The.Expanse.S03E01.mp4"]).startswith("Humanity")
-    assert catalog.description(db, ids["Heat (1995) - 720p HEVC.mp4"]).startswith("A group")
-    assert catalog.description(db, ids["birthday.mp4"]) is None
+    assert metadata.description(db, ids["The.Expanse.S01E01.Dulcinea.mp4"]).startswith("Miller")
+    assert metadata.description(db, ids["The.Expanse.S03E01.mp4"]).startswith("Humanity")
+    assert metadata.description(db, ids["Heat (1995) - 720p HEVC.mp4"]).startswith("A group")
+    assert metadata.description(db, ids["birthday.mp4"]) is None
     db.close()
 
 

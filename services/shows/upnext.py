@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from services.browse.cards import CARD_COLUMNS, CARD_JOINS, Card, card
+from services.shows.metadata import Meta
+from services.shows.metadata import meta as read_meta
 from services.shows.quality import Quality, analyse
 
 RECENT_FINISHED = 30  # finished episodes looked at for "Continue watching"
@@ -233,15 +235,13 @@ class WatchInfo:
     """What the watch page shows of a file's show or movie: place, .nfo, quality, versions."""
 
     place: Place | None
-    meta: object | None  # catalog.Meta: the file's own .nfo, else its movie's or show's
+    meta: Meta | None  # the file's own .nfo, else its movie's or show's
     quality: Quality
     versions: list[Version]
 
 
 def watch_info(db: Database, item) -> WatchInfo:  # noqa: ANN001 - a browse.details.Item
     """Return the show/movie facts, quality and versions of the watch page's item."""
-    from services.shows.catalog import meta as read_meta
-
     where = place(db, item.file_id)
     nfo_id = None
     if where is not None:

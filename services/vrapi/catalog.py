@@ -21,7 +21,7 @@ from services.organize import favorites, markers, metacache, ratings, tags, watc
 from services.playback import playability
 from services.playback.projection import VRProjection
 from services.playback.subtitles import tracks as subtitle_tracks
-from services.shows import catalog as shows_catalog
+from services.shows import metadata as shows_metadata
 
 LIMIT = 200  # videos per section
 MAX_FOLDERS = 50  # folder sections
@@ -207,5 +207,5 @@ def video(db: Database, cache: metacache.MetaCache, media_hash: str, user_id: in
         markers=tuple(markers.list_for(db, user_id, item.media_id)),
         subtitles=subs,
         position=watchstate.get(db, user_id, item.media_id).position,
-        description=shows_catalog.description(db, item.file_id) or "",
+        description=shows_metadata.description(db, item.file_id) or "",
     )
