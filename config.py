@@ -272,6 +272,12 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds before making a scrub preview is stopped and the file failed",
     ),
     Setting(
+        "preview_clips",
+        _flag,
+        "on",
+        "on: the server makes a short silent preview clip of each video when it has nothing else",
+    ),
+    Setting(
         "background",
         _choice(BACKGROUND_MODES),
         "auto",
@@ -362,6 +368,7 @@ class Settings:
     sprite_tiles: int
     thumbnail_timeout: float
     sprite_timeout: float
+    preview_clips: bool
     background: str
     trusted_hosts: tuple[str, ...]
     workers: int

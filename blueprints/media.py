@@ -1,4 +1,5 @@
-"""Media routes: the original file (Range, ETag, 304, 416), its thumbnail and scrub-preview sprite.
+"""Media routes: the original file (Range, ETag, 304, 416), its thumbnail, scrub-preview sprite
+and preview clip.
 
 Files are not sent with Flask's send_file: under gunicorn its Range support reads and discards
 every byte before the range start and loses sendfile() (SPEC §5: 225–278 ms for 1 MiB at 580 MB).
@@ -26,7 +27,7 @@ from blueprints.common import get_db, settings
 from services.errors import NotFound, Unavailable
 from services.jobs import Jobs
 from services.playback import media_files, ranges
-from services.previews import sprites, thumbnails
+from services.previews import clips, sprites, thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,13 @@ def sprite_image(media_hash: str) -> Response:
 def sprite_vtt(media_hash: str) -> Response:
     """Send the WebVTT that maps seek-bar times to tiles of the sprite sheet."""
     return send_path(_sprite(media_hash)[1], IMMUTABLE)
+
+
+@bp.get("/<media_hash>/clip.mp4")
+def clip(media_hash: str) -> Response:
+    """Send the preview clip (a few seconds, silent, H.264 MP4; Range as for any file); 404
+    until the background work has made it: nobody waits for one."""
+    return send_path(clips.clip_path(settings().data_dir, media_hash), IMMUTABLE)
 
 
 def _jobs() -> Jobs | None:

@@ -143,11 +143,11 @@ class LvsCollector:
             return
         st = jobs.status()
         depth = GaugeMetricFamily("lvs_queue_depth", "Jobs waiting, per kind", labels=["kind"])
-        for kind in ("scan", "thumbnail", "sprite"):
+        for kind in ("scan", "thumbnail", "sprite", "clip"):
             depth.add_metric([kind], st.queued.get(kind, 0))
         yield depth
         running = GaugeMetricFamily("lvs_jobs_running", "Jobs running, per kind", labels=["kind"])
-        for kind in ("scan", "probe", "thumbnail", "sprite"):
+        for kind in ("scan", "probe", "thumbnail", "sprite", "clip"):
             running.add_metric([kind], sum(1 for j in st.running if j.kind == kind))
         yield running
 
@@ -196,7 +196,7 @@ class LvsCollector:
         scan_n.add_metric([], scans[0])
         found.append(scan_n)
         made = CounterMetricFamily(
-            "lvs_previews", "Thumbnails and sprites recorded", labels=["kind", "status"]
+            "lvs_previews", "Thumbnails, sprites and clips recorded", labels=["kind", "status"]
         )
         secs = CounterMetricFamily(
             "lvs_preview_seconds", "Seconds spent making previews", labels=["kind"]
@@ -213,7 +213,7 @@ class LvsCollector:
                 failed[kind] = failed.get(kind, 0) + n
         for kind, total in seconds.items():
             secs.add_metric([kind], total)
-        for kind in ("thumbnail", "sprite"):
+        for kind in ("thumbnail", "sprite", "clip"):
             failures.add_metric([kind], failed.get(kind, 0))
         failures.add_metric(["probe"], s.failed)
         found += [made, secs, failures]

@@ -44,6 +44,7 @@ from services.errors import InvalidInput, NotFound
 from services.organize import metacache
 from services.people import apitokens, users
 from services.playback import projection
+from services.previews import clips
 from services.vrapi import catalog, players
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,13 @@ def deovr_library() -> Response:
     return jsonify(authorized="1", scenes=scenes)
 
 
+def _clip_url(user_id: int, media_hash: str) -> str | None:
+    """Return the preview clip's signed URL when it has been made, else None (field omitted)."""
+    if clips.made(settings().data_dir, media_hash) is None:
+        return None
+    return _signed("media.clip", user_id, media_hash)
+
+
 def _sources(v: catalog.Video, user_id: int) -> dict[str, dict[str, Any]]:
     """Return the original's and the HLS rendition's source (url, size, resolution)."""
     item = v.item
@@ -227,7 +235,7 @@ def deovr_scene(media_hash: str) -> Response:
         else {"name": "hls", "videoSources": [src["hls"]]}
     )
     fields = projection.deovr_fields(v.vr)
-    return jsonify(
+    scene: dict[str, Any] = dict(
         id=item.media_id,
         title=v.title,
         authorized="1",
@@ -242,6 +250,10 @@ def deovr_scene(media_hash: str) -> Response:
         encodings=[encoding],
         timeStamps=[{"ts": round(m.seconds), "name": m.label} for m in v.markers],
     )
+    preview = _clip_url(user.id, item.media_hash)
+    if preview:
+        scene["videoPreview"] = preview
+    return jsonify(scene)
 
 
 # --- HereSphere -------------------------------------------------------------------------------
@@ -350,6 +362,9 @@ def _hs_video(
         "description": v.description,
         "thumbnailImage": _signed("media.thumb", uid, item.media_hash),
     }
+    preview = _clip_url(uid, item.media_hash)
+    if preview:
+        out["thumbnailVideo"] = preview
     if v.date_released:
         out["dateReleased"] = v.date_released
     out["dateAdded"] = v.date_added

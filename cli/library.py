@@ -33,6 +33,7 @@ class ProgressBar:
         "probe": "Probing",
         "thumbnail": "Thumbnails",
         "sprite": "Scrub previews",
+        "clip": "Preview clips",
     }
 
     def __init__(self) -> None:
@@ -139,16 +140,26 @@ def scan_command(full: bool, no_thumbnails: bool, paths: tuple[Path, ...]) -> No
 @click.option(
     "--all", "mode", flag_value="all", help="Make every one again, retrying earlier failures."
 )
+@click.option(
+    "--clips/--no-clips",
+    default=None,
+    help="Make the videos' preview clips too, last (default: as LVS_PREVIEW_CLIPS says).",
+)
 @with_appcontext
-def thumbnails_command(mode: str) -> None:
-    """Make poster thumbnails and scrub previews for the indexed library."""
+def thumbnails_command(mode: str, clips: bool | None) -> None:
+    """Make poster thumbnails and scrub previews (and preview clips) for the indexed library."""
     settings = app_settings()
     progress = ProgressBar()
     quiet = _QuietServices(settings)
+    kinds = ("thumbnail", "sprite")
+    if settings.preview_clips if clips is None else clips:
+        kinds += ("clip",)
     try:
         dbmod.open_db(settings.data_dir).close()
         with ProbePool(settings.effective_probe_workers(), settings.probe_timeout) as pool:
-            summary = _make_previews(settings, pool, progress, everything=mode == "all")
+            summary = _make_previews(
+                settings, pool, progress, everything=mode == "all", kinds=kinds
+            )
     except LVSError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -180,11 +191,13 @@ def _make_previews(
     *,
     everything: bool,
     check_files: bool = True,
+    kinds: tuple[str, ...] = ("thumbnail", "sprite"),
 ) -> previews.Summary:
     return previews.make_all(
         settings,
         pool.run,
         pool.size,
+        kinds=kinds,
         everything=everything,
         check_files=check_files,
         progress=progress,

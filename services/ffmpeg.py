@@ -61,12 +61,13 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_ffmpeg(
-    args: list[str], *, timeout: float, check: bool = True
+    args: list[str], *, timeout: float, check: bool = True, nice: int = 0
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg with args and return the finished process with its stdout and stderr bytes.
 
     Raise FFmpegError with the tail of stderr when it runs past `timeout` seconds (the whole
-    process group is killed first) or, when `check` is set, when it exits non-zero.
+    process group is killed first) or, when `check` is set, when it exits non-zero. `nice`
+    (ENCODER_NICE for background work) lowers its CPU priority below the pages'.
     """
     cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", *args]
     proc = subprocess.Popen(
@@ -76,6 +77,8 @@ def run_ffmpeg(
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own group, so killpg also takes any helper it started
     )
+    if nice:
+        _lower_priority(proc.pid, nice)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -131,6 +134,15 @@ class Encoder:
         return self.proc.poll() is None
 
 
+def _lower_priority(pid: int, nice: int) -> None:
+    try:
+        # Set at once, before ffmpeg starts its codec threads (they inherit it); Linux applies
+        # PRIO_PROCESS to the one thread, so later threads must inherit rather than be set.
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError as exc:
+        log.debug("ffmpeg %d keeps its priority: %s", pid, exc)
+
+
 def signal_group(pgid: int, signum: int) -> bool:
     """Signal a process group; return False when it no longer exists."""
     try:
@@ -166,12 +178,7 @@ def start_encoder(
             pass_fds=pass_fds,
             start_new_session=True,  # its own group: killpg takes every helper it started
         )
-    try:
-        # Set at once, before ffmpeg starts its codec threads (they inherit it); Linux applies
-        # PRIO_PROCESS to the one thread, so later threads must inherit rather than be set.
-        os.setpriority(os.PRIO_PROCESS, proc.pid, ENCODER_NICE)
-    except OSError as exc:
-        log.debug("encoder %d keeps its priority: %s", proc.pid, exc)
+    _lower_priority(proc.pid, ENCODER_NICE)
     encoder = Encoder(proc, log_path, max_seconds)
 
     def wait() -> None:

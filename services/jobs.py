@@ -1,12 +1,14 @@
 """The job runner: library work in the background, in priority order, with progress and cancel.
 
 Kinds of work: `scan` (the libraries or some folders; its `probe` phase runs in the same worker
-processes as everything else), `thumbnail` and `sprite`.
+processes as everything else), `thumbnail`, `sprite` and `clip` (LVS_PREVIEW_CLIPS).
 
-- Thumbnails and sprites run on `workers` threads of a ThreadPoolExecutor, taken from the job
-  queue (services.previews.queue: on-screen first, then new files, then the backlog). Each thread
-  hands its render to a process of the shared worker pool (services.library.probe_pool), which kills it
-  on its deadline, so a file that hangs the decoder costs one recorded failure, not a thread.
+- Thumbnails, sprites and clips run on `workers` threads of a ThreadPoolExecutor, taken from the
+  job queue (services.previews.queue: on-screen first, then new files, then the backlog; clips
+  after all of those). Each thread hands a thumbnail or sprite to a process of the shared worker
+  pool (services.library.probe_pool), which kills it on its deadline, so a file that hangs the
+  decoder costs one recorded failure, not a thread; a clip is an ffmpeg the thread starts with a
+  deadline of its own (services/ffmpeg.py), at a lower CPU priority.
 - Scans run one at a time on their own thread. A scan asked for while one waits joins it (its
   folders merge; a whole-library scan absorbs the rest); a running scan can be cancelled, and
   one that finds another process scanning (`flask scan`) waits for it.
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["KINDS", "Job", "JobInfo", "Jobs", "JobsStatus", "Priority"]
 
-KINDS = ("scan", "probe", "thumbnail", "sprite")
+KINDS = ("scan", "probe", "thumbnail", "sprite", "clip")
 IDLE_RECHECK = 120.0  # seconds an idle runner waits before looking for missing work again
 SCAN_BUSY_RETRY = 2.0  # seconds between tries while another process holds the scan lock
 MISSING_CACHE = 5.0  # seconds a count of missing thumbnails is reused by status()
@@ -68,7 +70,7 @@ class JobsStatus:
     upcoming: tuple[JobInfo, ...]  # the next queued jobs, in the order they will run
     done: dict[str, int]  # since start, by kind
     failed: dict[str, int]
-    missing: dict[str, int]  # thumbnails and sprites still to make (database); -1: unknown
+    missing: dict[str, int]  # thumbnails, sprites, clips still to make (database); -1: unknown
     scan: JobInfo | None  # the running or last scan
     errors: tuple[tuple[float, str, str, str], ...]  # (when, kind, target, reason), newest last
 
@@ -96,7 +98,10 @@ class Jobs:
         self._runner: Callable[..., Any] = pool.run if pool is not None else run_in_process
         self._local = threading.local()
         mark = self._db().execute("SELECT coalesce(max(id), 0) FROM media").fetchone()[0]
-        self._queue = JobQueue(workers=self.workers, mark=mark, feed=feed, paused=paused)
+        self.kinds = previews.background_kinds(settings)  # what the feed queues
+        self._queue = JobQueue(
+            workers=self.workers, mark=mark, feed=feed, paused=paused, kinds=self.kinds
+        )
         self._cv = self._queue.cv  # one condition for the queue, the scans and the counters
         self._done: Counter[str] = Counter()
         self._failed: Counter[str] = Counter()
@@ -267,10 +272,10 @@ class Jobs:
         if counts and time.monotonic() - at < MISSING_CACHE:
             return counts
         try:
-            counts = {kind: previews.count_missing(self._db(), kind) for kind in previews.KINDS}
+            counts = {kind: previews.count_missing(self._db(), kind) for kind in self.kinds}
         except Exception as exc:  # a status page must not fail on a busy database
             log.warning("counting missing thumbnails failed: %s", exc)
-            return {kind: -1 for kind in previews.KINDS}
+            return {kind: -1 for kind in self.kinds}
         self._missing = (time.monotonic(), counts)
         return counts
 

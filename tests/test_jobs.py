@@ -17,6 +17,7 @@ from services import db as dbmod
 from services.errors import NotFound
 from services.jobs import Jobs
 from services.library.scanner import scan, scan_lock
+from services.previews.clips import clip_path
 from services.previews.sprites import sprite_paths
 from services.previews.thumbnails import thumb_path
 
@@ -96,9 +97,11 @@ def test_inline_scan_makes_thumbnails_and_previews_of_new_files(media, library_d
             assert thumb_path(settings.data_dir, by_name[name]).stat().st_size > 0
         for name in ("h264.mp4", "hevc.mkv"):
             assert all(p.stat().st_size > 0 for p in sprite_paths(settings.data_dir, by_name[name]))
+            assert clip_path(settings.data_dir, by_name[name]).stat().st_size > 0
+        assert not clip_path(settings.data_dir, by_name["photo.jpg"]).exists()
         status = jobs.status()
-        assert status.done == {"scan": 1, "thumbnail": 3, "sprite": 2}
-        assert status.missing == {"thumbnail": 0, "sprite": 0} and status.queued == {}
+        assert status.done == {"scan": 1, "thumbnail": 3, "sprite": 2, "clip": 2}
+        assert status.missing == {"thumbnail": 0, "sprite": 0, "clip": 0} and status.queued == {}
 
         assert jobs.thumbnail(by_name["h264.mp4"], wait=0) == thumb_path(
             settings.data_dir, by_name["h264.mp4"]
@@ -121,7 +124,7 @@ def test_visible_first_then_new_files_then_the_backlog(media, library_dir, tmp_p
     with Jobs(settings, workers=1, paused=True) as jobs:
         put(media, library_dir / "new", "vp9_webm", "mpeg4_avi")
         assert jobs.scan().wait(60)  # scans run while thumbnails are paused
-        wait_for(lambda: jobs.status().queued == {"thumbnail": 4, "sprite": 4})
+        wait_for(lambda: jobs.status().queued == {"thumbnail": 4, "sprite": 4, "clip": 4})
         by_name = hashes(settings)
 
         # On screen: made at once although everything else is paused.
@@ -135,19 +138,22 @@ def test_visible_first_then_new_files_then_the_backlog(media, library_dir, tmp_p
             *[("sprite", h, "new") for h in new],
             ("thumbnail", by_name["h264.mp4"], "backlog"),  # hevc.mkv's is made already
             *[("sprite", h, "backlog") for h in old],
+            # Preview clips after every thumbnail and sprite, new files' first.
+            *[("clip", h, "new") for h in new],
+            ("clip", old[0], "backlog"),  # the tenth: upcoming lists ten
         ]
 
         jobs.resume()
-        wait_for(lambda: len(made_order(settings)) == 8)
+        wait_for(lambda: len(made_order(settings)) == 12)
 
     name_of = {h: n for n, h in by_name.items()}
     expected = [("thumbnail", "hevc.mkv")] + [(k, name_of[h]) for k, h, _ in upcoming]
-    assert made_order(settings) == expected
+    assert made_order(settings) == [*expected, ("clip", name_of[old[1]])]
 
 
 def test_cancel_a_queued_job_and_a_scan_waiting_for_the_lock(media, library_dir, tmp_path):
     put(media, library_dir, "h264_mp4", "hevc_mkv")
-    settings = settings_for(library_dir, tmp_path)
+    settings = settings_for(library_dir, tmp_path, preview_clips="off")
     db = dbmod.open_db(settings.data_dir)
     scan(db, settings)
     db.close()

@@ -268,17 +268,20 @@ def test_db_check_fails_on_a_damaged_database(app, runner, indexed):
 
 def test_cache_prune_removes_only_orphans(app, runner, indexed):
     data_dir = app.config["SETTINGS"].data_dir
-    assert runner.invoke(args=["thumbnails"]).exit_code == 0
-    kept = list((data_dir / "thumbs").rglob("*.jpg"))
-    assert kept
+    assert runner.invoke(args=["thumbnails", "--clips"]).exit_code == 0
+    kept = list((data_dir / "thumbs").rglob("*.jpg")) + list((data_dir / "clips").rglob("*.mp4"))
+    assert len(kept) == 3 + 2  # a thumbnail each, a preview clip for each video
     orphan = data_dir / "thumbs" / "ab" / ("ab" + "0" * 14 + ".jpg")
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"x" * 100)
+    orphan_clip = data_dir / "clips" / "ab" / ("ab" + "1" * 14 + ".mp4")
+    orphan_clip.parent.mkdir(parents=True, exist_ok=True)
+    orphan_clip.write_bytes(b"x" * 50)
     dry = runner.invoke(args=["cache", "prune", "--dry-run"])
-    assert dry.output.strip() == "Would delete 1 files (100 B)" and orphan.exists()
+    assert dry.output.strip() == "Would delete 2 files (150 B)" and orphan.exists()
     result = runner.invoke(args=["cache", "prune"])
-    assert result.exit_code == 0 and "Deleted 1 files (100 B)" in result.output
-    assert not orphan.exists() and all(p.exists() for p in kept)
+    assert result.exit_code == 0 and "Deleted 2 files (150 B)" in result.output
+    assert not orphan.exists() and not orphan_clip.exists() and all(p.exists() for p in kept)
 
 
 def test_purge_missing_needs_yes_and_keeps_present_items(app, runner, indexed, library_dir):

@@ -261,15 +261,15 @@ def test_cli_scan_then_thumbnails_missing_and_all(app, runner, media, library_di
     thumbs = sorted((data_dir / "thumbs").rglob("*.jpg"))
     assert len(thumbs) == 3 and all(p.stat().st_size > 0 for p in thumbs)
 
-    again = runner.invoke(args=["thumbnails"])
+    again = runner.invoke(args=["thumbnails", "--no-clips"])
     assert again.exit_code == 0 and ": 0 made, 0 failed, 5 skipped" in again.output
 
     thumbs[0].unlink()  # a cleared cache
     damaged_after_scan(library_dir / "damaged.mp4")  # same size: nothing notices until --all
-    missing = runner.invoke(args=["thumbnails", "--missing"])
+    missing = runner.invoke(args=["thumbnails", "--missing", "--no-clips"])
     assert missing.exit_code == 0 and ": 1 made, 0 failed, 4 skipped" in missing.output
 
-    everything = runner.invoke(args=["thumbnails", "--all"])
+    everything = runner.invoke(args=["thumbnails", "--all", "--no-clips"])
     assert everything.exit_code == 0, everything.output
     assert ": 3 made, 2 failed, 0 skipped" in everything.output
     assert "Failed (thumbnail): " in everything.output and "damaged.mp4" in everything.output

@@ -5,21 +5,26 @@ flat film and mono 360°, 180° SBS, 360° TB, fisheye MKX200 and eye-swapped 18
 H.264 clips made by ffmpeg, VR-named); the URLs in them are fetched with no cookie (thumbnail a
 JPEG, a Range of the video, the HLS rendition of a file a headset cannot play as it is);
 credentials right, wrong, missing and revoked; write-back off and on; the event server moving
-the resume position the watch page shows.
+the resume position the watch page shows. The preview clip each answer names (DeoVR
+`videoPreview`, HereSphere `thumbnailVideo`) is fetched and opened with PyAV: an H.264 MP4 of
+the right size and length, the VR ones with their layout kept; no clip, no field.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 from html import escape
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import av
 import pytest
 
 from services import db as dbmod
 from services.people import apitokens, users
+from services.previews import clips
 from services.shows import ingest
 from tests.conftest import TEST_PASSWORD, signed_in
 from tests.mediagen import _subtitle_mkv
@@ -32,9 +37,9 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # file key -> (path under the library, width, height, layout, colours)
 PLOT = "A day at the sea & a storm <at night>."
 FILES = {
-    "flat": ("Films/holiday.mp4", 320, 180, "mono", ("red", "red")),
+    "flat": ("Films/holiday.mp4", 640, 360, "mono", ("red", "red")),
     "mono360": ("VR/pano_360_mono.mp4", 400, 200, "mono", ("blue", "blue")),
-    "sbs180": ("VR/beach_180_sbs.mp4", 400, 200, "sbs", ("red", "blue")),
+    "sbs180": ("VR/beach_180_sbs.mp4", 1280, 640, "sbs", ("red", "blue")),
     "tb360": ("VR/city_360_tb.mp4", 200, 200, "tb", ("red", "blue")),
     "fisheye": ("VR/forest_MKX200.mp4", 400, 200, "sbs", ("lime", "red")),
     "swap": ("VR/lake_180_RL.mp4", 400, 200, "sbs", ("blue", "red")),
@@ -49,6 +54,8 @@ EXPECTED = {
     "fisheye": ("mkx200", "sbs", True, "fisheye", "sbs", False, 200.0, "MKX200"),
     "swap": ("dome", "sbs", True, "equirectangular", "sbs", True, 180.0, "Linear"),
 }
+# The preview clip's frame: a flat video fits 480×480, a VR one 960×960, never enlarged.
+CLIP_SIZE = {"flat": (480, 270), "sbs180": (960, 480)}
 
 
 class Lib:
@@ -131,6 +138,34 @@ def is_abs(url: object) -> bool:
     return isinstance(url, str) and url.startswith("http://localhost/")
 
 
+def colour(rgb: tuple[int, int, int]) -> str:
+    """Name the pattern colour a pixel is (lavfi's red, blue, lime)."""
+    names = {"red": (255, 0, 0), "blue": (0, 0, 255), "lime": (0, 255, 0)}
+    return min(names, key=lambda n: sum(abs(a - b) for a, b in zip(names[n], rgb, strict=True)))
+
+
+def check_clip(lib: Lib, url: object, size: tuple[int, int], seconds: tuple[float, float]):
+    """Fetch a preview clip's URL with no cookie, as a player does: a Range of it, then all of it;
+    check it is a silent H.264 MP4 of `size`, its length within `seconds`, moov first (faststart);
+    return its first frame."""
+    assert is_abs(url) and "/clip.mp4?" in url, url
+    client = lib.app.test_client()
+    head = fetch(client, url, headers={"Range": "bytes=0-99"})
+    assert head.status_code == 206 and head.headers["Content-Range"].startswith("bytes 0-99/")
+    whole = fetch(client, url)
+    assert whole.status_code == 200 and whole.mimetype == "video/mp4"
+    assert whole.data[:100] == head.data
+    assert 0 < whole.data.find(b"moov") < whole.data.find(b"mdat")  # starts before it is all in
+    with av.open(io.BytesIO(whole.data)) as container:
+        assert not container.streams.audio
+        [stream] = container.streams.video
+        assert stream.codec_context.name == "h264"
+        assert (stream.codec_context.width, stream.codec_context.height) == size
+        length = container.duration / av.time_base
+        assert seconds[0] <= length <= seconds[1], length
+        return next(container.decode(stream))
+
+
 # --- DeoVR ----------------------------------------------------------------------------------
 
 
@@ -169,6 +204,7 @@ def test_deovr_scene_fields_for_each_projection(lib, key):
     expected = {
         "id", "title", "authorized", "description", "date", "isFavorite", "is3d",
         "thumbnailUrl", "screenType", "stereoMode", "videoLength", "encodings", "timeStamps",
+        "videoPreview",
     }  # fmt: skip
     assert set(body) == expected
     screen, stereo, is3d = EXPECTED[key][:3]
@@ -192,6 +228,15 @@ def test_deovr_scene_fields_for_each_projection(lib, key):
     assert thumb.status_code == 200 and thumb.data[:3] == b"\xff\xd8\xff"
     part = fetch(anon, source["url"], headers={"Range": "bytes=0-99"})
     assert part.status_code == 206 and part.data == lib.paths[key].read_bytes()[:100]
+    # The preview clip: the whole two seconds (a short video is its own preview), the frame
+    # fitted in its box, never enlarged.
+    size = CLIP_SIZE.get(key, (w, h_px))
+    frame = check_clip(lib, body["videoPreview"], size, (1.8, 2.3))
+    if FILES[key][3] == "sbs":  # the layout is kept: each eye in its half, in its colour
+        image = frame.to_image()
+        left, right = FILES[key][4]
+        assert colour(image.getpixel((size[0] // 4, size[1] // 2))) == left
+        assert colour(image.getpixel((size[0] * 3 // 4, size[1] // 2))) == right
 
 
 def test_deovr_scene_markers_favourite_and_hls_for_what_a_headset_cannot_play(lib):
@@ -312,7 +357,8 @@ def check_hs_video(body: dict, key: str, *, media: bool = True) -> None:
         "rating", "isFavorite", "projection", "stereo", "isEyeSwapped", "fov", "lens",
         "eventServer", "subtitles", "tags", "media", "writeFavorite", "writeRating", "writeTags",
     }  # fmt: skip
-    assert required <= set(body) <= required | {"dateReleased"}, set(body) ^ required
+    optional = {"dateReleased", "thumbnailVideo"}  # a release date, a preview clip, when known
+    assert required <= set(body) <= required | optional, set(body) ^ required
     assert body["access"] == 1 and isinstance(body["title"], str)
     assert is_abs(body["thumbnailImage"]) and is_abs(body["eventServer"])
     assert DATE.match(body["dateAdded"])
@@ -368,6 +414,39 @@ def test_heresphere_video_fields_for_each_projection(lib, key):
     thumb = fetch(anon, body["thumbnailImage"])
     assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
     assert thumb.data[:3] == b"\xff\xd8\xff"  # JPEG, never WebP
+    w, h = FILES[key][1:3]
+    check_clip(lib, body["thumbnailVideo"], CLIP_SIZE.get(key, (w, h)), (1.8, 2.3))
+
+
+def test_preview_clip_of_a_long_video_and_no_field_without_one(lib):
+    """A six-minute film's clip is its twelve snippets (about nine seconds); a video whose clip
+    is not made (yet) has neither field, and its clip URL answers 404; a clip needs the
+    video's own signed URL, a session or an API token like every media route."""
+    client = lib.app.test_client()
+    h = lib.hash("long")
+    check_clip(lib, deovr(client, f"/deovr/{h}")["videoPreview"], (160, 90), (8.5, 10.5))
+    bearer = {"Authorization": f"Bearer {lib.ann_token}"}
+    assert client.get(f"/media/{h}/clip.mp4", headers=bearer).status_code == 200
+    assert lib.app.test_client().get(f"/media/{h}/clip.mp4").status_code in (302, 401)
+    secret = lib.app.extensions["media_secret"]
+    other = apitokens.sign_media(secret, lib.ann.id, lib.hash("flat"))
+    refused = lib.app.test_client().get(f"/media/{h}/clip.mp4", query_string=other)
+    assert refused.status_code in (302, 401, 403)
+
+    h = lib.hash("subs")
+    path = clips.clip_path(lib.data, h)
+    hidden = path.rename(path.with_name("hidden"))
+    try:
+        scene = deovr(client, f"/deovr/{h}")
+        assert scene["authorized"] == "1" and "videoPreview" not in scene
+        video = client.post(f"/heresphere/{h}", json={}, headers=hs_token(client)).get_json()
+        check_hs_video(video, "subs")
+        assert "thumbnailVideo" not in video
+        signed = apitokens.sign_media(secret, lib.ann.id, h)
+        gone = lib.app.test_client().get(f"/media/{h}/clip.mp4", query_string=signed)
+        assert gone.status_code == 404
+    finally:
+        hidden.rename(path)
 
 
 def test_heresphere_subtitles_tags_markers_and_transcoded_media(lib):
@@ -541,6 +620,7 @@ def test_on_a_real_server_the_players_urls_stream_without_a_cookie(lib):
         for target, headers, status in (
             (url, {"Range": "bytes=10-29"}, 206),
             (scene["thumbnailUrl"], {}, 200),
+            (scene["videoPreview"], {"Range": "bytes=0-7"}, 206),
         ):
             parts = urlsplit(target)
             fresh = HTTPConnection("127.0.0.1", server.port, timeout=20)
@@ -548,7 +628,9 @@ def test_on_a_real_server_the_players_urls_stream_without_a_cookie(lib):
             r = fresh.getresponse()
             body = r.read()
             assert r.status == status, body[:200]
-            if status == 206:
+            if "/clip.mp4?" in target:
+                assert r.getheader("Content-Type") == "video/mp4" and body[4:8] == b"ftyp"
+            elif status == 206:
                 assert body == lib.paths["fisheye"].read_bytes()[10:30]
             else:
                 assert r.getheader("Content-Type") == "image/jpeg" and body[:3] == b"\xff\xd8\xff"

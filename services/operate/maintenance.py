@@ -6,7 +6,7 @@
 - restore: only onto a stopped server (no process holds the server or background lock); the file must be
   an SQLite database that passes integrity_check and whose schema this version knows. The
   current database is kept beside it first; the restored one is then migrated up.
-- cache prune: thumbnails and sprites whose media_hash no media has any more.
+- cache prune: thumbnails, sprites and preview clips whose media_hash no media has any more.
 - purge missing: forget files that are gone from an online library, and media left without any
   file (their watch state, ratings, tags go with them). Offline libraries are never touched.
 """
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # services.background's locks: every server process holds the first, its owner the second.
 SERVER_LOCKS = ("server.lock", "background.lock")
-CACHE_DIRS = {"thumbs": (".jpg",), "sprites": (".jpg", ".vtt")}
+CACHE_DIRS = {"thumbs": (".jpg",), "sprites": (".jpg", ".vtt"), "clips": (".mp4",)}
 
 Progress = Callable[[int, int], None]  # done, total
 
@@ -187,7 +187,7 @@ def vacuum(db: Database) -> tuple[int, int]:
 
 
 def orphaned_caches(db: Database, data_dir: Path) -> list[Path]:
-    """Return thumbnail, sprite and transcode files whose media_hash no media row has (and
+    """Return thumbnail, sprite, clip and transcode files whose media_hash no media row has (and
     what encoders of a stopped server left behind), and cached artwork no sidecar uses."""
     known = {r[0] for r in db.execute("SELECT media_hash FROM media")}
     found = transcoder.prunable(data_dir / "hls", known)
@@ -213,7 +213,7 @@ def orphaned_caches(db: Database, data_dir: Path) -> list[Path]:
 
 
 def prune_caches(db: Database, data_dir: Path, progress: Progress | None = None) -> PruneReport:
-    """Delete orphaned thumbnails and sprites; return how many files and bytes went."""
+    """Delete orphaned thumbnails, sprites and clips; return how many files and bytes went."""
     paths = orphaned_caches(db, data_dir)
     files = size = 0
     for i, path in enumerate(paths, 1):

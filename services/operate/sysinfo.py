@@ -10,7 +10,13 @@ from pathlib import Path
 
 import psutil
 
-CACHES = ("thumbs", "sprites", "transcodes", "hls")  # folders of the data dir that can be remade
+CACHES = (
+    "thumbs",
+    "sprites",
+    "clips",
+    "transcodes",
+    "hls",
+)  # folders of the data dir that can be remade
 DISK_CACHE_SECONDS = 30.0  # a walk of 100k thumbnails takes a while: reuse it for a polling page
 
 _proc = psutil.Process()

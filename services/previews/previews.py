@@ -1,12 +1,13 @@
-"""Thumbnails and scrub previews as library work: what is missing, making one, what happened.
+"""Thumbnails, scrub previews and preview clips as library work: what is missing, making one.
 
-`make` is the one way a thumbnail or sprite gets made, for the job runner and the CLI alike: it
-finds a copy of the media online, holds the per-media generation lock (so two requests make it
-once), runs the renderer through a runner (a worker process with a deadline, or in-process) and
-records the outcome in the `thumbs` table. A failure is recorded with its reason against the
-content it was made from (media_hash) and is not tried again for that content; a file that
-cannot be read right now (offline share, moved away) is not recorded at all, so it is tried again
-once it is back.
+`make` is the one way a thumbnail, sprite or clip gets made, for the job runner and the CLI
+alike: it finds a copy of the media online, holds the per-media generation lock (so two requests
+make it once), runs the renderer (thumbnails and sprites through a runner: a worker process with
+a deadline, or in-process; a clip is ffmpeg's work, run by services/ffmpeg.py with its own
+deadline from the calling thread) and records the outcome in the `thumbs` table. A failure is
+recorded with its reason against the content it was made from (media_hash) and is not tried
+again for that content; a file that cannot be read right now (offline share, moved away) is not
+recorded at all, so it is tried again once it is back.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from config import Settings
 from services import db as dbmod
 from services import fsutil
 from services.errors import LVSError
+from services.previews import clips
 from services.previews.sprites import sprite_paths
 from services.previews.thumbnails import generation_lock, is_ready, remove_stale_temps, thumb_path
 
 log = logging.getLogger(__name__)
 
-KINDS = ("thumbnail", "sprite")  # what a media can have made; sprites for videos only
+KINDS = ("thumbnail", "sprite", "clip")  # what a media can have made; sprites, clips: videos
+VIDEO_ONLY = ("sprite", "clip")
 Runner = Callable[..., Any]  # runner(task, *args, timeout=seconds): ProbePool.run or in-process
 Progress = Callable[[str, int, int], None]  # kind, done, total
 
@@ -43,7 +46,7 @@ _ELIGIBLE = """m.probe_status = 'ok' {video}
 
 @dataclass(frozen=True)
 class Target:
-    """A media to make a thumbnail or sprite for."""
+    """A media to make a thumbnail, sprite or clip for."""
 
     media_id: int
     media_hash: str
@@ -73,10 +76,17 @@ class Summary:
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (file, kind, reason)
 
 
+def background_kinds(settings: Settings) -> tuple[str, ...]:
+    """Return what the server makes by itself: preview clips only with LVS_PREVIEW_CLIPS=on."""
+    return KINDS if settings.preview_clips else tuple(k for k in KINDS if k != "clip")
+
+
 def outputs(data_dir: Path, what: str, media_hash: str) -> tuple[Path, ...]:
-    """Return the files that make up a thumbnail or a sprite."""
+    """Return the files that make up a thumbnail, a sprite or a clip."""
     if what == "thumbnail":
         return (thumb_path(data_dir, media_hash),)
+    if what == "clip":
+        return (clips.clip_path(data_dir, media_hash),)
     return sprite_paths(data_dir, media_hash)
 
 
@@ -129,7 +139,7 @@ def count_missing(db: Database, what: str) -> int:
 
 
 def _eligible(what: str) -> str:
-    return _ELIGIBLE.format(video="AND m.kind = 'video'" if what == "sprite" else "")
+    return _ELIGIBLE.format(video="AND m.kind = 'video'" if what in VIDEO_ONLY else "")
 
 
 def source(db: Database, media_id: int) -> bytes | None:
@@ -152,9 +162,9 @@ def make(
     *,
     force: bool = False,
 ) -> Outcome:
-    """Make a thumbnail or sprite for target unless it exists; record and return the outcome."""
+    """Make a thumbnail, sprite or clip for target unless it exists; record and return how it went."""
     data_dir = settings.data_dir
-    if what == "sprite" and target.kind != "video":
+    if what in VIDEO_ONLY and target.kind != "video":
         return Outcome(what, target, "skipped", "not a video")
     if not force and is_made(data_dir, what, target.media_hash):
         return Outcome(what, target, "skipped")
@@ -167,7 +177,7 @@ def make(
         started = time.perf_counter()
         status, reason = "made", None
         try:
-            fsutil.retry_estale(lambda: _render(settings, target, what, path, runner), what)
+            fsutil.retry_estale(lambda: _render(db, settings, target, what, path, runner), what)
         except LVSError as exc:
             status, reason = "failed", str(exc)
         except OSError as exc:
@@ -186,9 +196,15 @@ def make(
     return Outcome(what, target, status, reason, seconds, os.fsdecode(path))
 
 
-def _render(settings: Settings, target: Target, what: str, path: bytes, runner: Runner) -> None:
+def _render(
+    db: Database, settings: Settings, target: Target, what: str, path: bytes, runner: Runner
+) -> None:
     data_dir = settings.data_dir
-    if what == "thumbnail":
+    if what == "clip":
+        dest = str(clips.clip_path(data_dir, target.media_hash))
+        box = clips.VR_BOX if is_vr(db, target.media_id) else clips.FLAT_BOX
+        clips.render_clip(path, dest, box, timeout=settings.sprite_timeout)
+    elif what == "thumbnail":
         dest = str(thumb_path(data_dir, target.media_hash))
         width = settings.thumbnail_width
         runner("thumbnail", path, target.kind, dest, width, timeout=settings.thumbnail_timeout)
@@ -196,6 +212,18 @@ def _render(settings: Settings, target: Target, what: str, path: bytes, runner: 
         jpg, vtt = sprite_paths(data_dir, target.media_hash)
         args = (path, str(jpg), str(vtt), settings.sprite_width, settings.sprite_tiles)
         runner("sprite", *args, timeout=settings.sprite_timeout)
+
+
+def is_vr(db: Database, media_id: int) -> bool:
+    """Return whether the media's first present file is not flat mono (a `projections` row)."""
+    return (
+        db.execute(
+            """SELECT 1 FROM projections WHERE file_id = (SELECT min(f.id) FROM files f
+               WHERE f.media_id = ? AND f.present = 1)""",
+            [media_id],
+        ).fetchone()
+        is not None
+    )
 
 
 def record(
@@ -256,12 +284,12 @@ def make_all(
     runner: Runner,
     workers: int,
     *,
-    kinds: tuple[str, ...] = KINDS,
+    kinds: tuple[str, ...] = ("thumbnail", "sprite"),
     everything: bool = False,
     check_files: bool = True,
     progress: Progress | None = None,
 ) -> Summary:
-    """Make every missing thumbnail and sprite (or all of them again), `workers` at a time.
+    """Make every missing thumbnail and sprite (or clip: `kinds`), or all again, `workers` at a time.
 
     Failures of earlier runs count as skipped unless `everything` asks to retry them.
     """

@@ -1,8 +1,11 @@
-"""The queue of thumbnail and sprite jobs: priorities, one job per media and kind, the feed.
+"""The queue of thumbnail, sprite and clip jobs: priorities, one job per media and kind, the feed.
 
 Jobs are ordered by priority (VISIBLE: a request waits for it; NEW: media added since the runner
 started; BACKLOG: the rest), thumbnails before sprites at each level, then in the order queued.
-Asking again for a queued job raises its priority instead of queueing a second one. The feed
+Preview clips come after every thumbnail and sprite (nobody waits for one, and each costs
+seconds of encoding), and at most all workers but one make clips at a time, so a thumbnail a
+page asks for finds a free worker. Asking again for a queued job raises its priority instead of
+queueing a second one. The feed
 fills the queue from the database a batch at a time, newest media first, only when it runs low
 or was poked (after a scan), so a library of 100,000 items costs memory for a few dozen jobs.
 
@@ -29,6 +32,7 @@ from services.previews import previews
 log = logging.getLogger(__name__)
 
 FEED_BATCH = 32  # media fetched per refill
+LAST = ("clip",)  # kinds queued after every job of the other kinds, whatever their priority
 
 
 class Priority(IntEnum):
@@ -62,7 +66,7 @@ class Job:
     """One piece of work and its progress; `wait()` blocks until it has finished."""
 
     id: int
-    kind: str  # scan | thumbnail | sprite
+    kind: str  # scan | thumbnail | sprite | clip
     target: str  # media_hash, or the folders a scan covers ('' for every library)
     priority: Priority
     media: previews.Target | None = None
@@ -121,7 +125,15 @@ class _Source:
 class JobQueue:
     """Thumbnail and sprite jobs by priority, fed from the database; see the module docstring."""
 
-    def __init__(self, *, workers: int, mark: int, feed: bool, paused: bool) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int,
+        mark: int,
+        feed: bool,
+        paused: bool,
+        kinds: tuple[str, ...] = previews.KINDS,
+    ) -> None:
         self.cv = threading.Condition()
         self.paused = paused
         self.closing = False
@@ -135,11 +147,16 @@ class JobQueue:
         self._feeding = False
         self._poked = feed  # look for missing work at once, however full the queue is
         # Media up to `mark` existed when the runner started: the backlog. Newer ones are new.
+        # Clips last: a refill reaches them only once nothing else is left to queue.
         self._sources = [
             _Source(kind, priority, mark if priority == Priority.NEW else 0, None)
+            for last in (False, True)
             for priority in (Priority.NEW, Priority.BACKLOG)
-            for kind in previews.KINDS
+            for kind in kinds
+            if (kind in LAST) == last
         ]
+        # Clips at once, at most: all workers but one (one when there is only one).
+        self._clip_slots = max(1, workers - 1)
         self._mark = mark
 
     def add(self, kind: str, target: previews.Target, priority: Priority) -> Job:
@@ -159,18 +176,25 @@ class JobQueue:
 
     def _push(self, job: Job) -> None:
         order = previews.KINDS.index(job.kind)
-        heapq.heappush(self._heap, (job.priority, order, self.next_id(), job))
+        heapq.heappush(self._heap, (_rank(job), order, self.next_id(), job))
 
     def pop(self) -> Job | None:
-        """Take the most urgent job and mark it running; only VISIBLE ones while paused."""
+        """Take the most urgent job and mark it running; only VISIBLE ones while paused, and
+        no clip while the clips' workers are busy (every job after a clip is a clip too)."""
         while self._heap:
-            if self.paused and self._heap[0][0] != Priority.VISIBLE:
+            rank, _, _, job = self._heap[0]
+            if self.paused and rank != Priority.VISIBLE:
                 return None
-            priority, _, _, job = heapq.heappop(self._heap)
-            if job.state == "queued" and priority == job.priority:
+            if job.kind in LAST and self._running_clips() >= self._clip_slots:
+                return None
+            heapq.heappop(self._heap)
+            if job.state == "queued" and rank == _rank(job):
                 self.start(job)
                 return job
         return None
+
+    def _running_clips(self) -> int:
+        return sum(1 for j in self.running.values() if j.kind in LAST)
 
     def start(self, job: Job) -> None:
         """Mark a queued job running (pop does; inline mode runs a job it just queued)."""
@@ -203,7 +227,7 @@ class JobQueue:
 
     def upcoming(self, count: int) -> list[Job]:
         """Return the next queued jobs in the order they will run."""
-        entries = heapq.nsmallest(count, (e for e in self._heap if e[0] == e[3].priority))
+        entries = heapq.nsmallest(count, (e for e in self._heap if e[0] == _rank(e[3])))
         return [e[3] for e in entries if e[3].state == "queued"]
 
     def queued(self) -> list[Job]:
@@ -233,7 +257,7 @@ class JobQueue:
         return not self._poked and all(s.exhausted for s in self._sources)
 
     def refill(self, db: Database) -> None:
-        """Queue the next batch of media missing a thumbnail or sprite, most urgent first (locks)."""
+        """Queue the next batch of media missing a thumbnail, sprite or clip, most urgent first (locks)."""
         with self.cv:
             if self._feeding:
                 return
@@ -280,3 +304,8 @@ class JobQueue:
                     if not self.cv.wait(idle if self._feed else None):
                         self.poke()  # idle a while: look for work another process added
             refill()
+
+
+def _rank(job: Job) -> int:
+    """Return where a job's priority puts it in the heap: clips below every other kind's."""
+    return job.priority + (len(Priority) if job.kind in LAST else 0)
