@@ -7,8 +7,12 @@
   (higher is better: the row's ratio is baseline time / our time).
 - Pages: p95 of a folder page (the clips' folder) while nothing runs, then while one transcode
   runs (a second client pulls segments in a thread). Target: p95 during ≤ 3× idle.
+- Cached segment: a segment of the remux clip, already in the rendition's cache, fetched whole
+  `--gets` times on one keep-alive connection (API token) through its HLS URL, against the very
+  same bytes indexed as a library file (a copy in the library folder) fetched whole through the
+  media file route (`/media/<hash>/file`, bench B5's path). Target: ≤ 1.1× the time.
 
-    python -m bench.b9_hls_speed [--pairs 5] [--pages 150]
+    python -m bench.b9_hls_speed [--pairs 5] [--pages 150] [--gets 50] [--only cached]
 """
 
 from __future__ import annotations
@@ -82,6 +86,48 @@ def baseline(args: list[str]):
     return run
 
 
+def cached_segment(port: int, token: str, data: Path, root: Path, h: str) -> tuple[str, str]:
+    """Make every segment of the remux clip, copy segment 1 into the library and index it;
+    return the segment's URL and the copy's media file URL."""
+    from config import load_settings
+    from services import db as dbmod
+    from services.library.scanner import scan
+
+    client = Client(port, token)
+    sid, _ = segment_of(client, h, QUERY["remux"], 0.0)
+    status, body = client.get(f"/media/{h}/hls/{sid}/1.ts")
+    assert status == 200, status
+    copy = root / "b9-segment.ts"
+    if not copy.exists() or copy.read_bytes() != body:
+        copy.write_bytes(body)
+    settings = load_settings({"media_dirs": [str(root)], "data_dir": str(data),
+                              "probe_workers": 1}, environ={}, dotenv_path=data / "no.env")  # fmt: skip
+    db = dbmod.open_db(data)
+    try:
+        scan(db, settings)
+        row = db.execute(
+            "SELECT m.media_hash FROM files f JOIN media m ON m.id = f.media_id WHERE f.name = ?",
+            [copy.name],
+        ).fetchone()
+    finally:
+        db.close()
+    return f"/media/{h}/hls/{sid}/1.ts", f"/media/{row[0]}/file"
+
+
+def fetch_whole(port: int, token: str, url: str, gets: int, size: int):
+    """Return a callable fetching `url` whole `gets` times on one keep-alive connection."""
+
+    def run() -> float:
+        client = Client(port, token)
+        started = time.perf_counter()
+        for _ in range(gets):
+            status, body = client.get(url)
+            assert status == 200 and len(body) == size, (status, len(body))
+        return time.perf_counter() - started
+
+    return run
+
+
 def page_p95(port: int, token: str, n: int) -> Samples:
     client = Client(port, token)
     samples = Samples("folder page")
@@ -96,14 +142,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--pages", type=int, default=150)
+    parser.add_argument("--gets", type=int, default=50)
+    parser.add_argument("--only", choices=["speed", "cached"], help="run only these rows")
     opts = parser.parse_args()
     root = make_clips()
     data, hashes, token = prepare(root)
     h = hashes[KEY]
     bench = Bench("b9", "sustained HLS transcode speed, and page p95 while one runs",
                   params={"pairs": opts.pairs, "pages": opts.pages, "clip": CLIPS[KEY][0],
-                          "to": "H.264 720p"})  # fmt: skip
+                          "to": "H.264 720p", "gets": opts.gets})  # fmt: skip
     with app_server(data, root) as (port, _pid), tempfile.TemporaryDirectory() as tmp:
+        if opts.only != "speed":
+            segment, original = cached_segment(port, token, data, root, hashes["remux"])
+            size = (root / "b9-segment.ts").stat().st_size
+            bench.extra["cached segment bytes"] = size
+            bench.pair(f"cached segment ({size / 1e6:.1f} MB) × {opts.gets}, whole: HLS route vs "
+                       "the same bytes through the media file route",
+                       fetch_whole(port, token, original, opts.gets, size),
+                       fetch_whole(port, token, segment, opts.gets, size), pairs=opts.pairs,
+                       warmup=1, target=1.1)  # fmt: skip
+        if opts.only == "cached":
+            bench.finish()
+            return
         args, _ = raw_args(data, root / CLIPS[KEY][0], h, QUERY[KEY], 0.0, Path(tmp))
         base = baseline(null_args(args))
         bench.pair("HEVC 1080p → H.264 720p, every segment: time (ratio = speed⁻¹)", base,

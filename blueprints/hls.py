@@ -9,6 +9,12 @@
 A child of the media blueprint (endpoints `media.hls.*`): the media hash is checked first, a
 signed media URL opens these as it opens the file, and storage trouble answers 503. Any
 parameter not listed is a 400, so nothing unexpected reaches a decision or an argv.
+
+A segment already complete in the rendition's cache (a second viewer, a seek back, a replay)
+is answered in front of Flask by the lean path that serves the originals
+(blueprints/media_direct.py, `add_route`): the same sign-in, Host check and RFC 9110 answer,
+at Range-serving speed (bench B9's cached-segment row). Anything else — a segment still to be
+made, an unknown parameter, a session of another user or item — the opener hands to Flask.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask.blueprints import BlueprintSetupState
 
-from blueprints import media
-from blueprints.common import get_db, settings, user_id
+from blueprints import media, media_direct
+from blueprints.common import GUEST_USER, get_db, settings, user_id
 from blueprints.media import answer_file
 from services.compute.settings import ComputeSettings
 from services.errors import InvalidInput, NotFound
@@ -35,6 +42,8 @@ bp = Blueprint("hls", __name__)
 # A child of the media blueprint, once per process (a blueprint takes children only before it
 # is first registered with an app, and tests make many apps).
 media.bp.register_blueprint(bp)
+SEGMENT_PATH = (r"/media/(?P<media_hash>[0-9a-f]{16})/hls/(?P<session>[0-9a-f]{16})"
+                rf"/(?P<n>0|[1-9][0-9]{{0,5}})\.{hls.SEGMENT_EXT}")  # fmt: skip
 
 CHOICES = frozenset({"caps", "q", "audio", "burn", "nodirect"})
 SIGNED = frozenset({"u", "e", "s"})  # a signed media URL's parameters, passed on to segments
@@ -51,12 +60,14 @@ def transcoder() -> Transcoder:
             found = current_app.extensions.get("transcoder")
             if found is None:
                 cfg = settings()
+                choice = encoders.detect()
                 found = LocalTranscoder(
                     cfg.data_dir / "hls",
                     max_encoders=cfg.effective_transcode_max(),
                     cache_bytes=int(cfg.transcode_cache_gb * 1e9),
                     idle=cfg.transcode_idle,
-                    encoder=encoders.detect().name,
+                    encoder=choice.name,
+                    device=choice.device,
                 )
                 if cfg.redis_url:  # workers on other machines (issue 18)
                     from services.playback.remote import RemoteTranscoder
@@ -238,11 +249,44 @@ def segment(media_hash: str, session_id: str, name: str) -> Response:
         path = got
     else:
         path = tc.segment(session_id, user_id(), int(stem), lambda: _load(media_hash))
+    found = _open_segment(path, s.key, int(stem))
+    return answer_file(request.environ, found.file, found.size, found.mtime, found.etag,
+                       found.content_type, found.cache_control)  # fmt: skip
+
+
+def _open_segment(path: Path, key: str, n: int) -> media.Original:
     f = open(path, "rb", buffering=0)
     st = os.fstat(f.fileno())
-    etag = ranges.make_etag(f"{s.key}-{stem}", st.st_size, st.st_mtime_ns)
-    return answer_file(request.environ, f, st.st_size, int(st.st_mtime), etag, "video/mp2t",
-                       SEGMENT_CACHE)  # fmt: skip
+    etag = ranges.make_etag(f"{key}-{n}", st.st_size, st.st_mtime_ns)
+    return media.Original(f, st.st_size, int(st.st_mtime), etag, "video/mp2t", None,
+                          SEGMENT_CACHE)  # fmt: skip
+
+
+def _cached_segment(
+    req: media_direct.DirectRequest, tc: Transcoder | None
+) -> media.Original | None:
+    """Open a segment the rendition's cache holds, for the lean path; None: Flask answers (a
+    segment still to be made, an unknown parameter, a session not this viewer's or item's, a
+    transcoder this process has not made)."""
+    if tc is None or set(req.args) - SIGNED:
+        return None
+    uid = req.user.id if req.user is not None else GUEST_USER
+    sid, n = req.match["session"], int(req.match["n"])
+    try:
+        s = tc.session(sid, uid)
+        path = tc.cached(sid, uid, n) if s.media_hash == req.media_hash else None
+    except NotFound:
+        return None  # another user's session, an ended one: Flask's error page says so
+    return _open_segment(path, s.key, n) if path is not None else None
+
+
+def _install_direct(state: BlueprintSetupState) -> None:
+    app = state.app
+    media_direct.add_route(app, SEGMENT_PATH, "media.hls.segment",
+                           lambda req: _cached_segment(req, app.extensions.get("transcoder")))  # fmt: skip
+
+
+bp.record_once(_install_direct)
 
 
 def _proxied(up: Any) -> Response:

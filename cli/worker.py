@@ -78,7 +78,7 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
     capacity = settings.effective_transcode_max()
     tc = playback_worker.make_transcoder(
         scratch, max_encoders=capacity, cache_bytes=int(settings.transcode_cache_gb * 1e9),
-        idle=settings.transcode_idle, encoder=choice.name)  # fmt: skip
+        idle=settings.transcode_idle, encoder=choice.name, device=choice.device)  # fmt: skip
     link = redis_link(settings.redis_url)
     sessions = playback_worker.WorkerSessions(
         worker_id, tc, roots=settings.media_dirs, path_map=settings.path_map,

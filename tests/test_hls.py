@@ -11,6 +11,7 @@ parameters are refused with nothing of them in any ffmpeg argv.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -666,3 +667,212 @@ def test_cache_prune_covers_the_play_index(lib):
     while not (index / f"{h}.json").exists():  # media the library has keep theirs
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+# ---- cached segments on the lean path (blueprints/media_direct.py) ----
+
+
+def test_a_cached_segment_is_answered_in_front_of_flask_as_flask_does(lib, monkeypatch):
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response as WResponse
+
+    from blueprints.access import COOKIE
+    from services.people import apitokens
+    from tests.conftest import api_token, make_user, session_token
+    from tests.test_media_direct import _same
+
+    lib.transcoder()
+    app = lib.app
+    data_dir = lib.data
+    ann = make_user(data_dir, "viewer", "ann-seg")
+    bob = make_user(data_dir, "viewer", "bob-seg")
+    cookie = {"Cookie": f"{COOKIE}={session_token(data_dir, ann.id)}"}
+    h, other = lib.hash("long_remux"), lib.hash("h264_mkv")
+    client = Client(app.wsgi_app, WResponse, use_cookies=False)
+    r = client.get(f"/media/{h}/hls/master.m3u8", query_string={"caps": CHROMIUM}, headers=cookie)
+    assert r.status_code == 200, r.data
+    sid = r.data.decode().strip().splitlines()[-1].split("/")[0]
+    url = f"/media/{h}/hls/{sid}/1.ts"
+    made = client.get(url, headers=cookie)  # made now (Flask waits for the encoder)
+    assert made.status_code == 200 and made.data[:1] == b"G"  # an MPEG-TS packet
+    size = len(made.data)
+    etag = made.headers["ETag"]
+
+    handed_on: list[str] = []
+    direct = app.wsgi_app
+    flask = direct.flask
+    monkeypatch.setattr(
+        direct, "flask", lambda e, s: handed_on.append(e["PATH_INFO"]) or flask(e, s)
+    )
+    secret = app.extensions["media_secret"]
+    signed = apitokens.sign_media(secret, ann.id, h)
+    cases = [
+        (cookie, {}),
+        ({**cookie, "Range": "bytes=0-187"}, {}),
+        ({**cookie, "Range": f"bytes={size - 188}-"}, {}),
+        ({**cookie, "Range": "bytes=-188"}, {}),
+        ({**cookie, "Range": f"bytes={size}-"}, {}),  # 416
+        ({**cookie, "Range": "bytes=0-9,100-199"}, {}),  # multipart
+        ({**cookie, "If-None-Match": etag}, {}),  # 304
+        ({**cookie, "If-Match": '"other"'}, {}),  # 412
+        ({}, signed),  # a headset's signed URL, no cookie
+        ({}, apitokens.sign_media(secret, ann.id, other)),  # signed for another item: 401
+        ({}, {**signed, "s": "0" * 32}),  # forged
+        ({}, {}),  # nobody: 401
+        ({**cookie, "Host": "evil.example.com"}, {}),
+        ({**cookie, "X-Request-ID": "seg-1"}, {}),
+    ]
+    for headers, query in cases:
+        for method in ("GET", "HEAD"):
+            _same(app, url, method, headers=headers, query_string=query)
+    # Flask's half of each comparison, and the four kinds the lean path hands on (nobody, a URL
+    # signed for another item, a forged one, a foreign Host): the rest it answered itself …
+    assert handed_on.count(url) == 2 * len(cases) + 2 * 4
+    handed_on.clear()
+    answer = client.get(url, headers=cookie)
+    assert answer.status_code == 200 and answer.data == made.data
+    assert handed_on == []  # … the lean path answered the cached segment itself
+    # Refusals are Flask's (its error page): another viewer's session, the wrong item, an
+    # unknown parameter, a segment beyond the playlist.
+    bob_cookie = {"Cookie": f"{COOKIE}={session_token(data_dir, bob.id)}"}
+    for path, headers, query, status in (
+        (url, bob_cookie, {}, 404),
+        (f"/media/{other}/hls/{sid}/1.ts", cookie, {}, 404),
+        (url, cookie, {"x": "1"}, 400),
+        (f"/media/{h}/hls/{sid}/999.ts", cookie, {}, 404),
+    ):
+        handed_on.clear()
+        assert client.get(path, headers=headers, query_string=query).status_code == status
+        assert handed_on == [path]
+    token = {"Authorization": f"Bearer {api_token(data_dir, 'viewer', 'ann-seg')}"}
+    assert _same(app, url, headers=token).status_code == 200
+    # A segment not made yet goes to Flask, which starts the encoder and waits.
+    shutil.rmtree(lib.data / "hls" / "cache" / other, ignore_errors=True)
+    r = client.get(f"/media/{other}/hls/master.m3u8", query_string={"caps": CHROMIUM},
+                   headers=cookie)  # fmt: skip
+    fresh = f"/media/{other}/hls/{r.data.decode().strip().splitlines()[-1].split('/')[0]}/0.ts"
+    handed_on.clear()
+    assert client.get(fresh, headers=cookie).status_code == 200
+    assert handed_on == [fresh]
+
+
+# ---- hardware encoders: their command lines, and a failing one falls back per job ----
+
+NODE = "/dev/dri/renderD128"
+
+
+def _transcode_argv(lib, encoder: str, tmp_path: Path) -> tuple[list[str], int]:
+    """Return the server's argv for segment 0 of the HEVC clip with `encoder`, and the open
+    input's descriptor (the caller closes it)."""
+    from services import db as dbmod
+    from services.playback import hls, media_files, source
+
+    h = lib.hash("hevc_mkv")
+    db = dbmod.open_db(lib.data)
+    try:
+        media = media_files.open_media(db, h, lib.settings.media_dirs)
+        st = os.fstat(media.file.fileno())
+        src = source.load(db, h, media.file.fileno(), (st.st_size, st.st_mtime_ns))
+    finally:
+        db.close()
+    out = decision.decide(src, decision.parse_capabilities(CHROMIUM),
+                          decision.parse_choice({}, src), allow_direct=False).output  # fmt: skip
+    bounds = hls.boundaries(src, out, -1, None)
+    fd = os.dup(media.file.fileno())
+    media.file.close()
+    return hls.encoder_args(src, out, bounds, 0, tmp_path, fd, encoder, NODE), fd
+
+
+def _option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def _filters(argv: list[str]) -> list[str]:
+    """Return the video filters of a compiled graph in order, without their pad labels."""
+    import re
+
+    return [re.sub(r"\[[^\]]*\]", "", f) for f in _option(argv, "-filter_complex").split(";")]
+
+
+@pytest.mark.parametrize("encoder", ["h264_vaapi", "h264_qsv", "h264_nvenc"])
+def test_hardware_command_lines_upload_frames_and_parse(lib, tmp_path, encoder):
+    argv, fd = _transcode_argv(lib, encoder, tmp_path)
+    try:
+        graph = _filters(argv)
+        assert _option(argv, "-c:v") == encoder
+        at = graph.index("format=yuv420p")  # the software graph (scale, 8-bit) comes first
+        if encoder == "h264_vaapi":
+            assert _option(argv, "-vaapi_device") == NODE
+            assert graph[at:] == ["format=yuv420p", "format=pix_fmts=nv12", "hwupload"]
+        elif encoder == "h264_qsv":
+            assert _option(argv, "-init_hw_device") == f"qsv=hw:{NODE}"
+            assert _option(argv, "-filter_hw_device") == "hw"
+            assert graph[at:] == ["format=yuv420p", "format=pix_fmts=nv12",
+                                  "hwupload=extra_hw_frames=64", "format=pix_fmts=qsv"]  # fmt: skip
+        else:
+            assert graph[-1] == "format=yuv420p" and _option(argv, "-forced-idr") == "1"
+        assert "-sc_threshold" not in argv and "-crf" not in argv  # libx264's own options
+        # FFmpeg's own parser: every option name is known to this ffmpeg (an unknown one stops
+        # it with "Unrecognized option … Error splitting the argument list"), and the encoder's
+        # options are its own (`ffmpeg -h encoder=…`). What fails then is the device: no GPU
+        # here, so no hardware encode runs in this test suite.
+        proc = subprocess.run([runner.ffmpeg_path(), "-hide_banner", "-nostdin", *argv],
+                              pass_fds=(fd,), capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert proc.returncode != 0
+        assert "Unrecognized option" not in proc.stderr, proc.stderr
+        assert "Error splitting the argument list" not in proc.stderr, proc.stderr
+        assert (
+            "No such filter" not in proc.stderr and "Error parsing filterchain" not in proc.stderr
+        )
+        known = subprocess.run([runner.ffmpeg_path(), "-hide_banner", "-h", f"encoder={encoder}"],
+                               capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+        if "Unknown encoder" in known or not known.strip():
+            pytest.skip(f"this ffmpeg has no {encoder}")
+        full = subprocess.run([runner.ffmpeg_path(), "-hide_banner", "-h", "full"],
+                              capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+        generic = full[full.index("AVCodecContext AVOptions") :].split("\n\n")[0]
+        for name in ("-preset", "-qp", "-cq", "-global_quality", "-forced-idr", "-profile"):
+            if name in argv or f"{name}:v" in argv:
+                assert f"\n  {name} " in known + generic, (name, encoder)
+    finally:
+        os.close(fd)
+
+
+def test_a_failing_hardware_encoder_falls_back_to_software_for_that_job(lib, argvs, caplog):
+    if os.path.exists("/dev/dri") or os.path.exists("/dev/nvidia0"):
+        pytest.skip("this machine has a GPU device node: the forced encoder might work")
+    # As if detection had found VAAPI on a render node that is not there (a GPU removed, a
+    # container without /dev/dri): ffmpeg fails at start.
+    tc = lib.transcoder(encoder="h264_vaapi", device=NODE, restart_ahead=1.0)
+    client = signed_in(lib.app)
+    h = lib.hash("long_hevc")
+    sid, names = open_session(client, h)
+    with caplog.at_level(logging.WARNING, logger="services.playback.transcoder"):
+        r = client.get(f"/media/{h}/hls/{sid}/{names[0]}")
+        assert r.status_code == 200 and first_times(r.data)["video"] == pytest.approx(0, abs=0.1)
+        # A seek in the same job restarts in software at once: no second try, no second warning.
+        r = client.get(f"/media/{h}/hls/{sid}/{names[-1]}")
+        assert r.status_code == 200
+    warnings = [x for x in caplog.records if x.levelno == logging.WARNING]
+    assert len(warnings) == 1, [x.getMessage() for x in warnings]
+    assert "h264_vaapi failed" in warnings[0].getMessage()
+    assert "falls back to libx264" in warnings[0].getMessage()
+    encoders_used = [_option(a, "-c:v") for a in argvs]
+    assert encoders_used == ["h264_vaapi", "libx264", "libx264"]
+    assert _option(argvs[0], "-vaapi_device") == NODE
+    assert "-vaapi_device" not in argvs[1] and "hwupload" not in _option(
+        argvs[1], "-filter_complex"
+    )
+    assert tc.encoder == "h264_vaapi"  # the next job tries the hardware again
+
+
+def test_detection_refuses_a_hardware_encoder_whose_test_encode_fails(monkeypatch):
+    """Where a render node is listed but encoding fails, the answer is software, with why."""
+    monkeypatch.setattr(encoders, "_candidates", lambda: [("vaapi", "h264_vaapi", NODE)])
+    encoders.detect.cache_clear()
+    try:
+        choice = encoders.detect()
+    finally:
+        encoders.detect.cache_clear()
+    assert (choice.name, choice.hardware, choice.device) == ("libx264", "none", "")
+    assert "h264_vaapi" in choice.reason and "failed" in choice.reason

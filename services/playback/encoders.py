@@ -2,8 +2,14 @@
 
 Hardware encoders (VAAPI, QSV, NVENC) are used only after a short real test encode succeeded
 (Jellyfin only parses `ffmpeg -encoders`, and users pay for it: jellyfin #4389, #4927). With no
-GPU device node at all the answer is "none" at once, without starting ffmpeg. A run that fails
-on a hardware encoder is restarted in software (services/playback/transcoder.py).
+GPU device node at all the answer is "none" at once, without starting ffmpeg. The test encode
+uses the very options a transcode adds (`hardware_args`: the device, the upload into GPU memory,
+the encoder's settings). A run that fails on a hardware encoder is restarted in software from
+the same segment, for that job, with one WARNING (services/playback/transcoder.py).
+
+This machine has no GPU: the hardware command lines are checked by ffmpeg's own option parser
+and `ffmpeg -h encoder=…` (tests/test_hls.py), and the fallback by a forced VAAPI encoder on a
+render node that is not there; no hardware encode has run here.
 """
 
 from __future__ import annotations
@@ -32,20 +38,43 @@ class EncoderChoice:
     name: str  # libx264, h264_vaapi, h264_qsv, h264_nvenc
     hardware: str  # "none", "vaapi", "qsv", "nvenc"
     reason: str
+    device: str = ""  # the render node VAAPI and QSV open (/dev/dri/renderD128); NVENC: ""
 
 
-def _candidates() -> list[tuple[str, str, list[str]]]:
-    """Return (hardware, encoder, test arguments) for the GPU device nodes present."""
+def _candidates() -> list[tuple[str, str, str]]:
+    """Return (hardware, encoder, device) for the GPU device nodes present."""
     found = []
     nodes = sorted(glob.glob("/dev/dri/renderD*"))
     if os.path.exists("/dev/nvidia0"):
-        found.append(("nvenc", "h264_nvenc", ["-c:v", "h264_nvenc"]))
+        found.append(("nvenc", "h264_nvenc", ""))
     if nodes:
-        node = nodes[0]
-        found.append(("qsv", "h264_qsv", ["-init_hw_device", f"qsv=hw:{node}", "-c:v", "h264_qsv"]))
-        found.append(("vaapi", "h264_vaapi", ["-vaapi_device", node, "-vf",
-                      "format=nv12,hwupload", "-c:v", "h264_vaapi"]))  # fmt: skip
+        found.append(("qsv", "h264_qsv", nodes[0]))
+        found.append(("vaapi", "h264_vaapi", nodes[0]))
     return found
+
+
+def hardware_args(encoder: str, device: str) -> tuple[list[str], list[tuple[str, dict]], dict]:
+    """Return what a hardware encoder adds to a transcode: global options (the device), the
+    filters after the software graph's last one (frames into the GPU's memory), and the
+    encoder's own options. libx264 (or an unknown name): nothing.
+
+    VAAPI and QSV encode only frames in GPU memory: the graph ends with `format=nv12,hwupload`
+    (QSV: a frame pool for its look-ahead, then its own format). NVENC takes frames from system
+    memory; `forced-idr` makes the keyframes forced on segment boundaries IDR frames, so every
+    segment starts clean as with libx264.
+    """
+    if encoder == "h264_vaapi":
+        return (["-vaapi_device", device], [("format", {"pix_fmts": "nv12"}), ("hwupload", {})],
+                {"c:v": encoder, "qp": 23, "profile:v": "high"})  # fmt: skip
+    if encoder == "h264_qsv":
+        return (["-init_hw_device", f"qsv=hw:{device}", "-filter_hw_device", "hw"],
+                [("format", {"pix_fmts": "nv12"}), ("hwupload", {"extra_hw_frames": 64}),
+                 ("format", {"pix_fmts": "qsv"})],
+                {"c:v": encoder, "preset": "faster", "global_quality": 23, "profile:v": "high"})  # fmt: skip
+    if encoder == "h264_nvenc":
+        return ([], [], {"c:v": encoder, "preset": "p4", "cq": 23, "profile:v": "high",
+                         "forced-idr": 1})  # fmt: skip
+    return [], [], {}
 
 
 @functools.cache
@@ -55,21 +84,31 @@ def detect() -> EncoderChoice:
     if not candidates:
         return EncoderChoice(SOFTWARE, "none", "no GPU device (/dev/dri/renderD*, /dev/nvidia0)")
     failures = []
-    for hardware, name, args in candidates:
+    for hardware, name, device in candidates:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "test.mp4")
             try:
-                run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=1",
-                            *args, "-frames:v", "25", "-y", f"file:{out}"],
-                           timeout=TEST_TIMEOUT)  # fmt: skip
+                run_ffmpeg(test_args(name, device, f"file:{out}"), timeout=TEST_TIMEOUT)
                 if os.path.getsize(out) > 0:
                     log.info("hardware encoder %s works: transcodes use it", name)
-                    return EncoderChoice(name, hardware, "a test encode at start-up succeeded")
+                    return EncoderChoice(name, hardware, "a test encode at start-up succeeded",
+                                         device)  # fmt: skip
             except (FFmpegError, OSError) as exc:
                 failures.append(f"{name}: {str(exc)[:120]}")
     reason = "hardware test encodes failed: " + "; ".join(failures)
     log.warning("%s; transcodes use %s", reason, SOFTWARE)
     return EncoderChoice(SOFTWARE, "none", reason)
+
+
+def test_args(encoder: str, device: str, out: str) -> list[str]:
+    """Return the start-up test encode's arguments: 25 frames through the transcodes' own
+    hardware options (hardware_args), so what passes here is what a transcode runs."""
+    globals_, filters, codec = hardware_args(encoder, device)
+    graph = ",".join([f"{name}=" + ":".join(f"{k}={v}" for k, v in opts.items()) if opts
+                      else name for name, opts in filters])  # fmt: skip
+    opts = [x for k, v in codec.items() for x in (f"-{k}", str(v))]
+    return [*globals_, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=1",
+            *(["-vf", graph] if graph else []), *opts, "-frames:v", "25", "-y", out]  # fmt: skip
 
 
 @functools.cache

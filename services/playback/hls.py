@@ -32,7 +32,7 @@ from pathlib import Path
 import av
 import ffmpeg
 
-from services.playback import playindex
+from services.playback import encoders, playindex
 from services.playback.decision import Output
 from services.playback.source import Source
 
@@ -137,11 +137,15 @@ def encoder_args(
     run_dir: Path,
     input_fd: int,
     encoder: str = "libx264",
+    device: str = "",
 ) -> list[str]:
     """Return ffmpeg's arguments for a run that writes segments `start`… into run_dir.
 
     The input is /proc/self/fd/`input_fd`: the process inherits the trusted open file there.
+    A hardware `encoder` (services/playback/encoders.py) opens `device` and gets its frames
+    uploaded at the end of the filter graph.
     """
+    hw_globals, hw_filters, _ = encoders.hardware_args(encoder, device)
     at = bounds[start]
     src = f"file:/proc/self/fd/{input_fd}"
     inp = ffmpeg.input(src, ss=f"{at:.6f}") if at > 0 else ffmpeg.input(src)
@@ -152,7 +156,10 @@ def encoder_args(
         opts.update({"c:v": "copy", "copyts": None})
         times = [b - at for b in bounds[start + 1 :]]
     else:
-        streams.append(_video_graph(inp, source, output, at, input_fd))
+        video = _video_graph(inp, source, output, at, input_fd)
+        for name, options in hw_filters:
+            video = video.filter(name, **options)
+        streams.append(video)
         keyframes = f"expr:gte(t,n_forced*{output.segment:g})"
         opts.update(_video_codec(encoder))
         opts.update({"force_key_frames": keyframes, "output_ts_offset": f"{at:.6f}"})
@@ -181,17 +188,14 @@ def encoder_args(
     else:
         segment["segment_time"] = f"{output.segment:g}"
     out = ffmpeg.output(*streams, f"file:{run_dir}/%d.{SEGMENT_EXT}", **opts, **segment)
-    args = out.global_args("-loglevel", "warning", "-nostats").compile(cmd=[])
+    args = out.global_args("-loglevel", "warning", "-nostats", *hw_globals).compile(cmd=[])
     return [str(a) for a in args]
 
 
 def _video_codec(encoder: str) -> dict[str, object]:
-    if encoder == "h264_nvenc":
-        return {"c:v": encoder, "preset": "p4", "cq": 23, "profile:v": "high"}
-    if encoder == "h264_qsv":
-        return {"c:v": encoder, "preset": "faster", "global_quality": 23}
-    if encoder == "h264_vaapi":
-        return {"c:v": encoder, "qp": 23}
+    hardware = encoders.hardware_args(encoder, "")[2]
+    if hardware:
+        return hardware
     return {"c:v": "libx264", "preset": H264_PRESET, "crf": H264_CRF, "profile:v": "high",
             "sc_threshold": 0}  # fmt: skip
 

@@ -1,8 +1,9 @@
 """HLS sessions and their encoders: start, seek (restart), throttle, reap, stop — on this machine.
 
-The interface (`Transcoder`) is four calls: `open` a session for a viewer and a rendition,
-`segment` (where segment N is, once it is complete: starting or restarting the encoder as
-needed), `stop`, and `sessions` (what runs, for the dashboard). `LocalTranscoder` keeps all its
+The interface (`Transcoder`): `open` a session for a viewer and a rendition, `segment` (where
+segment N is, once it is complete: starting or restarting the encoder as needed), `cached`
+(where it is if already complete, starting nothing: for the lean path), `session`, `stop`, and
+`sessions` (what runs, for the dashboard). `LocalTranscoder` keeps all its
 state in files under `<data dir>/hls/`, guarded by one flock, so every gunicorn worker sees the
 same sessions and any of them may answer a segment request; a later issue can keep the same
 records in Redis and run the encoders on other machines.
@@ -55,6 +56,8 @@ SEGMENT_WAIT = 25.0  # seconds a segment request waits for the encoder before a 
 POLL = 0.01  # seconds between looks at the encoder's list of finished segments (a stat and a small read)
 POLL_FIRST = 0.002  # the same in a request's first second: a remux's segment takes ~50 ms (B8)
 LOW_DISK = 8 * 1024 * 1024  # bytes free under which a failed encoder is blamed on a full disk
+SOFTWARE = "libx264"
+HARDWARE_TRIES = 3  # hardware encoder failures in a row after which a process uses software
 TOUCH_EVERY = 1.0  # seconds between session-file updates from segment requests
 
 # The trusted input of a new run: the open media file and its Source.
@@ -90,6 +93,7 @@ class Session:
     last_request: float
     last_segment: int = -1
     run: Run | None = None
+    software: bool = False  # its hardware encoder failed: the rest of this job runs libx264
 
     @property
     def out(self) -> Output:
@@ -120,6 +124,10 @@ class Transcoder(Protocol):
 
     def segment(self, session_id: str, user_id: int, n: int, loader: Loader) -> Path: ...
 
+    def cached(self, session_id: str, user_id: int, n: int) -> Path | None: ...
+
+    def session(self, session_id: str, user_id: int) -> Session: ...
+
     def stop(self, session_id: str, user_id: int) -> None: ...
 
     def sessions(self) -> list[SessionInfo]: ...
@@ -139,6 +147,7 @@ class LocalTranscoder:
         resume_ahead: float = 60.0,
         restart_ahead: float = 24.0,
         encoder: str = "libx264",
+        device: str = "",
         reaper: bool = True,
     ) -> None:
         self.root = root
@@ -149,6 +158,8 @@ class LocalTranscoder:
         self.resume_ahead = resume_ahead
         self.restart_ahead = restart_ahead
         self.encoder = encoder
+        self.device = device  # the hardware encoder's render node (services/playback/encoders.py)
+        self.hardware_failures = 0  # in a row, in this process
         self.encoders: dict[str, runner.Encoder] = {}  # runs started by this process
         self.started = 0  # runs started by this process (metrics)
         self.restarts = 0
@@ -206,11 +217,8 @@ class LocalTranscoder:
     def segment(self, session_id: str, user_id: int, n: int, loader: Loader) -> Path:
         """Return the path of complete segment n, waiting for (and starting) its encoder."""
         s = self.session(session_id, user_id)
-        if not 0 <= n < s.count:
-            raise NotFound("no such segment")
-        path = self.cache_dir(s) / f"{n}.{hls.SEGMENT_EXT}"
+        path = self._cached(s, n)
         if path.is_file():
-            self._seen(s, n)
             return path
         with self._lock():
             s = self.session(session_id, user_id)
@@ -226,6 +234,21 @@ class LocalTranscoder:
             s.last_request, s.last_segment = time.time(), n
             self._write(s)
         return self._wait(s, n, path, loader)
+
+    def cached(self, session_id: str, user_id: int, n: int) -> Path | None:
+        """Return the path of segment n if the rendition's cache holds it complete, else None
+        (nothing started); NotFound as `segment` says."""
+        path = self._cached(self.session(session_id, user_id), n)
+        return path if path.is_file() else None
+
+    def _cached(self, s: Session, n: int) -> Path:
+        """Return where segment n is kept; if it is there, record the request (served now)."""
+        if not 0 <= n < s.count:
+            raise NotFound("no such segment")
+        path = self.cache_dir(s) / f"{n}.{hls.SEGMENT_EXT}"
+        if path.is_file():
+            self._seen(s, n)
+        return path
 
     def stop(self, session_id: str, user_id: int) -> None:
         """End the user's session now (the player left)."""
@@ -280,9 +303,14 @@ class LocalTranscoder:
             run_id = secrets.token_hex(8)
             run_dir = self.run_dir(run_id)
             run_dir.mkdir(parents=True)
-            encoder = "copy" if out.video == "copy" else (encoder or self.encoder)
+            encoder = (
+                "copy"
+                if out.video == "copy"
+                else (encoder or (SOFTWARE if s.software else self.encoder))
+            )
             # The child inherits the trusted open file at the same number: /proc/self/fd/N.
-            args = hls.encoder_args(source, out, bounds, n, run_dir, media.fileno(), encoder)
+            args = hls.encoder_args(source, out, bounds, n, run_dir, media.fileno(), encoder,
+                                    self.device)  # fmt: skip
             proc = runner.start_encoder(
                 args,
                 log_path=str(run_dir / "ffmpeg.log"),
@@ -316,6 +344,8 @@ class LocalTranscoder:
                 raise TranscodeFailed("the encoder of this session is gone")
             run_dir = self.run_dir(run.id)
             if n in hls.finished_segments(run_dir):
+                if run.encoder not in (SOFTWARE, "copy"):
+                    self.hardware_failures = 0  # it works (again)
                 with self._lock():
                     self._publish(s)
                 if path.is_file():
@@ -350,19 +380,30 @@ class LocalTranscoder:
 
     def _failed(self, s: Session, run: Run, code: int, tail: str, n: int, loader: Loader) -> None:
         last = tail.strip().splitlines()[-1] if tail.strip() else f"exit status {code}"
-        log.warning("hls session %s: encoder %s ended (%s): %s", s.id, run.encoder, code, last)
         if "No space left on device" in tail or _disk_low(self.root):
+            log.warning("hls session %s: encoder %s ended (%s): %s", s.id, run.encoder, code, last)
             with self._lock():
                 self._kill(s)
                 self._write(s)
             raise Unavailable("the transcode cache's disk is full", 30)
-        if run.encoder not in ("libx264", "copy") and code != 0:
-            log.warning("hls session %s: %s failed, falling back to software", s.id, run.encoder)
-            self.encoder = "libx264"  # this process stops trying the hardware encoder
+        if run.encoder not in (SOFTWARE, "copy") and code != 0:
+            # This job goes on in software from the same segment; the next job tries the
+            # hardware encoder again (a GPU may refuse one more session and take the next),
+            # unless it failed HARDWARE_TRIES jobs in a row here.
+            self.hardware_failures += 1
+            give_up = self.hardware_failures >= HARDWARE_TRIES
+            log.warning("hls session %s: %s failed at segment %d (exit %s: %s); this job falls "
+                        "back to libx264%s", s.id, run.encoder, n, code, last,
+                        f", and so will every later one ({self.hardware_failures} failures in a "
+                        "row)" if give_up else "")  # fmt: skip
+            if give_up:
+                self.encoder = SOFTWARE
             with self._lock():
                 fresh = self.session(s.id, s.user_id)
-                self._start(fresh, n, loader, "libx264")
+                fresh.software = True
+                self._start(fresh, n, loader, SOFTWARE)
             return
+        log.warning("hls session %s: encoder %s ended (%s): %s", s.id, run.encoder, code, last)
         with self._lock():
             fresh = self.session(s.id, s.user_id)
             self._kill(fresh)

@@ -378,13 +378,13 @@ def default_scratch(worker_id: str) -> Path:
 
 
 def make_transcoder(scratch: Path, *, max_encoders: int, cache_bytes: int, idle: float,
-                    encoder: str) -> LocalTranscoder:  # fmt: skip
+                    encoder: str, device: str = "") -> LocalTranscoder:  # fmt: skip
     """Return the worker's LocalTranscoder on `scratch`/hls, with what a killed worker left
     there ended: its encoders killed (by pid, checked against their run), folders removed."""
     scratch.mkdir(parents=True, exist_ok=True)
     os.chmod(scratch, 0o700)
     tc = LocalTranscoder(scratch / "hls", max_encoders=max_encoders, cache_bytes=cache_bytes,
-                         idle=idle, encoder=encoder)  # fmt: skip
+                         idle=idle, encoder=encoder, device=device)  # fmt: skip
     with tc._lock():
         for s in tc._all():
             tc._end(s, "left by a stopped worker")
