@@ -1340,3 +1340,15 @@ def m0020_title_grid_indexes(db: Database) -> None:
             json_each(n.genres) g WHERE g.type = 'text' AND trim(g.value) != '';
         """,
     )
+
+
+@migrations()
+def m0020b_stream_hdr(db: Database) -> None:
+    """Add streams.hdr: the HDR kind a video stream's colour transfer says (issue 17).
+
+    HDR10 (SMPTE ST 2084) or HLG (ARIB STD-B67), from the probe (services/library/probe.py
+    hdr_kind); NULL for SDR and for files probed before this (`flask scan --full` reads them
+    again). Quality analysis prefers it to the file name's label, which stays for HDR10+ and
+    Dolby Vision.
+    """
+    _run_script(db, "ALTER TABLE streams ADD COLUMN hdr TEXT;")

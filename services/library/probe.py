@@ -91,6 +91,7 @@ class StreamInfo:
     is_default: bool
     forced: bool = False  # subtitles for foreign-language parts only
     hearing_impaired: bool = False  # SDH: sounds described too
+    hdr: str | None = None  # video: HDR10 or HLG from the stream's colour transfer (see hdr_kind)
 
 
 @dataclass(frozen=True)
@@ -274,16 +275,36 @@ def _invalid_data_reason(f: BinaryIO, head: bytes, size: int) -> str:
     return "not a media file"
 
 
+# FFmpeg's AVColorTransferCharacteristic values that mean HDR (libavutil/pixfmt.h).
+TRC_SMPTE2084 = 16  # PQ: HDR10 (and HDR10+, Dolby Vision's base layer)
+TRC_ARIB_STD_B67 = 18  # hybrid log-gamma
+
+
+def hdr_kind(color_trc: int | None) -> str | None:
+    """Return the HDR kind a video stream's colour transfer says (HDR10, HLG), or None (SDR).
+
+    Read from the container's or the bitstream's header, as FFmpeg reports it before decoding:
+    no frame is read. HDR10+ and Dolby Vision are told apart only by per-frame or side data,
+    which this does not read; their file-name labels still say so (services/shows/quality.py).
+    """
+    if color_trc == TRC_SMPTE2084:
+        return "HDR10"
+    if color_trc == TRC_ARIB_STD_B67:
+        return "HLG"
+    return None
+
+
 def _stream_info(s: av.stream.Stream) -> StreamInfo:
     cc = s.codec_context
     kind = s.type if s.type in ("video", "audio", "subtitle") else "data"
     if kind == "video" and s.disposition & Disposition.attached_pic:
         kind = "data"  # cover art is a picture, not a video track
     codec = cc.codec.canonical_name if cc is not None else None
-    width = height = bit_depth = channels = None
+    width = height = bit_depth = channels = hdr = None
     fps = None
     if kind == "video" and cc is not None:
         width, height = cc.width or None, cc.height or None
+        hdr = hdr_kind(getattr(cc, "color_trc", None))
         if cc.format is not None and cc.format.components:
             bit_depth = cc.format.components[0].bits
         rate = s.average_rate or s.guessed_rate
@@ -308,6 +329,7 @@ def _stream_info(s: av.stream.Stream) -> StreamInfo:
         is_default=bool(s.disposition & Disposition.default),
         forced=bool(s.disposition & Disposition.forced),
         hearing_impaired=bool(s.disposition & Disposition.hearing_impaired),
+        hdr=hdr,
     )
 
 

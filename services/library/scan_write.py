@@ -423,8 +423,8 @@ class Writer:
         self.db.execute("DELETE FROM streams WHERE media_id = ?", [media_id])
         self.db.conn.executemany(
             """INSERT INTO streams (media_id, idx, type, codec, profile, bit_depth, width, height,
-               fps, bitrate, channels, language, title, is_default, forced, hearing_impaired)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               fps, bitrate, channels, language, title, is_default, forced, hearing_impaired,
+               hdr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 (
                     media_id,
@@ -443,6 +443,7 @@ class Writer:
                     int(s.is_default),
                     int(s.forced),
                     int(s.hearing_impaired),
+                    s.hdr,
                 )
                 for s in r.streams
             ],

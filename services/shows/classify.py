@@ -24,7 +24,7 @@ from sqlite_utils import Database
 from services.library.filenames import parse_name
 from services.library.sidecars import VIDEO_ART_RE
 from services.shows.names import episode_end, season_of_folder, title_key
-from services.shows.quality import analyse
+from services.shows.quality import HDR_SQL, analyse
 
 CHUNK = 400  # folders per query
 
@@ -144,13 +144,13 @@ class Row:
     bit_depth: int | None
 
 
-FILES_SQL = """
+FILES_SQL = f"""
     SELECT f.id, f.name, f.folder_id, f.first_seen, coalesce(p.title, f.name), p.year, p.season,
-           p.episode, p.hdr, m.width, m.height, m.video_codec, m.bitrate,
+           p.episode, {HDR_SQL}, m.width, m.height, m.video_codec, m.bitrate,
            (SELECT max(channels) FROM streams s WHERE s.media_id = m.id AND s.type = 'audio'),
            (SELECT max(bit_depth) FROM streams s WHERE s.media_id = m.id AND s.type = 'video')
     FROM files f JOIN media m ON m.id = f.media_id LEFT JOIN parses p ON p.file_id = f.id
-    WHERE f.folder_id IN ({marks}) AND f.present = 1 AND m.kind = 'video'"""
+    WHERE f.folder_id IN ({{marks}}) AND f.present = 1 AND m.kind = 'video'"""
 
 
 def _meaningful(title: str, name: str) -> bool:

@@ -1,9 +1,13 @@
 """Quality analysis (Catalogizer's): what a version is, and one figure to compare versions by.
 
 From the probe (height, codec, bitrate, the best audio stream's channels, the video stream's bit
-depth) and the file name's labels (HDR kind, which the probe does not read), never from a guess
-about the content. The figure is 0-100: resolution counts most, then HDR, codec efficiency at
-the bitrate, and audio channels; two versions of a film compare by it.
+depth and colour transfer) and the file name's labels, never from a guess about the content. The
+HDR kind is the probe's (HDR10 from a PQ transfer, HLG; services/library/probe.py hdr_kind)
+unless the name says more: Dolby Vision and HDR10+ are PQ too, told apart only by side data the
+probe does not read. A file probed before streams.hdr existed keeps its name's label.
+
+The figure is 0-100: resolution counts most, then HDR, codec efficiency at the bitrate, and
+audio channels; two versions of a film compare by it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,13 @@ _EFFICIENCY = {"av1": 2.0, "hevc": 1.6, "vp9": 1.5, "h264": 1.0, "mpeg4": 0.7, "
 _HDR_POINTS = {"DV": 12, "HDR10+": 11, "HDR10": 10, "HDR": 9, "HLG": 8}
 # H.264 bitrates (bit/s) that look good at each class; more adds nothing.
 _GOOD_RATE = {"8K": 80e6, "4K": 25e6, "1440p": 12e6, "1080p": 8e6, "720p": 4e6, "SD": 1.5e6}
+
+
+# The HDR kind of a file as SQL over its parse (alias p) and media (alias m): see above.
+HDR_SQL = (
+    "coalesce(CASE WHEN p.hdr IN ('DV', 'HDR10+') THEN p.hdr END, (SELECT max(hs.hdr) FROM "
+    "streams hs WHERE hs.media_id = m.id AND hs.type = 'video'), p.hdr)"
+)
 
 
 @dataclass(frozen=True)
@@ -59,10 +70,10 @@ def analyse(
     hdr: str | None,
     bit_depth: int | None = None,
 ) -> Quality:
-    """Return the quality of one version from its probe facts and its name's HDR label.
+    """Return the quality of one version from its probe facts and its HDR kind (HDR_SQL).
 
-    10-bit alone is not HDR: without a label in the name the version counts as SDR (the probe
-    reads no colour transfer yet). `bit_depth` is accepted for when it does.
+    10-bit alone is not HDR: without a PQ or HLG transfer (or a label in the name) the version
+    counts as SDR. `bit_depth` is accepted but does not count.
     """
     res = resolution_class(width, height)
     if not res:

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 from services.browse.cards import CARD_COLUMNS, CARD_JOINS, Card, card
 from services.shows.metadata import Meta
 from services.shows.metadata import meta as read_meta
-from services.shows.quality import Quality, analyse
+from services.shows.quality import HDR_SQL, Quality, analyse
 
 RECENT_FINISHED = 30  # finished episodes looked at for "Continue watching"
 
@@ -214,7 +214,7 @@ def _versions(db: Database, where: str, args: list) -> list[Version]:
     rows = db.execute(
         "SELECT m.media_hash, f.name, m.width, m.height, m.video_codec, m.bitrate, "
         "(SELECT max(channels) FROM streams s WHERE s.media_id = m.id AND s.type = 'audio'), "
-        "p.hdr, m.container, m.audio_codec, m.probe_status, m.size FROM file_meta fm "
+        f"{HDR_SQL}, m.container, m.audio_codec, m.probe_status, m.size FROM file_meta fm "
         "JOIN files f ON f.id = fm.file_id JOIN media m ON m.id = f.media_id "
         f"LEFT JOIN parses p ON p.file_id = f.id WHERE {where} AND f.present = 1 "
         "ORDER BY fm.quality DESC, f.id",
@@ -246,7 +246,11 @@ def watch_info(db: Database, item) -> WatchInfo:  # noqa: ANN001 - a browse.deta
     nfo_id = None
     if where is not None:
         nfo_id = where.nfo_id or where.movie_nfo_id or where.show_nfo_id
-    hdr = db.execute("SELECT hdr FROM parses WHERE file_id = ?", [item.file_id]).fetchone()
+    hdr = db.execute(
+        f"SELECT {HDR_SQL} FROM files f JOIN media m ON m.id = f.media_id "
+        "LEFT JOIN parses p ON p.file_id = f.id WHERE f.id = ?",
+        [item.file_id],
+    ).fetchone()
     channels = max((s.channels or 0 for s in item.streams if s.type == "audio"), default=0)
     quality = analyse(
         width=item.width,
