@@ -22,6 +22,7 @@ from blueprints import (
     admin_tags,
     admin_users,
     admin_vr,
+    assets,
     auth,
     common,
     gallery,
@@ -90,8 +91,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Before any rule is added: an <int:…> part must fit SQLite's INTEGER, or it is a 404.
     app.url_map.converters["int"] = SQLiteInt
     app.config["SETTINGS"] = settings
-    # Static URLs carry a version (asset()), so browsers may keep the files for a year.
-    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 365 * 24 * 3600
     request_metrics.install(app)  # first: request ids and timing wrap the other hooks
     cli.register(app)
     mine = (auth.bp, account.bp, admin_users.bp)
@@ -109,6 +108,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(subtitle_routes.prefs_bp)  # its track routes are nested in media.bp
     app.teardown_appcontext(common.close_db)
     app.config["ASSET_VERSION"] = _asset_version(Path(app.static_folder or "static"))
+    assets.install(app)  # versioned static URLs (asset()), kept by browsers for a year
     common.install_template_helpers(app, app.config["ASSET_VERSION"])
     ui.install_ui_helpers(app)
     guards.install(app, settings)

@@ -34,6 +34,7 @@ COOKIE = "lvs_session"
 PUBLIC_ENDPOINTS = frozenset(
     {
         "static",
+        "assets.file",
         "auth.login",
         "auth.setup",
         "auth.passkey_login_options",

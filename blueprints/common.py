@@ -161,7 +161,7 @@ def install_template_helpers(app: Flask, asset_version: str) -> None:
         key = (request.script_root, filename)
         url = built.get(key)
         if url is None:
-            url = built[key] = url_for("static", filename=filename, v=asset_version)
+            url = built[key] = url_for("assets.file", version=asset_version, filename=filename)
         return url
 
     app.jinja_env.globals["asset"] = asset

@@ -1,7 +1,7 @@
 // The service worker (issue 19), served from the site root by blueprints/live.py, which writes the
 // configuration in place of the placeholder below: the asset version, the shell to keep, the
 // offline page. What it keeps, and what never:
-// - the static shell (versioned /static/… URLs): cache-first, one cache per release;
+// - the static shell (versioned /static/v/<version>/… URLs, app.js's imports included): cache-first, one cache per release;
 // - thumbnails that are real (sent `immutable`; a placeholder is not), cache-first, at most
 //   THUMBS_MAX of them, the oldest dropped first;
 // - never media files, pages (HTML with the person's data), the change feed or any API: they go
@@ -34,7 +34,7 @@ self.addEventListener("fetch", (event) => {
   if (url.origin !== self.location.origin) return;
   if (request.mode === "navigate") {
     event.respondWith(navigate(request));
-  } else if (url.pathname.startsWith(CONFIG.static) && url.searchParams.has("v")) {
+  } else if (url.pathname.startsWith(`${CONFIG.static}v/`)) {
     event.respondWith(shell(request));
   } else if (THUMB_PATH.test(url.pathname)) {
     event.respondWith(thumbnail(request, url));

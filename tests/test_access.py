@@ -16,6 +16,7 @@ from tests.test_auth import make_app
 # Reviewed by hand: adding to this list makes a route answer people who have not signed in.
 PUBLIC = {
     "static",
+    "assets.file",  # the same static files under a versioned path (blueprints/assets.py)
     "auth.login",
     "auth.setup",
     "auth.passkey_login_options",

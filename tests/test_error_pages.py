@@ -20,7 +20,7 @@ def test_error_pages_are_styled_for_every_status(app) -> None:
         page = response.get_data(as_text=True)
         assert response.status_code == status, (status, page[:200])
         assert '<section class="error-page"' in page and f">{status}<" in page, status
-        assert "Back to the library" in page and "css/ui.css" in page
+        assert "Back to the library" in page and "css/page.css" in page
         if title:
             assert f"<h1>{title}</h1>" in page
     missing = admin.get("/no/such/page", headers=html).get_data(as_text=True)

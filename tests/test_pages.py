@@ -478,11 +478,30 @@ def test_security_headers(client):
 
 def test_static_files_are_versioned_and_cached(client):
     html = client.get("/").get_data(as_text=True)
-    css = re.search(r'href="(/static/css/app\.css\?v=[0-9a-f]{10})"', html).group(1)
+    css = re.search(r'href="(/static/v/[0-9a-f]{10}/css/page\.css)"', html).group(1)
     response = client.get(css)
-    assert response.status_code == 200
-    assert "max-age=31536000" in response.headers["Cache-Control"]
-    assert client.get("/static/vendor/htmx/htmx.min.js").status_code == 200
+    assert response.status_code == 200 and response.mimetype == "text/css"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # One render-blocking style sheet: every page's parts, joined in their cascade order.
+    text = response.get_data(as_text=True)
+    parts = ["app.css", "ui.css", "vr.css", "player-menu.css", "live.css"]
+    assert [text.index(f"/* css/{p} */") for p in parts] == sorted(
+        text.index(f"/* css/{p} */") for p in parts
+    )
+    assert (Path(__file__).parent.parent / "static/css/ui.css").read_text() in text
+    assert client.get(css, headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+    assert html.count('rel="stylesheet"') == 1
+    # app.js's imports resolve under the same versioned folder: cached as long.
+    module = css.replace("css/page.css", "js/player.js")
+    assert client.get(module).headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # An unversioned or outdated URL still answers, but is revalidated each time.
+    plain = client.get("/static/vendor/htmx/htmx.min.js")
+    assert plain.status_code == 200 and "immutable" not in plain.headers["Cache-Control"]
+    assert "no-cache" in plain.headers["Cache-Control"]
+    old = client.get("/static/v/0000000000/css/app.css")
+    assert old.status_code == 200 and old.headers["Cache-Control"] == "no-cache"
+    assert client.get(css.replace("page.css", "nope.css")).status_code == 404
+    assert client.get(css.replace("css/page.css", "../app.py")).status_code == 404
 
 
 def test_no_template_compiled_per_request():

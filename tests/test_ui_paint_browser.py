@@ -1,0 +1,95 @@
+"""What the first paint of a page waits for, and what a repeat visit asks the server (issue 16),
+in Debian's Chromium against gunicorn. A Chromium trace of home and a folder over a 100k library
+(bench B16) showed the largest paint was a first-row thumbnail that only started loading once
+layout had placed it (loading=lazy), after five render-blocking style sheets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.chromium import chromium, watched_tab
+from tests.conftest import browser_sign_in
+from tests.sample_library import Site
+from tests.screenshots import SIZES, ShotServer
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Iterator:
+    running = ShotServer(Site(tmp_path_factory.mktemp("ui-paint"), media))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with chromium() as launched:
+        yield launched
+
+
+def open_tab(browser, server, size: str, **options):
+    context = browser.new_context(device_scale_factor=1, **SIZES[size], **options)
+    browser_sign_in(context, server.url, server.site.data)
+    return watched_tab(context)
+
+
+FIRST_ROW = """(selector) => {
+  const list = Array.from(document.querySelectorAll(selector)).find((l) => l.offsetParent);
+  return Array.from(list.querySelectorAll('img')).map((img) => {
+    const r = img.getBoundingClientRect();
+    return {lazy: img.getAttribute('loading') === 'lazy', above: r.top < innerHeight && r.left < innerWidth};
+  });
+}"""
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_thumbnails_above_the_fold_load_at_once(browser, server, size):
+    folder = f"/browse/{server.site.lib}/Movies"
+    with open_tab(browser, server, size) as tab:
+        for path, selector in (("/", ".shelf .cards.row"), (folder, "#cards")):
+            tab.goto(server.url + path)
+            imgs = tab.evaluate(FIRST_ROW, selector)
+            assert imgs, path
+            # every thumbnail on screen is fetched as the HTML is read (the largest paint) ...
+            assert [i for i in imgs if i["above"] and i["lazy"]] == [], path
+            # ... and only the first few: the rest of a long list still loads as it scrolls in
+            assert len([i for i in imgs if not i["lazy"]]) <= 8, path
+
+
+def test_one_style_sheet_blocks_the_first_paint(browser, server):
+    with open_tab(browser, server, "desktop") as tab:
+        tab.goto(server.url + "/")
+        blocking = tab.evaluate(
+            """() => performance.getEntriesByType('resource')
+                 .filter((e) => e.renderBlockingStatus === 'blocking').map((e) => e.name)"""
+        )
+        assert len(blocking) == 1 and "/css/page.css" in blocking[0]
+        # the joined sheet holds every part: ui.css's tokens and live.css's indicator apply
+        assert tab.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--space-4')")
+
+
+def test_a_repeat_visit_takes_css_and_js_from_the_cache(browser, server):
+    # No service worker: this is the HTTP cache alone (the worker keeps the shell besides).
+    with open_tab(browser, server, "desktop", service_workers="block") as tab:
+        tab.goto(server.url + "/")
+        tab.wait_for_load_state("networkidle")
+        first = tab.evaluate(SHIPPED)
+        assert any("/js/player.js" in name for name, _ in first)  # an import, not in the HTML
+        # every file, imports included, is under this release's folder: kept a year, yet a new
+        # release's pages never run an old module
+        assert all(name.startswith("/static/v/") for name, _ in first), first
+        tab.goto(server.url + f"/browse/{server.site.lib}/Movies")
+        tab.wait_for_load_state("networkidle")
+        again = tab.evaluate(SHIPPED)
+        assert {name for name, _ in again} >= {name for name, _ in first if "/css/" in name}
+        # from the cache: nothing crossed the network, not even a revalidation
+        assert [name for name, sent in again if sent != 0] == []
+
+
+SHIPPED = """() => performance.getEntriesByType('resource')
+  .filter((e) => /\\.(css|js|mjs)$/.test(new URL(e.name).pathname))
+  .map((e) => [new URL(e.name).pathname, e.transferSize])"""
