@@ -5,6 +5,7 @@ layout had placed it (loading=lazy), after five render-blocking style sheets."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.chromium import chromium, watched_tab
 from tests.conftest import browser_sign_in
 from tests.sample_library import Site
 from tests.screenshots import SIZES, ShotServer
+from tests.test_browser import wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -93,3 +95,60 @@ def test_a_repeat_visit_takes_css_and_js_from_the_cache(browser, server):
 SHIPPED = """() => performance.getEntriesByType('resource')
   .filter((e) => /\\.(css|js|mjs)$/.test(new URL(e.name).pathname))
   .map((e) => [new URL(e.name).pathname, e.transferSize])"""
+
+
+# ---- no layout shift: what loads after the first paint takes the room it will need ----
+
+CLS_START = """() => {
+  window.__cls = 0; window.__shifts = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.hadRecentInput) continue;
+      window.__cls += e.value;
+      window.__shifts.push([Math.round(e.startTime), e.value.toFixed(3),
+        e.sources.map((s) => s.node ? (s.node.id || s.node.className || s.node.nodeName) : '?').join(' ')]);
+    }
+  }).observe({type: 'layout-shift', buffered: true});
+}"""
+CLS = "() => new Promise((r) => requestAnimationFrame(() => setTimeout(() => r([window.__cls, window.__shifts]), 300)))"
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_pages_do_not_shift_as_they_load(browser, server, size):
+    site = server.site
+    pages = ["/", f"/browse/{site.lib}/Movies", f"/browse/{site.lib}/Many", f"/watch/{site.hash('long')}"]
+    pages += ["/search?q=p0", "/playlists", "/history", "/account", "/tags"]
+    with open_tab(browser, server, size) as tab:
+        for path in pages:
+            tab.goto(server.url + path)
+            tab.evaluate(CLS_START)
+            tab.wait_for_load_state("networkidle")
+            cls, shifts = tab.evaluate(CLS)
+            assert cls < 0.1, f"{path} at {size}: CLS {cls:.3f} {shifts}"
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_the_next_page_loads_behind_skeletons_of_its_size(browser, server, size):
+    with open_tab(browser, server, size) as tab:
+        tab.goto(server.url + f"/browse/{server.site.lib}/Many")
+        tab.route("**/browse/**after=**", lambda route: (time.sleep(0.6), route.continue_()))
+        cards = tab.evaluate(SIZES_OF, "#cards > li.card")
+        skeletons = tab.evaluate(SIZES_OF, "#more > .skel")
+        bottom = tab.evaluate("document.getElementById('more').getBoundingClientRect().bottom")
+        visible = [s for s in skeletons if s[3] < bottom - 1]  # the rest is clipped away
+        # one row of them, each a card's width and, within a line of text, its height
+        assert 1 <= len(visible) <= len({c[0] for c in cards}) + 1
+        card_w, card_h = cards[0][2], cards[0][1]
+        assert all(abs(s[2] - card_w) < 1 and abs(s[1] - card_h) < 24 for s in visible), (cards[0], visible)
+        tab.evaluate(CLS_START)
+        tab.locator("#more").scroll_into_view_if_needed()
+        wait_js(tab, "document.querySelectorAll('#cards li.card').length === 70")
+        assert tab.locator("#more").count() == 0
+        cls, shifts = tab.evaluate(CLS)
+        assert cls < 0.1, shifts
+
+
+SIZES_OF = """(selector) => Array.from(document.querySelectorAll(selector)).map((el) => {
+  const r = el.getBoundingClientRect();
+  return [Math.round(r.left), r.height, r.width, r.top];
+})"""
