@@ -71,7 +71,9 @@ def test_one_style_sheet_blocks_the_first_paint(browser, server):
         )
         assert len(blocking) == 1 and "/css/page.css" in blocking[0]
         # the joined sheet holds every part: ui.css's tokens and live.css's indicator apply
-        assert tab.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--space-4')")
+        assert tab.evaluate(
+            "getComputedStyle(document.documentElement).getPropertyValue('--space-4')"
+        )
 
 
 def test_a_repeat_visit_takes_css_and_js_from_the_cache(browser, server):
@@ -116,7 +118,12 @@ CLS = "() => new Promise((r) => requestAnimationFrame(() => setTimeout(() => r([
 @pytest.mark.parametrize("size", list(SIZES))
 def test_pages_do_not_shift_as_they_load(browser, server, size):
     site = server.site
-    pages = ["/", f"/browse/{site.lib}/Movies", f"/browse/{site.lib}/Many", f"/watch/{site.hash('long')}"]
+    pages = [
+        "/",
+        f"/browse/{site.lib}/Movies",
+        f"/browse/{site.lib}/Many",
+        f"/watch/{site.hash('long')}",
+    ]
     pages += ["/search?q=p0", "/playlists", "/history", "/account", "/tags"]
     with open_tab(browser, server, size) as tab:
         for path in pages:
@@ -139,7 +146,10 @@ def test_the_next_page_loads_behind_skeletons_of_its_size(browser, server, size)
         # one row of them, each a card's width and, within a line of text, its height
         assert 1 <= len(visible) <= len({c[0] for c in cards}) + 1
         card_w, card_h = cards[0][2], cards[0][1]
-        assert all(abs(s[2] - card_w) < 1 and abs(s[1] - card_h) < 24 for s in visible), (cards[0], visible)
+        assert all(abs(s[2] - card_w) < 1 and abs(s[1] - card_h) < 24 for s in visible), (
+            cards[0],
+            visible,
+        )
         tab.evaluate(CLS_START)
         tab.locator("#more").scroll_into_view_if_needed()
         wait_js(tab, "document.querySelectorAll('#cards li.card').length === 70")
