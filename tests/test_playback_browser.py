@@ -262,3 +262,89 @@ def test_a_direct_play_without_a_picture_switches_to_hls_and_is_remembered(brows
         wait_js(page, DECISION)
         assert page.evaluate(DECISION)["method"] == "transcode"
         assert "direct play failed" in page.evaluate(DECISION)["reasons"]
+
+
+# Safari on an iPhone without MediaSource: no hls.js, the video element's own HLS. Debian's
+# Chromium (since 2025) plays HLS in the video element too (canPlayType says "maybe"), so the
+# native path is played for real here, not only chosen: MediaSource is taken away, Matroska
+# refused as Safari does.
+NO_MSE = """(() => {
+  delete window.MediaSource; delete window.ManagedMediaSource; delete window.WebKitMediaSource;
+  const real = HTMLMediaElement.prototype.canPlayType;
+  HTMLMediaElement.prototype.canPlayType = function (t) {
+    return /matroska|mkv/.test(t) ? "" : real.call(this, t);
+  };
+})();"""
+
+
+@pytest.mark.parametrize("key", ["h264_mkv", "hevc_mkv"])
+def test_without_mediasource_native_hls_plays_the_master_and_seeks(browser, server, key):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(NO_MSE)
+    browser_sign_in(context, server.url, server.data)
+    with watched_tab(context) as page:
+        if not page.evaluate("document.createElement('video').canPlayType("
+                             "'application/vnd.apple.mpegurl')"):  # fmt: skip
+            pytest.skip("this Chromium has no native HLS: only hls.js can be tested here")
+        hls_js = []
+        page.on("request", lambda r: hls_js.append(r.url) if "hls.min" in r.url else None)
+        page.goto(f"{server.url}/watch/{server.hash(key)}")
+        wait_js(page, DECISION)
+        decision = page.evaluate(DECISION)
+        assert decision["method"] == ("remux" if key == "h264_mkv" else "transcode")
+        assert page.evaluate("window.lvsPlayer.playback.engine") == "native"
+        src = page.evaluate(f"{VIDEO}.src")
+        assert "/hls/master.m3u8?" in src and "caps=" in src
+        assert page.evaluate(f"{VIDEO}.preload") == "none"  # no encoder for a page only seen
+        page.locator(".big-play").click()
+        wait_js(page, f"{VIDEO}.currentTime > 0.5 && {VIDEO}.videoWidth > 0", 30)
+        target = SECONDS * 0.8
+        page.evaluate(f"{VIDEO}.currentTime = {target}")
+        wait_js(page, f"{VIDEO}.currentTime > {target + 0.4} && !{VIDEO}.paused", 20)
+        assert not page.evaluate("!!window.lvsPlayer.playback.hls")
+        assert hls_js == []  # hls.js was never loaded
+
+
+def test_a_headset_plays_hls_by_signed_urls_alone_through_the_real_server(server):
+    """DeoVR/HereSphere fetch the master playlist by the signed URL the API gave, without a
+    cookie, then the playlist and segments it names; a segment asked again comes from the
+    cache through the lean path (both gunicorn workers may answer any of these)."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from tests.conftest import TEST_PASSWORD, make_user
+
+    make_user(server.data, "viewer", "headset")
+    h = server.hash("hevc_mkv")
+    form = urllib.parse.urlencode({"login": "headset", "password": TEST_PASSWORD}).encode()
+    with urllib.request.urlopen(f"{server.url}/deovr/{h}", data=form, timeout=30) as r:
+        scene = json.load(r)
+    [encoding] = scene["encodings"]
+    assert encoding["name"] == "hls"
+    master = encoding["videoSources"][0]["url"]
+    parts = urllib.parse.urlsplit(master)
+    assert parts.path == f"/media/{h}/hls/master.m3u8" and "s=" in parts.query
+
+    def get(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=60) as r:  # no cookie, no token
+            assert r.status == 200
+            return r.read()
+
+    base = master.rsplit("/", 1)[0]
+    variant = get(master).decode().strip().splitlines()[-1]
+    playlist = get(f"{base}/{variant}").decode()
+    segments = [x for x in playlist.splitlines() if x and not x.startswith("#")]
+    assert all("s=" in x for x in segments)  # every URL keeps the signature
+    session = variant.split("/")[0]
+    first = get(f"{base}/{session}/{segments[-1]}")
+    assert first[:1] == b"G" and get(f"{base}/{session}/{segments[-1]}") == first
+    bare = f"{base}/{session}/{segments[-1].split('?')[0]}"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(bare)  # the same segment without the signature
+    assert refused.value.code == 401
+    other = server.hash("mpeg4_avi")  # the signature is for this video only
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(f"{server.url}/media/{other}/hls/master.m3u8?{parts.query}")
+    assert refused.value.code == 401

@@ -18,6 +18,7 @@ async function loadHls() {
 
 const FAILED_KEY = "lvs-direct-failed"; // signatures of files whose original failed here
 const BUSY_RETRY_S = 10;
+const HLS_TYPE = "application/vnd.apple.mpegurl";
 const NO_PICTURE_MS = 2500; // playing this long with videoWidth 0: the browser shows no picture
 
 // The fixed list the server knows (services/playback/decision.py CAPABILITIES).
@@ -62,7 +63,7 @@ export function capabilities() {
   if (MS && MS.isTypeSupported && MS.isTypeSupported('video/mp4; codecs="avc1.42E01E,mp4a.40.2"')) {
     names.push("mse"); // what hls.js needs (its isSupported() asks the same)
   }
-  if (v.canPlayType("application/vnd.apple.mpegurl")) names.push("hls");
+  if (v.canPlayType(HLS_TYPE)) names.push("hls");
   for (const [name, types] of Object.entries(CONTAINERS)) {
     if (types.some((t) => v.canPlayType(t) !== "")) names.push(name);
   }
@@ -71,6 +72,16 @@ export function capabilities() {
   }
   capsCache = names.join(",");
   return capsCache;
+}
+
+// Return how this browser plays HLS: "hls.js" wherever MediaSource (or Safari's
+// ManagedMediaSource) takes H.264 + AAC, which is what hls.js needs — one player, the same
+// controls, previews and error handling everywhere; else "native" where the video element
+// plays HLS itself (Safari on older iPhones); else null.
+export function hlsEngine(video) {
+  if (capabilities().split(",").includes("mse")) return "hls.js";
+  if (video.canPlayType(HLS_TYPE)) return "native";
+  return null;
 }
 
 function failedSignatures() {
@@ -101,6 +112,7 @@ export class Playback {
     this.decision = null;
     this.choice = {}; // q, audio, burn as last asked
     this.started = false;
+    this.engine = null; // how HLS plays here: "hls.js" or "native" (hlsEngine)
     this.watchdog = null;
     this.busyTimer = null;
     this.onError = () => this.directFailed("error");
@@ -152,7 +164,8 @@ export class Playback {
       if (position !== null) this.resumeAt(position, wasPlaying);
     } else {
       this.say(decision.words);
-      await loadHls();
+      this.engine = hlsEngine(this.video);
+      if (this.engine === "hls.js") await loadHls();
       this.attach(decision.url, position ?? this.player.resume ?? 0, wasPlaying);
     }
     this.root.dispatchEvent(new CustomEvent("lvs:decision", { detail: decision, bubbles: true }));
@@ -171,7 +184,7 @@ export class Playback {
     const v = this.video;
     v.removeAttribute("src");
     this.started = false;
-    if (Hls.isSupported()) {
+    if (this.engine === "hls.js" && Hls.isSupported()) {
       const hls = new Hls({
         enableWorker: false, // the page's CSP allows no blob: workers
         autoStartLoad: false, // no encoder runs for a page that is only looked at
@@ -193,10 +206,15 @@ export class Playback {
       hls.attachMedia(v);
       this.pendingStart = position || 0;
       if (wasPlaying || position) this.startLoading(position || 0, wasPlaying);
-    } else if (v.canPlayType("application/vnd.apple.mpegurl")) {
-      v.src = url; // Safari: native HLS
+    } else if (this.engine === "native") {
+      // The browser's own HLS (Safari on an iPhone without MediaSource): the master playlist
+      // as the src. Nothing is fetched for a page only looked at: its first segment would
+      // start an encoder, so the video loads when played (or resumed at a position).
+      v.preload = wasPlaying || position ? "auto" : "none";
+      v.src = url;
       this.started = true;
       if (position) this.resumeAt(position, wasPlaying);
+      else if (wasPlaying) this.player.play();
     } else {
       this.say("This browser can play neither the original nor HLS: download the file instead.");
     }
