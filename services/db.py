@@ -1352,3 +1352,33 @@ def m0020b_stream_hdr(db: Database) -> None:
     Dolby Vision.
     """
     _run_script(db, "ALTER TABLE streams ADD COLUMN hdr TEXT;")
+
+
+@migrations()
+def m0020c_folder_quality_sort(db: Database) -> None:
+    """Sort folder pages and search results by quality (issue 17): files.sort_quality.
+
+    The quality figure services/shows computes per video file (file_meta.quality) is copied onto
+    the file by triggers, as m0002 copies the duration (sort_duration), so a folder page walks
+    `files_by_quality` (folder, quality, id) from its cursor like the other sorts; pictures and
+    files never grouped keep 0.
+    """
+    _run_script(
+        db,
+        """
+        ALTER TABLE files ADD COLUMN sort_quality INTEGER NOT NULL DEFAULT 0;
+        UPDATE files SET sort_quality = fm.quality FROM file_meta fm
+            WHERE fm.file_id = files.id AND fm.quality != 0;
+        CREATE INDEX files_by_quality ON files (folder_id, sort_quality, id)
+            WHERE present = 1 AND media_id IS NOT NULL;
+        CREATE TRIGGER file_meta_quality_insert AFTER INSERT ON file_meta BEGIN
+            UPDATE files SET sort_quality = NEW.quality WHERE id = NEW.file_id;
+        END;
+        CREATE TRIGGER file_meta_quality_update AFTER UPDATE OF quality ON file_meta BEGIN
+            UPDATE files SET sort_quality = NEW.quality WHERE id = NEW.file_id;
+        END;
+        CREATE TRIGGER file_meta_quality_delete AFTER DELETE ON file_meta BEGIN
+            UPDATE files SET sort_quality = 0 WHERE id = OLD.file_id;
+        END;
+        """,
+    )

@@ -130,6 +130,7 @@ def test_sort_by_size_and_order(client, site):
     [
         ("name", "A → Z", "Z → A"),
         ("added", "Oldest first", "Newest first"),
+        ("quality", "Lowest quality first", "Best quality first"),
         ("rating", "Lowest rated first", "Highest rated first"),
         ("views", "Least watched first", "Most watched first"),
     ],
@@ -194,7 +195,7 @@ def test_keyset_paging_in_descending_order_with_a_filter(client, site):
     assert titles(first) + titles(rest) == [f"p{n:03d}" for n in reversed(range(70))]
 
 
-@pytest.mark.parametrize("sort", ["name", "added", "duration", "size"])
+@pytest.mark.parametrize("sort", ["name", "added", "duration", "size", "quality"])
 @pytest.mark.parametrize("order", ["asc", "desc"])
 @pytest.mark.parametrize("filters", [{}, {"kind": "video", "codec": "h264", "length": "short"}])
 def test_every_page_walks_an_index_without_sorting(site, sort, order, filters):

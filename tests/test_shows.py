@@ -533,6 +533,30 @@ def test_an_episode_in_two_versions_opens_the_one_this_browser_plays(site, clien
     assert client.get(f"/play/{ep13}?caps=bogus").status_code == 400
 
 
+def test_folder_and_search_pages_sort_by_quality(site, client):
+    db = site.db()
+    lib = db.execute(
+        "SELECT l.name FROM libraries l JOIN files f ON f.library_id = l.id WHERE f.name = ?",
+        ["Heat (1995).mp4"],
+    ).fetchone()[0]
+    quality = dict(db.execute(
+        "SELECT f.name, f.sort_quality FROM files f JOIN file_meta fm ON fm.file_id = f.id "
+        "WHERE fm.quality = f.sort_quality AND fm.quality > 0"
+    ).fetchall())  # fmt: skip
+    db.close()
+    hevc, h264 = "Heat (1995) - 720p HEVC.mp4", "Heat (1995).mp4"
+    assert quality[hevc] > quality[h264] > 0  # the regrouping's figure, kept on the file
+    better, worse = f"/watch/{_hash(site, 'heat720')}", f"/watch/{_hash(site, 'heat')}"
+    best = client.get(f"/browse/{lib}/Heat (1995)?sort=quality").get_data(as_text=True)
+    assert best.index(better) < best.index(worse) and "Best quality first" in best
+    worst = client.get(f"/browse/{lib}/Heat (1995)?sort=quality&order=asc").get_data(as_text=True)
+    assert worst.index(worse) < worst.index(better)
+    found = client.get("/search?q=heat&sort=quality").get_data(as_text=True)
+    assert found.index(better) < found.index(worse)
+    found = client.get("/search?q=heat&sort=quality&order=asc").get_data(as_text=True)
+    assert found.index(worse) < found.index(better)
+
+
 def test_description_for_the_vr_apis_is_the_plot(site):
     from services.shows import metadata
 

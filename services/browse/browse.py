@@ -30,6 +30,9 @@ SORTS: dict[str, tuple[str, str, str]] = {
     "added": ("f.first_seen", "files_by_added", "desc"),
     "duration": ("f.sort_duration", "files_by_duration", "desc"),
     "size": ("f.size", "files_by_size", "desc"),
+    # The quality figure of services/shows/quality.py (file_meta.quality, kept on the file by
+    # triggers, migration m0020c); 0 for pictures and files not analysed.
+    "quality": ("f.sort_quality", "files_by_quality", "desc"),
     # Per-user keys: the index is unused; folder_page pages them in two arms (USER_KEYS).
     "rating": (
         "coalesce((SELECT r.stars FROM ratings r WHERE r.user_id = :user "
