@@ -31,6 +31,7 @@ BUNDLES = {
         "css/vr.css",
         "css/player-menu.css",
         "css/live.css",
+        "css/card-clips.css",
     )
 }
 

@@ -48,6 +48,7 @@ class Card(NamedTuple):
     art: str = ""  # a poster or thumb picture beside the file (issue 17): its cache key
     art_w: int = 0
     art_h: int = 0
+    clip: str = ""  # a preview clip is made: the layout of its frame, flat | sbs | tb; '' if none
 
     @property
     def progress(self) -> float:
@@ -62,14 +63,17 @@ CARD_COLUMNS = (
     "f.id, m.media_hash, CASE WHEN m.probe_status = 'failed' THEN 'broken' ELSE m.kind END, "
     "f.name, p.title, p.year, p.season, p.episode, m.duration, "
     "m.width, m.height, f.size, m.video_codec, f.first_seen, ws.position, ws.watched, "
-    "pj.type, pj.stereo, pj.eye_swap, pj.lens, art.key, art.width, art.height"
+    "pj.type, pj.stereo, pj.eye_swap, pj.lens, art.key, art.width, art.height, clip.made_at"
 )
 CARD_JOINS = (
     "JOIN media m ON m.id = f.media_id LEFT JOIN parses p ON p.file_id = f.id "
     "LEFT JOIN watch_state ws ON ws.user_id = :user AND ws.media_id = f.media_id "
     "LEFT JOIN projections pj ON pj.file_id = f.id "
     "LEFT JOIN file_meta fmeta ON fmeta.file_id = f.id "
-    "LEFT JOIN artwork art ON art.sidecar_id = fmeta.art_id"
+    "LEFT JOIN artwork art ON art.sidecar_id = fmeta.art_id "
+    # The preview clip of this content (services/previews/clips.py), when one was made.
+    "LEFT JOIN thumbs clip ON clip.media_id = f.media_id AND clip.kind = 'clip' "
+    "AND clip.media_hash = m.media_hash AND clip.status = 'ok'"
 )
 
 
@@ -128,4 +132,5 @@ def card(row: Sequence[Any]) -> Card:
         art=row[20] or "",
         art_w=row[21] or 0,
         art_h=row[22] or 0,
+        clip="" if row[23] is None else row[17] if row[17] in ("sbs", "tb") else "flat",
     )

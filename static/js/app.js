@@ -16,6 +16,7 @@ import { initUi, installUi } from "./ui.js";
 import { initPlayerMenu, installPlayerMenu } from "./player-menu.js";
 import { initVr } from "./vr/entry.js";
 import { installVersions } from "./versions.js";
+import { installCardClips } from "./card-clips.js";
 
 document.documentElement.classList.add("js");
 installPlayer();
@@ -31,6 +32,7 @@ installSlideshow();
 installUi();
 installPlayerMenu();
 installVersions();
+installCardClips();
 
 window.htmx.onLoad((root) => {
   initPlayer(root);
