@@ -207,6 +207,11 @@ def synthesize(data_dir: Path, rows: int) -> Path:
     # What the dropped triggers would have written: the movies' sort keys (migration m0020).
     with dbmod.write(db):
         conn.execute(dbmod._MOVIE_KEYS.format(when="", where="1"))
+        for kind, cols in dbmod._GENRE_KEYS.items():  # and the genre rows' (m0020d)
+            conn.execute(
+                f"UPDATE {kind}_genres SET ({cols}) = (SELECT {cols} FROM {kind}s t "
+                f"WHERE t.id = {kind}_genres.{kind}_id)"
+            )
     conn.execute("ANALYZE")
     db.close()
     took = time.perf_counter() - started

@@ -1382,3 +1382,43 @@ def m0020c_folder_quality_sort(db: Database) -> None:
         END;
         """,
     )
+
+
+# m0020d: a genre's titles in each grid sort, beside the genre (issue 17).
+_GENRE_KEYS = {
+    "movie": "sort_title, year, year_key, added_key, rating_key, quality_key",
+    "show": "sort_title, year",
+}
+
+
+@migrations()
+def m0020d_genre_sort_keys(db: Database) -> None:
+    """Page a genre's titles by keyset in every sort: the sort keys on the genre rows (issue 17).
+
+    A genre filter walked the sort's index and sought each title's genre (a rare genre passed
+    thousands of titles to find 60), or read the genre's titles and sorted them (a common one
+    read thousands). With the title's sort keys copied onto its genre rows (written with them by
+    the regrouping, services/shows/grouping.py) a genre page seeks `<kind>_genres_by_<sort>`
+    (genre, key, title, id, year) from its cursor like any other page; the year is there for a
+    year filter besides.
+    """
+    script = ""
+    for kind, cols in _GENRE_KEYS.items():
+        names = [c.strip() for c in cols.split(",")]
+        types = {"sort_title": "TEXT COLLATE NOCASE", "added_key": "REAL", "rating_key": "REAL"}
+        for c in names:
+            script += f"ALTER TABLE {kind}_genres ADD COLUMN {c} {types.get(c, 'INTEGER')};\n"
+        script += (
+            f"UPDATE {kind}_genres SET ({cols}) = (SELECT {cols} FROM {kind}s t "
+            f"WHERE t.id = {kind}_genres.{kind}_id);\n"
+        )
+        script += (
+            f"CREATE INDEX {kind}_genres_by_title ON {kind}_genres "
+            f"(genre, sort_title, {kind}_id, year);\n"
+        )
+        for key in names[2:]:
+            script += (
+                f"CREATE INDEX {kind}_genres_by_{key[:-4]} ON {kind}_genres "
+                f"(genre, {key}, sort_title, {kind}_id, year);\n"
+            )
+    _run_script(db, script)

@@ -429,6 +429,22 @@ def test_filters_by_genre_and_year(site, client):
     assert client.get("/movies?year=19x5").status_code == 400
     empty = client.get("/movies?genre=Western").get_data(as_text=True)
     assert "Nothing here matches these filters." in empty
+    for sort in ("title", "year", "added", "rating", "quality"):
+        html = client.get(f"/movies?genre=Crime&year=1995&sort={sort}").get_data(as_text=True)
+        assert ">Heat<" in html, sort
+    # The regrouping writes the title's sort keys on its genre rows (m0020d).
+    db = site.db()
+    rows = db.execute(
+        "SELECT g.genre, g.sort_title, g.year, g.year_key, g.quality_key, g.rating_key "
+        "FROM movie_genres g JOIN movies t ON t.id = g.movie_id WHERE t.title = 'Heat' "
+        "ORDER BY g.genre"
+    ).fetchall()
+    quality = db.execute("SELECT quality FROM movies WHERE title = 'Heat'").fetchone()[0]
+    shows = db.execute("SELECT sort_title, year FROM show_genres WHERE genre = 'Drama'").fetchall()
+    db.close()
+    assert rows == [("Crime", "Heat", 1995, -1995, -quality, -8.3),
+                    ("Thriller", "Heat", 1995, -1995, -quality, -8.3)]  # fmt: skip
+    assert shows == [("Expanse", 2015)]
 
 
 # ---- the watcher ----

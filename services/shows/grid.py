@@ -9,13 +9,14 @@ in the table; the card's picture is one lookup (the regrouping keeps the first e
 best version's media on the row).
 
 Filters keep that discipline:
+- a genre: its rows (show_genres / movie_genres) hold the title's sort keys and year (m0020d),
+  so `<kind>_genres_by_<sort>` (genre, key, title, id, year) is sought from the cursor as the
+  title's own index would be, a year filter checked on its entries;
 - one year: its titles are one range of `shows_by_year`/`movies_by_year`, already in title
   order (and in year order), so the title and year sorts seek it;
-- a genre (show_genres / movie_genres, primary key genre first) is a seek per card walked;
-- a filter that keeps few titles (see RARE; counted on its own index) drives the page instead:
-  its titles are read from that index and sorted (a walk of the sort's index would pass
-  thousands of titles to find 60). Otherwise the sort's index is walked and the filters checked
-  on its entries.
+- a year or decade in another sort: when it keeps few titles (see RARE; counted on the year
+  index) they are read there and sorted; otherwise the sort's index is walked and the year,
+  which every index holds, checked on its entries.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from sqlite_utils import Database
 from services.errors import InvalidInput
 
 PAGE = 60
-# A filter keeping at most sqrt(RARE[filter] × titles) titles drives the page: reading and
-# sorting its titles costs ~1.7 µs each, walking the sort's index to find 60 of them ~0.6 µs an
-# entry for a genre (a seek each) and ~0.2 µs for a year (held in the index), so the two cost
-# the same there (measured at 100k and 1M items, bench/b6_shows.py): at most ~5 ms at 450k films.
-RARE = {"genre": 20.0, "year": 7.0}
+# A year filter keeping at most sqrt(RARE × titles) titles in a sort other than title and year
+# drives the page: reading and sorting its titles costs ~1.7 µs each, walking the sort's index
+# to find 60 of them ~0.2 µs an entry (the year is in the index), so the two cost the same there
+# (measured at 100k and 1M items, bench/b6_shows.py).
+RARE = {"year": 7.0}
 MOVIE_SORTS = {
     # name: (label, key column of the sort's index: newest/best first are stored negated)
     "title": ("Title", None),
@@ -178,38 +179,36 @@ def _rare(db: Database, kind: _Kind, which: str, sql: str, args: dict[str, Any])
 
 def _source(
     db: Database, kind: _Kind, sort_key: str | None, filters: Filters, args: dict[str, Any]
-) -> tuple[str, str]:
-    """Return the FROM clause (the index walked) and the filters' WHERE terms.
+) -> tuple[str, str, str]:
+    """Return the FROM clause (the index walked), the filters' WHERE terms, and the alias whose
+    sort columns (key, sort_title, id) order the page and take the cursor's seek.
 
     Adds the filters' arguments to `args` (genre; ya, yb: the years; y0, y1: the year index's
     bounds).
     """
-    sort_index = f"{kind.table}_by_{'title' if sort_key is None else sort_key[:-4]}"
+    sort = "title" if sort_key is None else sort_key[:-4]
     years = filters.years
-    plain = seek = where = ""
+    plain = seek = ""
     if years is not None:
         # Walking another index: on the year, which every index holds. Walking the year index:
         # on its key, sought ("= :y0" for one year: SQLite then knows it is in title order).
         args.update(ya=years[0], yb=years[1])
-        plain = " AND t.year BETWEEN :ya AND :yb"
+        plain = " AND {alias}.year BETWEEN :ya AND :yb"
         lo, hi = (-years[1], -years[0]) if kind.negated else years
         args.update(y0=lo, y1=hi)
         one_year = years[0] == years[1]
         seek = f" AND t.{kind.year_col} " + ("= :y0" if one_year else "BETWEEN :y0 AND :y1")
     if filters.genre:
+        # The genre's rows hold the sort keys and the year (m0020d): its sort index is sought.
         args["genre"] = filters.genre
-        sql = f"SELECT 1 FROM {kind.one}_genres WHERE genre = :genre"
-        if _rare(db, kind, "genre", sql, {"genre": filters.genre}):
-            return (
-                f"{kind.one}_genres g CROSS JOIN {kind.table} t ON t.id = g.{kind.one}_id",
-                f" AND g.genre = :genre{plain}",
-            )
-        where = (
-            f" AND EXISTS (SELECT 1 FROM {kind.one}_genres g "
-            f"WHERE g.genre = :genre AND g.{kind.one}_id = t.id)"
+        return (
+            f"{kind.one}_genres g INDEXED BY {kind.one}_genres_by_{sort} "
+            f"CROSS JOIN {kind.table} t ON t.id = g.{kind.one}_id",
+            " AND g.genre = :genre" + plain.format(alias="g"),
+            "g",
         )
     if years is not None:
-        by_year = f"{kind.table} t INDEXED BY {kind.year_index}", where + seek
+        by_year = f"{kind.table} t INDEXED BY {kind.year_index}", seek, "t"
         if sort_key == "year_key" or (one_year and sort_key is None):
             return by_year  # the year index walks these years in the sort's order
         sql = (
@@ -218,7 +217,7 @@ def _source(
         )
         if _rare(db, kind, "year", sql, {"y0": args["y0"], "y1": args["y1"]}):
             return by_year  # few: read them there, and sort them
-    return f"{kind.table} t INDEXED BY {sort_index}", where + plain
+    return f"{kind.table} t INDEXED BY {kind.table}_by_{sort}", plain.format(alias="t"), "t"
 
 
 def shows_query(
@@ -227,14 +226,15 @@ def shows_query(
     """Return the SQL and arguments of a page of shows (for list_shows, and tests' plans)."""
     cut = parse_cursor(after)
     args: dict[str, Any] = {"n": limit + 1}
-    source, where = _source(db, _SHOWS, None, filters or Filters(), args)
+    source, where, by = _source(db, _SHOWS, None, filters or Filters(), args)
+    ident = "g.show_id" if by == "g" else "t.id"
     if cut is not None:
-        where += " AND (t.sort_title, t.id) > (:t, :i)"
+        where += f" AND ({by}.sort_title, {ident}) > (:t, :i)"
         args.update(t=cut[2], i=cut[1])
     sql = f"""SELECT t.id, t.title, t.year, t.episodes, t.seasons, a.key, a.width, a.height,
         (SELECT m.media_hash FROM media m WHERE m.id = t.frame_media_id), t.sort_title
         FROM {source} LEFT JOIN artwork a ON a.sidecar_id = t.poster_id
-        WHERE {_SHOWS.live}{where} ORDER BY t.sort_title, t.id LIMIT :n"""
+        WHERE {_SHOWS.live}{where} ORDER BY {by}.sort_title, {ident} LIMIT :n"""
     return sql, args
 
 
@@ -262,9 +262,10 @@ def movies_query(
         raise InvalidInput(f"unknown sort {sort!r}")
     key = MOVIE_SORTS[sort][1]
     cut = parse_cursor(after)
-    cols = f"t.{key}, t.sort_title, t.id" if key else "t.sort_title, t.id"
     args: dict[str, Any] = {"n": limit + 1, "user": user_id}
-    source, where = _source(db, _MOVIES, key, filters or Filters(), args)
+    source, where, by = _source(db, _MOVIES, key, filters or Filters(), args)
+    ident = "g.movie_id" if by == "g" else "t.id"
+    cols = f"{by}.{key}, {by}.sort_title, {ident}" if key else f"{by}.sort_title, {ident}"
     if cut is not None:
         if key:
             where += f" AND ({cols}) > (:k, :t, :i)"

@@ -205,11 +205,16 @@ def recount(db: Database, show_ids: Iterable[int], movie_ids: Iterable[int]) -> 
 
 
 def _genres(db: Database, kind: str, title_id: int) -> None:
-    """Write a show's or movie's genres (show_genres, movie_genres) from its .nfo."""
-    table, group = f"{kind}_genres", f"{kind}s"
+    """Write a show's or movie's genres (show_genres, movie_genres) from its .nfo.
+
+    With the title's sort keys (migration m0020d), so a genre's titles page by keyset: called
+    after the title's row is written, whenever it is.
+    """
+    table, group, keys = f"{kind}_genres", f"{kind}s", dbmod._GENRE_KEYS[kind]
     db.execute(f"DELETE FROM {table} WHERE {kind}_id = ?", [title_id])
     db.execute(
-        f"INSERT OR IGNORE INTO {table} (genre, {kind}_id) SELECT trim(g.value), t.id "
+        f"INSERT OR IGNORE INTO {table} (genre, {kind}_id, {keys}) SELECT trim(g.value), t.id, "
+        f"{', '.join('t.' + k.strip() for k in keys.split(','))} "
         f"FROM {group} t JOIN nfo n ON n.sidecar_id = t.nfo_id, json_each(n.genres) g "
         "WHERE t.id = ? AND g.type = 'text' AND trim(g.value) != ''",
         [title_id],
