@@ -15,7 +15,7 @@ it is a placement file beside it (`hls/remote/<id>.json`) and a lease in Redis
   dashboard notice: `RedisLink.notice()`) or LVS_LOCAL_WORK=off and no worker answering, the
   session runs here, exactly as on a single node.
 - Serving: each segment request is proxied to the worker, signed (HMAC with expiry), the
-  viewer's Range passed on, the body streamed through in CHUNK pieces (never buffered
+  viewer's Range passed on, the body streamed through in CHUNK (256 KiB) pieces (never buffered
   whole). It renews the lease.
 - Failing over: a worker whose heartbeat is gone, whose connection is refused or drops, or
   that answers it cannot take the session (cannot read the file: 409; does not know it: 404)
@@ -50,7 +50,7 @@ from services.playback.worker import OPEN_ACTOR, job_message
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 40.0  # a worker waits up to SEGMENT_WAIT (25 s) for its encoder
 LOOK_EVERY = 1.0  # while waiting for a worker's answer, seconds between heartbeat checks
