@@ -56,7 +56,11 @@ def make_app(sessions: WorkerSessions) -> Flask:
     @app.get(f"/node/sessions/{SID}/<int:n>.ts")
     def segment(sid: str, n: int) -> Response:
         try:
-            path = sessions.segment(sid, n)
+            try:
+                placed = float(request.headers.get("X-LVS-Placed", "0"))
+            except ValueError:
+                placed = 0.0
+            path = sessions.segment(sid, n, placed)
         except BadJob as exc:
             return _error(409, f"cannot take this session: {exc}")
         except NotFound as exc:

@@ -22,6 +22,11 @@ it is a placement file beside it (`hls/remote/<id>.json`) and a lease in Redis
   is left, and the session is placed again — on another worker or here — at the segment asked
   for; the viewer's request waits for that, so the player stalls for about a segment's
   encoding time.
+
+Segments come back over HTTP (the worker serves, the server proxies), not through a shared
+transcode folder: that needs no writable network mount with close-to-open semantics and atomic
+renames on the share, works across hosts with only the read-only media mount, and keeps the
+worker's scratch on its own fast disk; the cost is one more hop (bench/b18_workers.py).
 """
 
 from __future__ import annotations
@@ -269,6 +274,7 @@ class RemoteTranscoder:
         url = urlsplit(p.url)
         path = f"/node/sessions/{sid}/{n}.{hls.SEGMENT_EXT}"
         headers = signing.headers(self.cfg.node_secret, "GET", path)
+        headers["X-LVS-Placed"] = f"{p.at:.3f}"  # a worker started after it knows no job comes
         if range_header:
             headers["Range"] = range_header
         cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection

@@ -231,6 +231,7 @@ class WorkerSessions:
         self.errors: dict[str, str] = {}
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self.started = time.time()
 
     # ---- jobs ----
 
@@ -302,8 +303,10 @@ class WorkerSessions:
                     raise NotFound("no such session on this worker")
                 self._cond.wait(left)
 
-    def segment(self, sid: str, n: int) -> Path:
-        job = self.job(sid)
+    def segment(self, sid: str, n: int, placed: float = 0.0) -> Path:
+        """Return segment n of a session; `placed`: when the server placed it here (a job sent
+        before this worker started will not come: no wait)."""
+        job = self.job(sid, wait=OPEN_WAIT if placed >= self.started - 1 else 0.0)
         return self.tc.segment(sid, job.user_id, n, lambda: (job.source, self._open_file(job)))
 
     def end(self, sid: str, why: str) -> None:
