@@ -258,3 +258,27 @@ def test_single_node_imports_no_redis_or_dramatiq(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_status_snapshot(redis_server, monkeypatch) -> None:  # noqa: F811
+    from services.compute import status
+    from services.compute.settings import ComputeSettings
+
+    single = ComputeSettings("", True, (), "", None)
+    assert status.snapshot(single) == status.ComputeStatus(False, "single node")
+    cfg = ComputeSettings(redis_server.url, True, (), SECRET, None)
+    monkeypatch.setenv("LVS_TEST_REDIS", redis_server.url)
+    broker.actor("lvs.test.ran", max_retries=0)(_ran)
+    for _ in range(2):
+        assert broker.send(redis_server.url, "lvs.test.ran", "out", "x")
+    client = conn.redis_link(redis_server.url).client()
+    registry.announce(client, WorkerInfo(id="w-s", host="h", url="http://h:1", cpus=2))
+    leases.renew(client, "sess", "w-s", 30)
+    snap = status.snapshot(cfg)
+    assert snap.redis == "ok" and redis_server.password not in snap.url
+    assert [w.id for w in snap.workers] == ["w-s"] and snap.leases == {"w-s": 1}
+    assert snap.queues[broker.BATCH_QUEUE] == status.QueueSize(waiting=2)
+    redis_server.stop()
+    conn.redis_link(redis_server.url).failed(ConnectionError("stopped"))
+    down = status.snapshot(cfg)
+    assert down.redis == "unreachable" and "unreachable" in (down.notice or "")

@@ -22,6 +22,11 @@ Single node (`LVS_REDIS_URL` empty) is today's behaviour: nothing here imports `
   path)`: HMAC-SHA256 of method, path and expiry between nodes (`X-LVS-Expires`,
   `X-LVS-Signature`).
 - `pathmap.to_worker(path, path_map)`: a server media path as a worker sees it.
+- `leases`: a session's lease `lvs:lease:<id>` = worker id with a TTL (`renew`, `holder`,
+  `count_by_worker`, `release`) and a worker's "cannot take it" (`report_error`, `error_of`).
+- `status.snapshot(cfg)` → `ComputeStatus` (redis "single node"/"ok"/"unreachable", the
+  notice line, live workers, leases per worker, every Dramatiq queue's waiting/delayed/
+  running/dead counts): what the dashboard, Prometheus and `flask workers` show.
 - `node.Node`: a worker process's parts — heartbeat loop, Dramatiq worker threads, and an
   HTTP server (werkzeug's threaded server) for whatever WSGI app the caller gives it.
 
