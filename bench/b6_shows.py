@@ -12,6 +12,7 @@ sampled. Targets: page p95 ≤ 3× the health floor at 100k; p95 at 1M ≤ 1.3×
 
     python -m bench.b6_shows [--rows 100000 1000000] [--requests 400]
     python -m bench.b6_shows --sql     # the pages' queries in-process, CPU ms (see sql_rows)
+    python -m bench.b6_shows --cpu     # the server's CPU per request, pages vs /health (cpu_rows)
 """
 
 from __future__ import annotations
@@ -288,18 +289,106 @@ def sql_rows(bench: Bench, dirs: dict[int, Path], pages: int) -> None:
                       got[(large, kind)], target=1.3)  # fmt: skip
 
 
+def _server_cpu(pid: int) -> float:
+    """Return the CPU seconds the server (gunicorn's master and workers) has used so far.
+
+    Summed over every thread's /proc/<pid>/task/<tid>/schedstat (nanoseconds on a CPU), not
+    the 10 ms clock ticks of utime/stime: a page costs a few milliseconds.
+    """
+    import psutil
+
+    total = 0
+    for proc in (psutil.Process(pid), *psutil.Process(pid).children(recursive=True)):
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def cpu_rows(bench: Bench, dirs: dict[int, Path], root: Path, rounds: int) -> None:
+    """Server CPU seconds per request (psutil), `/health` against each page, 100k and 1M.
+
+    The wall-time rows measure the neighbours on a loaded machine; the CPU time the server's
+    processes spend answering is what the page costs, whatever waits for a core. Blocks of 20
+    requests of one kind in turn (health, shows, movies, filtered movies), each block's CPU over
+    its requests; `rounds` blocks of each kind per server.
+    """
+    small, large = sorted(dirs)
+    rng = random.Random(61)
+    got: dict[tuple[int, str], Samples] = {}
+    for n in (small, large):
+        with server(dirs[n], root) as (port, pid):
+            client = Client(port)
+            shows, movies = cursors(dirs[n], rounds * 20 + 20, rng)
+            paths = {
+                "health": ["/health"] * len(shows),
+                "shows": [f"/shows?after={quote(c)}" for c in shows],
+                "movies": [
+                    f"/movies?sort={SORTS[k % len(SORTS)]}&after="
+                    + quote(movies[SORTS[k % len(SORTS)]][k])
+                    for k in range(len(shows))
+                ],
+                "filtered movies": [
+                    f"/movies?sort={SORTS[k % len(SORTS)]}&{FILTERS[k // 5 % len(FILTERS)]}"
+                    f"&after={quote(movies[SORTS[k % len(SORTS)]][k])}"
+                    for k in range(len(shows))
+                ],
+                # For scale: the gallery's folder page (60 cards) deep in the folder of every file.
+                "gallery": [
+                    f"/browse/lib/all?after={rng.randrange(1, n)}" for _ in range(len(shows))
+                ],
+            }
+            for urls in paths.values():  # warm: templates, caches, the file in memory
+                for url in urls[:20]:
+                    client.get(url)
+            for kind in paths:
+                got[(n, kind)] = Samples(f"{kind} {n:,} server CPU per request")
+            for b in range(rounds):
+                for kind, urls in paths.items():
+                    block = urls[20 + b * 20 : 40 + b * 20]
+                    before = _server_cpu(pid)
+                    for url in block:
+                        client.get(url)
+                    got[(n, kind)].add((_server_cpu(pid) - before) / len(block))
+    for kind in ("shows", "movies", "filtered movies", "gallery"):
+        bench.compare(
+            f"{kind} page server CPU at {small:,} vs health",
+            got[(small, "health")],
+            got[(small, kind)],
+            target=3,
+        )
+        bench.compare(
+            f"{kind} page server CPU at {large:,} vs {small:,}",
+            got[(small, kind)],
+            got[(large, kind)],
+            target=1.3,
+        )
+
+
 def main() -> int:
     """Run the Shows/Movies B6 and write bench/out/b6s.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs=2, default=[100_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=400, help="per variant")
     parser.add_argument("--sql", action="store_true", help="the queries in-process (sql_rows)")
+    parser.add_argument("--cpu", action="store_true", help="server CPU per request (cpu_rows)")
     args = parser.parse_args()
     small, large = args.rows
     dirs = {n: CORPUS_DIR / f"b6s-data-{n}" for n in (small, large)}
     root = CORPUS_DIR / "b6-shows-library"
     for n, d in dirs.items():
         root = synthesize(d, n)
+    if args.cpu:
+        bench = Bench(
+            "b6s-cpu",
+            "Shows/Movies pages: server CPU per request against /health",
+            params={"rows": [small, large], "rounds": args.requests // 20},
+        )
+        cpu_rows(bench, dirs, root, max(5, args.requests // 20))
+        bench.finish()
+        return 0
     if args.sql:
         bench = Bench(
             "b6s-sql", "Shows/Movies page queries, CPU per page", params={"rows": [small, large]}
@@ -364,6 +453,11 @@ def main() -> int:
                 stat="p95",
             )
             bench.compare(f"{kind} page median at {small:,} vs health", health, got[(small, kind)])
+            bench.compare(
+                f"{kind} page median at {large:,} vs {small:,}",
+                got[(small, kind)],
+                got[(large, kind)],
+            )
     bench.extra["p95_ms"] = {f"{k[1]} {k[0]}": s.p(95) * 1000 for k, s in got.items()}
     bench.extra["health_p95_ms"] = health.p(95) * 1000
     bench.finish()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, request, url_for
 
 from blueprints import organize
 from blueprints.common import get_db, render, settings, user_id
@@ -36,8 +36,13 @@ def page(media_hash: str) -> Response:
         )
     extra = organize.watch_context(db, uid, item.media_id, item.media_hash, request.args)
     shown = upnext_svc.watch_info(db, item) if item.kind == "video" else None
+    # An episode's neighbours held in several files open the version this browser plays best.
+    episode_urls: dict[str, str] = {}
     if shown and shown.place and shown.place.kind == "episode":  # episode order, not file names
         prev, upnext = upnext_svc.neighbours(db, item.file_id, shown.place.show_id, uid)
+        for name, card in (("prev", prev), ("next", upnext)):
+            if card is not None and upnext_svc.versions_of(db, card.media_hash) > 1:
+                episode_urls[name] = url_for("shows.play_version", media_hash=card.media_hash)
     if extra["queue"]:  # playing a playlist: its previous and next instead of the folder's
         prev, upnext = extra["queue"]["prev"], extra["queue"]["next"]
     if item.kind == "video":  # videos sharing tags first
@@ -52,6 +57,7 @@ def page(media_hash: str) -> Response:
         playable=playability.can_play(item, item.streams),
         prev=prev,
         upnext=upnext,
+        episode_urls=episode_urls,
         related=related,
         folder_path=folders.folder_url_path(
             db, cfg.media_dirs, item.library_id, item.folder_rel_path

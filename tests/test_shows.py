@@ -542,6 +542,11 @@ def test_an_episode_in_two_versions_opens_the_one_this_browser_plays(site, clien
         assert ignored.headers["Location"].endswith("/watch/" + _hash(site, "a13"))
     finally:
         client.delete_cookie("lvs_caps", path="/play")
+    # EP12's next episode is EP13: its link asks which version too; EP13's previous is EP12's file.
+    html = client.get(f"/watch/{_hash(site, 'a12')}").get_data(as_text=True)
+    assert f'id="next-link" rel="next" href="/play/{ep13}"' in html
+    html = client.get(f"/watch/{_hash(site, 'a13')}").get_data(as_text=True)
+    assert f'id="prev-link" rel="prev" href="/watch/{_hash(site, "a12")}"' in html
     # A file in one version opens itself; an unknown one is a 404.
     one = client.get(f"/play/{_hash(site, 'a12')}?caps={WITH_HEVC}")
     assert one.headers["Location"].endswith("/watch/" + _hash(site, "a12"))

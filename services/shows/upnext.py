@@ -101,6 +101,28 @@ def neighbours(
     return cards.get(prev_id), cards.get(next_id)
 
 
+def versions_of(db: Database, media_hash: str) -> int:
+    """Return how many present files hold the episode or film this media is one version of."""
+    row = db.execute(
+        "SELECT fm.kind, fm.show_id, fm.season, fm.episode, fm.movie_id FROM media m "
+        "JOIN files f ON f.media_id = m.id AND f.present = 1 JOIN file_meta fm ON fm.file_id = f.id "
+        "WHERE m.media_hash = ? LIMIT 1",
+        [media_hash],
+    ).fetchone()
+    if row is None or row[0] == "other" or (row[0] == "episode" and row[3] is None):
+        return 1
+    where, args = (
+        ("fm.movie_id = ?", [row[4]])
+        if row[0] == "movie"
+        else ("fm.show_id = ? AND fm.season = ? AND fm.episode = ?", list(row[1:4]))
+    )
+    return db.execute(
+        f"SELECT count(DISTINCT f.media_id) FROM file_meta fm JOIN files f ON f.id = fm.file_id "
+        f"WHERE {where} AND f.present = 1",
+        args,
+    ).fetchone()[0]
+
+
 def next_episodes(db: Database, user_id: int, limit: int = 12) -> list[tuple[float, Card]]:
     """Return (when the previous one was finished, card) of the next episodes to offer.
 
