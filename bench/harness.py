@@ -473,8 +473,10 @@ def session_cookie(data_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def app_server(data_dir: Path, root: Path) -> Iterator[tuple[int, int]]:
+def app_server(data_dir: Path, root: Path, tree: Path = ROOT) -> Iterator[tuple[int, int]]:
     """Run the real server (gunicorn.conf.py, background work off) on a data dir.
+
+    `tree`: the checkout whose code it runs (another one, to compare two versions side by side).
 
     Yields its port and master pid. Background services are off: benches synthesize libraries
     whose files are not really there, which a scan or thumbnail job would chase.
@@ -497,8 +499,8 @@ def app_server(data_dir: Path, root: Path) -> Iterator[tuple[int, int]]:
     gunicorn = ROOT / ".venv/bin/gunicorn"
     if not gunicorn.exists():  # a worktree without its own .venv: the running interpreter's
         gunicorn = Path(sys.executable).parent / "gunicorn"
-    argv = [str(gunicorn), "-c", str(ROOT / "gunicorn.conf.py")]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env)
+    argv = [str(gunicorn), "-c", str(tree / "gunicorn.conf.py")]
+    proc = subprocess.Popen(argv, cwd=tree, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:

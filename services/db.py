@@ -1250,6 +1250,49 @@ def m0019_search_projection(db: Database) -> None:
     )
 
 
+# m0019b: the short side a file's resolution class (the browse filter's SD, 720p, 1080p, 4K) is
+# decided by, kept beside the file as sort_duration is: a flat frame's short side; a VR video's
+# from one eye's width, doubled for 180° and fisheye, read as a 16:9 frame's width (the width
+# its badge is named by: services/playback/projection.py, class_side()). NULL: not probed.
+CLASS_SIDE_SQL = """(SELECT CASE WHEN x.type IS NULL OR x.type = 'flat'
+        THEN min(m.width, m.height)
+        ELSE (CASE x.stereo WHEN 'sbs' THEN m.width / 2 ELSE m.width END)
+            * (CASE x.type WHEN '360' THEN 9 ELSE 18 END) / 16 END
+    FROM media m LEFT JOIN projections x ON x.file_id = files.id WHERE m.id = files.media_id)"""
+
+
+@migrations()
+def m0019b_resolution_class(db: Database) -> None:
+    """Add files.class_side: what the resolution filter buckets a file by (issue 14).
+
+    The filter read the frame's short side from the media row, which put a "4K" 3840×1920 180°
+    video in 1080p and a "3K" 2880×2880 360° top/bottom one in 4K: a VR video's class is now
+    that of one eye (CLASS_SIDE_SQL). Reading it from the projection row in the filter cost
+    a lookup per file walked (a first filtered page of a 100k folder, which counts up to 10,000
+    matches, ~1.3× slower); a column of the file's own row costs nothing. Triggers keep it in
+    step with the frame (a probe), the file's media and its projection row (whose m0012
+    triggers follow names, overrides and VR folders), each computing it from the current rows,
+    so their order does not matter.
+    """
+    set_side = f"UPDATE files SET class_side = {CLASS_SIDE_SQL} WHERE {{where}};"
+    triggers = {
+        "files_class_insert AFTER INSERT ON files WHEN NEW.media_id IS NOT NULL": "id = NEW.id",
+        "files_class_media AFTER UPDATE OF media_id ON files": "id = NEW.id",
+        "media_class_size AFTER UPDATE OF width, height ON media": "media_id = NEW.id",
+        "projections_class_insert AFTER INSERT ON projections": "id = NEW.file_id",
+        "projections_class_delete AFTER DELETE ON projections": "id = OLD.file_id",
+    }
+    _run_script(
+        db,
+        "ALTER TABLE files ADD COLUMN class_side INTEGER;\n"
+        + set_side.format(where="media_id IS NOT NULL")
+        + "".join(
+            f"\nCREATE TRIGGER {head}\nBEGIN\n{set_side.format(where=where)}\nEND;"
+            for head, where in triggers.items()
+        ),
+    )
+
+
 # m0020: what a Shows or Movies card shows, beside each sort's key (issue 17).
 _SHOW_CARD = "title, year, episodes, seasons, poster_id, frame_media_id"
 _MOVIE_CARD = "title, year, rating, quality, versions, poster_id, best_media_id"

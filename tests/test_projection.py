@@ -316,6 +316,12 @@ def test_stored_projection_follows_resolve_for_every_combination(db) -> None:
     assert len(cases) == len(FOLDERS) * len(NAMES) * len(SIZES)
     for fid, expected in cases:
         assert stored(db, fid) == expected, (fid, expected)
+    # the resolution filter's column (m0019b) agrees with projection.class_side()
+    for (fid, expected), (_, _, (w, h)) in zip(
+        cases, itertools.product(FOLDERS, NAMES, SIZES), strict=True
+    ):
+        side = db.execute("SELECT class_side FROM files WHERE id = ?", [fid]).fetchone()[0]
+        assert side == (projection.class_side(expected, w, h) if w else None), (fid, expected)
     assert projection.of_files(db, [c[0] for c in cases]) == dict(cases)
     media = dict(db.execute("SELECT id, media_id FROM files").fetchall())
     assert projection.of_media(db, [media[fid] for fid, _ in cases]) == {
@@ -470,6 +476,10 @@ def test_cards_and_the_watch_page_show_the_badge(vr_site) -> None:
     assert '<span class="badge vr">Fisheye 200°</span>' in films
     assert ">Beach</span>" in films  # the title without its tokens
     assert films.count('class="badge vr"') == 2  # the 2:1 film outside a VR folder has none
+    # a 3D video's card shows one eye (static/css/vr.css crops the poster to it)
+    assert films.count('<span class="thumb eye-sbs">') == 2
+    vr_page = client.get(f"/browse/{vr_site.root.name}/VR", headers=admin).get_data(as_text=True)
+    assert vr_page.count('<span class="thumb eye-tb">') == 1  # square: 360° top/bottom
     vr = client.get(f"/browse/{vr_site.root.name}/VR", headers=admin).get_data(as_text=True)
     assert (
         '<span class="badge vr">180° 3D</span>' in vr
@@ -479,6 +489,9 @@ def test_cards_and_the_watch_page_show_the_badge(vr_site) -> None:
     page = client.get(f"/watch/{vr_site.hash('beach')}", headers=admin).get_data(as_text=True)
     assert "Beach" in page and '<span class="badge vr">180° 3D</span>' in page
     assert "(64 × 64 per eye)" in page and "from the file name" in page
+    # the quality line names the resolution as the badge does (one eye), not the frame's "SD"
+    quality = " ".join(page.split('id="quality"')[1].split("</p>")[0].split())
+    assert "· 1K SDR" in quality, quality
     assert 'name="projection"' in page  # the admin's control
     viewer = client.get(f"/watch/{vr_site.hash('beach')}", headers=vr_site.who.plain)
     assert 'name="projection"' not in viewer.get_data(as_text=True)
@@ -675,4 +688,95 @@ def test_the_migration_fills_the_index_of_an_existing_library(tmp_path: Path) ->
     dbmod.migrations.apply(db)
     assert found(db, "180") == {aspect} and found(db, "360") == {other}
     assert found(db, "untitled") == {aspect}
+    db.close()
+
+
+# --- the resolution filter reads a VR video as its badge does (one eye) -----------------------
+
+CLASSES = {"sd": "SD", "720p": "720p", "1080p": "1080p", "4k": "4K"}
+
+
+def test_the_resolution_filter_buckets_vr_videos_by_one_eye(db) -> None:
+    from dataclasses import replace
+
+    from services.browse import browse, cards
+    from services.organize import search
+
+    lib = Lib(db)
+    files = {
+        # name, frame: the class its badge names (one eye's width, doubled for 180°)
+        "VR/Beach_180_sbs.mp4": ((3840, 1920), "4k"),  # "4K" (the full frame's short side: 1080p)
+        "VR/Reef_180_sbs.mp4": ((5760, 2880), "4k"),  # "6K"
+        "VR/room.mp4": ((2880, 2880), "1080p"),  # 360° TB: "3K" (the full frame: 4K)
+        "VR/cave.mp4": ((4096, 4096), "4k"),  # 360° TB: "4K"
+        "VR/small_180_sbs.mp4": ((1280, 640), "720p"),  # "1K" (the full frame: SD)
+        "VR/tiny_360.mp4": ((960, 480), "sd"),  # "1K", mono 360°
+        "Films/film_sbs.mp4": ((3840, 1080), "1080p"),  # a flat 3D film: by its frame
+        "Films/wide.mp4": ((5760, 2880), "4k"),  # a 2:1 film outside VR folders: flat
+        "Films/clip.mp4": ((1920, 1080), "1080p"),
+        "Films/phone.mp4": ((1080, 1920), "1080p"),
+        "Films/old.mp4": ((640, 480), "sd"),
+        "Films/hd.mp4": ((1280, 720), "720p"),
+    }
+    ids = {rel: lib.file(rel, *size) for rel, (size, _) in files.items()}
+    all_cards = {c.file_id: c for c in search.search(db, "mp4", browse.Query(), user_id=1).cards}
+    assert set(all_cards) == set(ids.values())
+    for res in CLASSES:
+        want = {ids[rel] for rel, (_, cls) in files.items() if cls == res}
+        got: set[int] = set()
+        for folder in ("VR", "Films"):
+            q = replace(browse.Query(), resolution=res)
+            page = browse.folder_page(db, lib.folders[folder], q, user_id=1)
+            got |= {c.file_id for c in page.cards}
+            here = {ids[rel] for rel in files if rel.startswith(folder + "/")}
+            assert browse.count_matching(db, lib.folders[folder], q, user_id=1) == len(want & here)
+        assert got == want, res
+        found = {c.file_id for c in search.search(db, "mp4", q, user_id=1).cards}
+        assert found == want, res
+    # the filter agrees with the labels: a VR badge of 4K or more is in "4K"
+    for rel, (size, cls) in files.items():
+        card = all_cards[ids[rel]]
+        label = card.resolution
+        p = projection.of_file(db, ids[rel])
+        assert cards.resolution_class(p, *size) == cls
+        if p.is_vr:
+            assert (int(label[:-1]) >= 4) == (cls == "4k"), (rel, label)
+        else:
+            assert label == CLASSES[cls], (rel, label)
+
+    # the class follows the projection: an override, a folder marked VR, a new frame size
+    wide, side = ids["Films/wide.mp4"], "SELECT class_side FROM files WHERE id = ?"
+    media = db.execute("SELECT media_id FROM files WHERE id = ?", [wide]).fetchone()[0]
+    assert db.execute(side, [wide]).fetchone()[0] == 2880
+    projection.set_override(db, [media], projection.from_code("360_tb"), user_id=1)
+    assert db.execute(side, [wide]).fetchone()[0] == 5760 * 9 // 16
+    projection.set_override(db, [media], projection.from_code("mkx200_sbs"), user_id=1)
+    assert db.execute(side, [wide]).fetchone()[0] == 5760 * 9 // 16
+    projection.set_override(db, [media], projection.from_code("360_sbs"), user_id=1)
+    assert db.execute(side, [wide]).fetchone()[0] == 2880 * 9 // 16
+    projection.clear_override(db, [media])
+    assert db.execute(side, [wide]).fetchone()[0] == 2880
+    with dbmod.write(db):
+        db.execute("UPDATE media SET width = 1920, height = 960 WHERE id = ?", [media])
+    assert db.execute(side, [wide]).fetchone()[0] == 960
+    projection.mark_folder(db, lib.root, "Films", True)  # 2:1 in a VR folder: 180° 3D
+    assert db.execute(side, [wide]).fetchone()[0] == 1080
+    q = replace(browse.Query(), resolution="1080p")
+    assert wide in {
+        c.file_id for c in browse.folder_page(db, lib.folders["Films"], q, user_id=1).cards
+    }
+
+
+def test_the_class_migration_fills_existing_files(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    db = dbmod.connect(data / "library.db")
+    dbmod.migrations.apply(db, stop_before="m0019b_resolution_class")
+    lib = Lib(db)
+    vr = lib.file("VR/beach.mp4", 3840, 1920)
+    flat = lib.file("Films/clip.mp4", 1280, 720)
+    unprobed = lib.file("Films/new.mp4", None, None)
+    dbmod.migrations.apply(db)
+    sides = dict(db.execute("SELECT id, class_side FROM files").fetchall())
+    assert sides == {vr: 2160, flat: 720, unprobed: None}
     db.close()

@@ -54,6 +54,28 @@ EMULATE = """
 })();
 """
 
+# The same headset with iwer's WebXR Layers polyfill (Meta's webxr-layers-polyfill, bundled in
+# iwer 2.x): XRWebGLBinding.createProjectionLayer and XRMediaBinding.createEquirectLayer, the
+# layers composited by the polyfill in the page's WebGL as the spec describes them (not by a
+# headset's compositor). iwer 2.5.0 installs the polyfill's XRWebGLBinding and then overwrites
+# it with its own (depth sensing only, no createProjectionLayer), so three.js would find no
+# layers: the global keeps the first binding that can make projection layers.
+EMULATE_LAYERS = """
+(() => {
+  let binding;
+  Object.defineProperty(window, "XRWebGLBinding", {
+    configurable: true,
+    get: () => binding,
+    set: (value) => {
+      if (!(binding && "createProjectionLayer" in binding.prototype)) binding = value;
+    },
+  });
+  const device = new IWER.XRDevice(IWER.metaQuest3, { stereoEnabled: true });
+  device.installRuntime({ forceInstall: true, polyfillLayers: true });
+  window.xrDevice = device;
+})();
+"""
+
 
 class Server(Gunicorn):
     def __init__(self, root: Path, data: Path) -> None:
@@ -103,12 +125,12 @@ def browser() -> Iterator:
             launched.close()
 
 
-def _tab(browser, server, *, headset: bool, base: str | None = None):
+def _tab(browser, server, *, headset: bool, base: str | None = None, layers: bool = False):
     context = browser.new_context(viewport=VIEW, device_scale_factor=1)
     browser_sign_in(context, base or server.url, server.data)
     if headset:
         context.add_init_script(path=str(IWER))
-        context.add_init_script(script=EMULATE)
+        context.add_init_script(script=EMULATE_LAYERS if layers else EMULATE)
     tab = context.new_page()
     tab.errors = []
     tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
@@ -236,6 +258,66 @@ def test_each_eye_sees_only_its_own_half(browser, vr_server, key, left, right) -
     # Entering VR asked the playback module for the sharpest real-time picture ("max").
     assert tab.evaluate("window.lvsPlayer.playback.choice.q") == "max"
     tab.get_by_role("button", name="Enter VR").is_disabled()
+    exit_vr(tab)
+    assert tab.errors == []
+    tab.context.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "left", "right", "layer"),
+    [
+        ("sbs", "red", "blue", True),
+        ("tb", "red", "blue", True),
+        ("mono360", "red", "red", True),
+        ("rl", "blue", "red", False),  # swapped eyes stay on the mesh (xr.js)
+        ("bt", "blue", "red", False),
+        ("fisheye", "red", "blue", False),  # an equirect layer cannot map a fisheye lens
+    ],
+)
+def test_the_equirect_media_layer_shows_each_eye_its_own_half(
+    browser, vr_server, key, left, right, layer
+) -> None:
+    """Where the session has WebXR layers, a 180°/360° video goes on an XRMediaBinding equirect
+    layer: here iwer's layers polyfill composites it in WebGL; a Quest's compositor does on a
+    headset, which no test here reaches. Outside the layer the emulator's canvas is
+    transparent (the page shows through; a headset shows black). The polyfill does not show
+    what three.js draws on its projection layer (not even alone, under SwiftShader), so neither
+    the panel over the layer nor the mesh of the videos kept off it is checked here (the mesh
+    is, without the polyfill, in the tests above)."""
+    tab = _tab(browser, vr_server, headset=True, layers=True)
+    watch(tab, vr_server, key)
+    enter_vr(tab)
+    assert tab.evaluate("window.lvsVr.xr.usingLayer") is layer
+    assert tab.evaluate("window.lvsVr.xr.sphere.group.visible") is not layer  # not the mesh
+    layers = tab.evaluate("window.lvsVr.xr.session.renderState.layers.length")
+    assert layers == (2 if layer else 1)  # the video's layer behind three.js's
+    image = shot(tab, f"layer-eyes-{key}")
+    if not layer:  # the mesh, drawn on three.js's projection layer: see the docstring
+        exit_vr(tab)
+        assert tab.errors == []
+        tab.context.close()
+        return
+    lc, rc = eye_counts(image, "left"), eye_counts(image, "right")
+    assert lc[left] > 500 and (left == right or lc[right] == 0), lc
+    assert rc[right] > 500 and (left == right or rc[left] == 0), rc
+    if key == "sbs":
+
+        def picture(image: Image.Image) -> bool:
+            return near(centre(image, "left"), RED) or near(centre(image, "left"), BLUE)
+
+        # a 180° layer covers the front half only; recentring turns the layer
+        look(tab, 60)
+        assert near(centre(shot(tab, "layer-180-yaw60"), "left"), RED)
+        look(tab, 150)
+        assert not picture(shot(tab, "layer-180-yaw150"))
+        tab.evaluate("window.lvsVr.xr.act('recenter')")
+        look(tab, 150)
+        assert near(centre(shot(tab, "layer-180-recentred"), "left"), RED)
+        look(tab, 30)  # 120° from the new centre
+        assert not picture(shot(tab, "layer-180-recentred-yaw30"))
+    if key == "mono360":
+        look(tab, 180)
+        assert near(centre(shot(tab, "layer-360-yaw180"), "left"), RED)
     exit_vr(tab)
     assert tab.errors == []
     tab.context.close()
@@ -463,8 +545,22 @@ def test_headset_pages_have_48px_targets_and_a_vr_row(browser, vr_server) -> Non
     tab = _tab(browser, vr_server, headset=True)
     tab.goto(vr_server.url + "/")
     assert tab.locator("#vr li.card").count() == len(FILES)
-    shot(tab, "headset-home")
+    image = shot(tab, "headset-home")
     assert tab.evaluate(SMALL_TARGETS) == []
+    # a 3D video's card shows one eye's picture (the left or top half), not the doubled frame
+    for key in ("sbs", "tb"):
+        h = media_hash(vr_server.settings, vr_server.root / FILES[key][0])
+        thumb = tab.locator(f'#vr a[href$="/watch/{h}"] .thumb').first
+        thumb.scroll_into_view_if_needed()
+        wait_js(tab, f"document.querySelector('#vr a[href$=\"/watch/{h}\"] .thumb img').complete")
+        box = thumb.bounding_box()
+        image = shot(tab, "headset-home-cards")
+        pixels = [
+            image.getpixel((int(box["x"] + box["width"] * fx), int(box["y"] + box["height"] * fy)))
+            for fx in (0.03, 0.3, 0.5, 0.7, 0.9)
+            for fy in (0.35, 0.5, 0.65)  # between the badges
+        ]
+        assert all(near(p, RED) for p in pixels), (key, pixels)
     watch(tab, vr_server, "sbs")
     tab.locator("#projection").scroll_into_view_if_needed()
     shot(tab, "headset-watch")

@@ -219,8 +219,8 @@ def _filters(query: Query, params: dict[str, Any]) -> str:
     if query.kind:  # a file that failed its probe is neither (issue 16)
         sql += " AND m.kind = :kind AND m.probe_status != 'failed'"
         params["kind"] = query.kind
-    if query.resolution:
-        sql += " AND min(m.width, m.height) >= :res_lo AND min(m.width, m.height) < :res_hi"
+    if query.resolution:  # one eye of a VR video (files.class_side, migration m0019b)
+        sql += " AND f.class_side >= :res_lo AND f.class_side < :res_hi"
         params["res_lo"], params["res_hi"] = RESOLUTIONS[query.resolution]
     if query.codec:
         sql += " AND m.video_codec = :codec"

@@ -49,6 +49,7 @@ class Card(NamedTuple):
     art_w: int = 0
     art_h: int = 0
     clip: str = ""  # a preview clip is made: the layout of its frame, flat | sbs | tb; '' if none
+    eye: str = ""  # a 3D video's layout, sbs | tb: its poster is cropped to one eye (vr.css)
 
     @property
     def progress(self) -> float:
@@ -100,6 +101,17 @@ def resolution_label(width: int | None, height: int | None) -> str:
 _LABELS = {"sd": "SD", "4k": "4K"}
 
 
+def resolution_class(p: projection.VRProjection, width: int | None, height: int | None) -> str:
+    """Return the RESOLUTIONS key the resolution filter puts a frame in ('' when unknown).
+
+    A VR video by the width its badge names (projection.class_side): one eye's size.
+    """
+    if not width or not height:
+        return ""
+    side = projection.class_side(p, width, height)
+    return next((k for k, (lo, hi) in RESOLUTIONS.items() if lo <= side < hi), "")
+
+
 def card(row: Sequence[Any]) -> Card:
     """Return a Card from a row selected with CARD_COLUMNS.
 
@@ -111,8 +123,9 @@ def card(row: Sequence[Any]) -> Card:
         p = projection.from_columns(row[16], row[17], row[18], row[19])
         label = projection.resolution_label(p, row[9], row[10]) or resolution_label(row[9], row[10])
         vr = p.badge
+        eye = "" if p.stereo == "mono" else p.stereo
     else:
-        label, vr = resolution_label(row[9], row[10]), ""
+        label, vr, eye = resolution_label(row[9], row[10]), "", ""
     return Card(
         file_id=row[0],
         media_hash=row[1],
@@ -133,4 +146,5 @@ def card(row: Sequence[Any]) -> Card:
         art_w=row[21] or 0,
         art_h=row[22] or 0,
         clip="" if row[23] is None else row[17] if row[17] in ("sbs", "tb") else "flat",
+        eye=eye,
     )

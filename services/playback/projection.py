@@ -353,9 +353,27 @@ def resolution_label(p: VRProjection, width: int | None, height: int | None) -> 
     """
     if not width or not height or not p.is_vr:
         return ""
+    return f"{max(1, round(vr_width(p, width, height) / 1000))}K"
+
+
+def vr_width(p: VRProjection, width: int, height: int) -> int:
+    """Return the frame width a VR video's resolution is named by: one eye's width, doubled for
+    180° and fisheye (a side-by-side release's frame), as is for 360° (a mono release's)."""
     eye_w, _ = eye_size(p, width, height)
-    full = eye_w if p.type == "360" else eye_w * 2
-    return f"{max(1, round(full / 1000))}K"
+    return eye_w if p.type == "360" else eye_w * 2
+
+
+def class_side(p: VRProjection, width: int, height: int) -> int:
+    """Return the short side the resolution classes (SD, 720p, 1080p, 4K) bucket a frame by.
+
+    A flat frame's own short side; a VR video's is that of the flat 16:9 frame as wide as
+    vr_width(), the width its badge is named by: a "4K" 3840×1920 180° SBS is 4K (its frame's
+    short side, 1920, would say 1080p), a "3K" 2880×2880 360° TB is 1080p (not 4K).
+    The browse filter reads it from files.class_side (services/db.py, CLASS_SIDE_SQL).
+    """
+    if not p.is_vr:
+        return min(width, height)
+    return vr_width(p, width, height) * 9 // 16
 
 
 # --- storage -------------------------------------------------------------------------------------

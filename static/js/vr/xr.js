@@ -9,7 +9,7 @@
 //
 // Where the browser grants the WebXR "layers" feature (Quest Browser), a 180°/360° video goes on
 // an XRMediaBinding equirect layer, which the compositor samples at full resolution; otherwise
-// (and for fisheye or swapped eyes, which layers cannot express) the three.js mesh.
+// (and for fisheye, which an equirect layer cannot express, or swapped eyes) the three.js mesh.
 import { THREE, videoSphere, disposeSphere } from "./scene.js";
 
 const PANEL_W = 1024;
@@ -273,11 +273,21 @@ export class XRPlayer {
     return { controller, line };
   }
 
+  // The WebXR Layers path (https://immersive-web.github.io/layers/): the video on an equirect
+  // media layer behind three.js's projection layer (renderState.layers is back to front), which
+  // then draws only the panel and the rays over a transparent clear, blended by its alpha.
+  // Taken only when three.js itself got a projection layer (XRWebGLBinding.createProjectionLayer:
+  // the session has layers), and that layer is taken from three.js: the render state three.js
+  // set is pending until the next frame (updateRenderState), so session.renderState.layers is
+  // still empty here. Swapped eyes stay on the mesh: the layer's invertStereo is in the spec,
+  // but no implementation here honours it (tests/test_vr_browser.py), and wrong eyes are worse
+  // than a softer picture.
   tryMediaLayer() {
     const p = this.p;
     const s = this.session;
-    const granted = s.enabledFeatures ? s.enabledFeatures.includes("layers") : false;
-    if (!granted || typeof XRMediaBinding === "undefined" || p.eye_swap || !(p.type === "180" || p.type === "360")) return;
+    if (typeof XRMediaBinding === "undefined" || p.eye_swap || !(p.type === "180" || p.type === "360")) return;
+    const base = this.renderer.xr.getBaseLayer();
+    if (!base || !("textureWidth" in base)) return; // an XRWebGLLayer: no layers in this session
     try {
       const binding = new XRMediaBinding(s);
       const layout = { sbs: "stereo-left-right", tb: "stereo-top-bottom" }[p.stereo] || "mono";
@@ -288,14 +298,14 @@ export class XRPlayer {
         upperVerticalAngle: Math.PI / 2,
         lowerVerticalAngle: -Math.PI / 2,
       });
-      const base = s.renderState.layers && s.renderState.layers[0];
-      if (!base) return;
+      base.blendTextureSourceAlpha = true; // the spec's default, said: the video shows through
       s.updateRenderState({ layers: [this.layer, base] });
       this.sphere.group.visible = false;
       this.renderer.setClearColor(0x000000, 0);
       this.usingLayer = true;
     } catch (err) {
       console.warn("WebXR media layer unavailable, drawing the video on a mesh:", err.message);
+      this.layer = null;
       this.usingLayer = false;
       this.sphere.group.visible = true;
     }
@@ -342,7 +352,10 @@ export class XRPlayer {
     const yaw = yawOf(this.renderer.xr.getCamera());
     this.world.rotation.y = yaw;
     if (this.usingLayer && this.layer && typeof XRRigidTransform !== "undefined") {
-      this.layer.transform = new XRRigidTransform({}, { x: 0, y: Math.sin(yaw / 2), z: 0, w: Math.cos(yaw / 2) });
+      this.layer.transform = new XRRigidTransform(
+        { x: 0, y: 0, z: 0, w: 1 },
+        { x: 0, y: Math.sin(yaw / 2), z: 0, w: Math.cos(yaw / 2) },
+      );
     }
     this.recentered = yaw;
   }
@@ -395,6 +408,7 @@ export class XRPlayer {
   cleanup() {
     if (this.ended) return;
     this.ended = true;
+    if (this.layer) this.layer.destroy();
     this.renderer.setAnimationLoop(null);
     disposeSphere(this.sphere);
     this.panel.dispose();
