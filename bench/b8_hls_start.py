@@ -215,6 +215,32 @@ def baseline(args: list[str], n: int, out: Path):
     return run
 
 
+def per_request(port: int, token: str, data: Path, h: str, rounds: int) -> dict[str, float]:
+    """Return the median ms of each request of `ours` (remux, after a seek), one clock each."""
+    import statistics
+
+    took: dict[str, list[float]] = {"master": [], "playlist": [], "segment": [], "all": []}
+    for i in range(rounds + 1):  # the first round warms up
+        client = Client(port, token)
+        t0 = time.perf_counter()
+        status, body = client.get(f"/media/{h}/hls/master.m3u8?" + urlencode({"caps": CHROMIUM}))
+        t1 = time.perf_counter()
+        variant = body.decode().strip().splitlines()[-1]
+        status, body = client.get(f"/media/{h}/hls/{variant}")
+        t2 = time.perf_counter()
+        names = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
+        sid = variant.split("/")[0]
+        status, body = client.get(f"/media/{h}/hls/{sid}/{int(len(names) * 0.6)}.ts")
+        t3 = time.perf_counter()
+        assert status == 200, status
+        client.post(f"/media/{h}/hls/{sid}/stop")
+        shutil.rmtree(data / "hls" / "cache" / h, ignore_errors=True)
+        if i:
+            for key, value in zip(took, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                took[key].append(value * 1000)
+    return {k: round(statistics.median(v), 1) for k, v in took.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
@@ -224,12 +250,20 @@ def main() -> None:
         action="append",
         help="run only these clips' rows (repeatable; default: all)",
     )
+    parser.add_argument("--per-request", type=int, default=0, metavar="ROUNDS",
+                        help="only time master, playlist and segment of a remux after a seek, "
+                        "each on its own clock (median ms of ROUNDS rounds)")  # fmt: skip
     opts = parser.parse_args()
     root = make_clips()
     data, hashes, token = prepare(root)
     bench = Bench("b8", "HLS time to first segment: server vs raw ffmpeg, same arguments",
                   params={"pairs": opts.pairs, "clip_seconds": SECONDS, "source": "1920x1080 25 fps"})  # fmt: skip
     absolute = {"hevc": 1.5, "h264": 0.7, "remux": 0.4}
+    if opts.per_request:
+        with app_server(data, root) as (port, _pid):
+            got = per_request(port, token, data, hashes["remux"], opts.per_request)
+        print("B8 remux after a seek, per request (median ms):", got, "load", os.getloadavg())
+        return
     with app_server(data, root) as (port, _pid), tempfile.TemporaryDirectory() as tmp:
         for key in [k for k in ("h264", "hevc", "remux") if not opts.only or k in opts.only]:
             for label, fraction in (("at 0", 0.0), ("after a seek", 0.6)):

@@ -273,10 +273,9 @@ def _cached_segment(
     uid = req.user.id if req.user is not None else GUEST_USER
     sid, n = req.match["session"], int(req.match["n"])
     try:
-        s = tc.session(sid, uid)
-        path = tc.cached(sid, uid, n) if s.media_hash == req.media_hash else None
+        s, path = tc.cached(sid, uid, n, req.media_hash)
     except NotFound:
-        return None  # another user's session, an ended one: Flask's error page says so
+        return None  # another user's or item's session, an ended one: Flask's page says so
     return _open_segment(path, s.key, n) if path is not None else None
 
 

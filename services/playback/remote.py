@@ -131,8 +131,9 @@ class RemoteTranscoder:
     def session(self, session_id: str, user_id: int) -> Session:
         return self.local.session(session_id, user_id)
 
-    def cached(self, session_id: str, user_id: int, n: int) -> Path | None:
-        return self.local.cached(session_id, user_id, n)  # what is kept here
+    def cached(self, session_id: str, user_id: int, n: int,
+               media_hash: str) -> tuple[Session, Path | None]:  # fmt: skip
+        return self.local.cached(session_id, user_id, n, media_hash)  # what is kept here
 
     @property
     def index_dir(self) -> Path:

@@ -124,7 +124,8 @@ class Transcoder(Protocol):
 
     def segment(self, session_id: str, user_id: int, n: int, loader: Loader) -> Path: ...
 
-    def cached(self, session_id: str, user_id: int, n: int) -> Path | None: ...
+    def cached(self, session_id: str, user_id: int, n: int,
+               media_hash: str) -> tuple[Session, Path | None]: ...  # fmt: skip
 
     def session(self, session_id: str, user_id: int) -> Session: ...
 
@@ -235,11 +236,16 @@ class LocalTranscoder:
             self._write(s)
         return self._wait(s, n, path, loader)
 
-    def cached(self, session_id: str, user_id: int, n: int) -> Path | None:
-        """Return the path of segment n if the rendition's cache holds it complete, else None
-        (nothing started); NotFound as `segment` says."""
-        path = self._cached(self.session(session_id, user_id), n)
-        return path if path.is_file() else None
+    def cached(self, session_id: str, user_id: int, n: int,
+               media_hash: str) -> tuple[Session, Path | None]:  # fmt: skip
+        """Return the session and the path of segment n if the rendition's cache holds it
+        complete, else None (nothing started); NotFound as `segment` says, and for a session
+        of another item than `media_hash`."""
+        s = self.session(session_id, user_id)
+        if s.media_hash != media_hash:
+            raise NotFound("no such playback session")
+        path = self._cached(s, n)
+        return s, path if path.is_file() else None
 
     def _cached(self, s: Session, n: int) -> Path:
         """Return where segment n is kept; if it is there, record the request (served now)."""
@@ -613,10 +619,10 @@ class LocalTranscoder:
     def _read(self, session_id: str) -> Session | None:
         try:
             data = json.loads((self.root / "sessions" / f"{session_id}.json").read_text())
-        except (OSError, ValueError):
+            run = data.pop("run", None)
+            return Session(**data, run=Run(**run) if run else None)
+        except (OSError, ValueError, TypeError, AttributeError):  # gone, or of another version
             return None
-        run = data.pop("run", None)
-        return Session(**data, run=Run(**run) if run else None)
 
     def _write(self, s: Session) -> None:
         path = self.root / "sessions" / f"{s.id}.json"
