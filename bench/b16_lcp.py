@@ -3,10 +3,12 @@
 Lighthouse-style budgets (issue 16), measured as a person's browser meets the pages: Debian's
 Chromium (tests/chromium.py, no network beyond loopback) loads each page from a real gunicorn
 serving a 100k-row database synthesized as bench B6 does (one folder `big` holding every file;
-no thumbnails exist, so the cards' images answer 404 and the largest paint is what the HTML and
-CSS draw). Every sample is a fresh browser context (a cold cache, as a first visit), at desktop
-(1440×900) and phone (390×844) sizes; LCP is read from the page's own PerformanceObserver.
-Also counted per page: the CSS and JavaScript it loads (bytes as served, uncompressed).
+no thumbnails exist, so the cards' images are the server's placeholder). Every sample is a fresh
+browser context (a cold cache, as a first visit), at desktop (1440×900) and phone (390×844)
+sizes; LCP and FCP are read from the page's own PerformanceObserver. Then the same page again in
+the same context (a repeat visit, service worker blocked: the HTTP cache alone): its LCP, and how
+many CSS/JS files crossed the network (0 when the versioned static files are kept).
+Also counted per page: the CSS and JavaScript it loads (files, bytes as served, uncompressed).
 
 Target: LCP ≤ 500 ms (p95) for home and the folder page.
 
@@ -43,7 +45,10 @@ LCP_JS = """() => new Promise((resolve) => {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) last = e.startTime;
   }).observe({type: 'largest-contentful-paint', buffered: true});
-  setTimeout(() => resolve(last), 250);
+  const fcp = () => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0;
+  const fetched = () => performance.getEntriesByType('resource')
+    .filter((e) => /\\.(css|js|mjs)$/.test(new URL(e.name).pathname) && e.transferSize > 0).length;
+  setTimeout(() => resolve([last, fcp(), fetched()]), 250);
 })"""
 SHIPPED_JS = """() => {
   const out = {css: 0, js: 0, files: []};
@@ -66,23 +71,34 @@ def measure(url: str, cookie: str, size: str, samples: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from tests.chromium import chromium
 
-    lcps, ttfbs, shipped = [], [], {}
+    lcps, fcps, ttfbs, shipped, repeats, refetched = [], [], [], {}, [], 0
     with chromium() as browser:
         for n in range(samples + 1):
-            context = browser.new_context(device_scale_factor=1, **SIZES[size])
+            context = browser.new_context(
+                device_scale_factor=1, service_workers="block", **SIZES[size]
+            )
             context.add_cookies([{"name": "lvs_session", "value": cookie, "url": url}])
             page = context.new_page()
             page.goto(url, wait_until="load")
-            lcp = page.evaluate(LCP_JS)
+            lcp, fcp, _ = page.evaluate(LCP_JS)
             shipped = page.evaluate(SHIPPED_JS)
+            page.goto(url, wait_until="load")  # a repeat visit
+            repeat, _, fetched = page.evaluate(LCP_JS)
             context.close()
             if n == 0:
                 continue  # the first load warms the server's caches, not the browser's
             lcps.append(lcp)
+            fcps.append(fcp)
             ttfbs.append(shipped["ttfb"])
+            repeats.append(repeat)
+            refetched = max(refetched, fetched)
     return {
         "lcp_median_ms": statistics.median(lcps),
         "lcp_p95_ms": percentile(lcps, 95),
+        "fcp_median_ms": statistics.median(fcps),
+        "repeat_lcp_median_ms": statistics.median(repeats),
+        "repeat_lcp_p95_ms": percentile(repeats, 95),
+        "repeat_css_js_fetched": refetched,
         "ttfb_median_ms": statistics.median(ttfbs),
         "css_bytes": shipped["css"],
         "js_bytes": shipped["js"],
@@ -157,11 +173,16 @@ def main() -> int:
                 found = measure(base + path, cookie, size, args.samples)
                 results[f"{name}-{size}"] = found
                 ok = "ok" if found["lcp_p95_ms"] <= TARGET_MS else "OVER"
+                files = found["files"]
+                css = sum(f.endswith(".css") for f in files)
                 print(
                     f"{name:7} {size:8} LCP median {found['lcp_median_ms']:6.0f} ms, "
                     f"p95 {found['lcp_p95_ms']:6.0f} ms [{ok} ≤ {TARGET_MS:.0f}]  "
-                    f"TTFB {found['ttfb_median_ms']:4.0f} ms  CSS {found['css_bytes'] / 1024:5.1f} KiB"
-                    f"  JS {found['js_bytes'] / 1024:5.1f} KiB  HTML {found['html_bytes'] / 1024:5.1f} KiB"
+                    f"FCP {found['fcp_median_ms']:4.0f}  TTFB {found['ttfb_median_ms']:4.0f} ms  "
+                    f"repeat LCP {found['repeat_lcp_median_ms']:4.0f}/{found['repeat_lcp_p95_ms']:4.0f}"
+                    f" ({found['repeat_css_js_fetched']} fetched)  "
+                    f"CSS {css}× {found['css_bytes'] / 1024:5.1f} KiB  JS {len(files) - css}× "
+                    f"{found['js_bytes'] / 1024:5.1f} KiB  HTML {found['html_bytes'] / 1024:5.1f} KiB"
                 )
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
