@@ -1,5 +1,7 @@
-"""What the first paint of a page waits for, and what a repeat visit asks the server (issue 16),
-in Debian's Chromium against gunicorn. A Chromium trace of home and a folder over a 100k library
+"""The household UI's polish (issue 16), in Debian's Chromium against gunicorn: what the first
+paint of a page waits for, what a repeat visit asks the server, layout shift as pages and their
+next pages load, and the layouts of the watch page's organize panel and the phone's search page.
+A Chromium trace of home and a folder over a 100k library
 (bench B16) showed the largest paint was a first-row thumbnail that only started loading once
 layout had placed it (loading=lazy), after five render-blocking style sheets."""
 
@@ -41,7 +43,8 @@ def open_tab(browser, server, size: str, **options):
 
 IMAGES = """() => Array.from(document.querySelectorAll('main img')).map((img) => {
   const r = img.getBoundingClientRect();
-  return {lazy: img.getAttribute('loading') === 'lazy', above: r.top < innerHeight && r.bottom > 0 && r.left < innerWidth};
+  const above = r.top < innerHeight && r.bottom > 0 && r.left < innerWidth;
+  return {lazy: img.getAttribute('loading') === 'lazy', above};
 })"""
 
 
@@ -160,3 +163,92 @@ SIZES_OF = """(selector) => Array.from(document.querySelectorAll(selector)).map(
   const r = el.getBoundingClientRect();
   return [Math.round(r.left), r.height, r.width, r.top];
 })"""
+
+
+# ---- the organize panel and the phone's search form ----
+
+ORGANIZE = """() => {
+  const panel = document.querySelector('#organize .organize');
+  const inner = panel.getBoundingClientRect();
+  const parts = Array.from(panel.children).filter((el) => el.offsetParent);
+  const rect = (el) => {
+    const r = el.getBoundingClientRect();
+    return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, width: r.width, height: r.height};
+  };
+  const heading = (el) => el.matches('section') ? getComputedStyle(el, '::before').content
+                         : (el.querySelector(':scope > label') || {}).textContent;
+  const pair = (form) => {
+    const f = panel.querySelector(form);
+    if (!f) return null;
+    const a = f.querySelector('input[type=text]').getBoundingClientRect();
+    const b = f.querySelector('button[type=submit]').getBoundingClientRect();
+    return Math.abs((a.top + a.bottom) / 2 - (b.top + b.bottom) / 2);
+  };
+  const stars = Array.from(panel.querySelectorAll('.stars .star'))
+    .map((s) => Math.round(s.getBoundingClientRect().top));
+  return {panel: rect(panel), padding: parseFloat(getComputedStyle(panel).paddingLeft),
+          parts: parts.map((el) => ({...rect(el), overflow: el.scrollWidth - el.clientWidth, heading: heading(el)})),
+          stars, pairs: ['.tag-add', '.marker-add', '.add-to-playlist'].map(pair)};
+}"""
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_the_organize_panel_is_tidy(browser, server, size):
+    with open_tab(browser, server, size) as tab:
+        tab.goto(server.url + f"/watch/{server.site.hash('long')}")
+        got = tab.evaluate(ORGANIZE)
+        panel, parts = got["panel"], got["parts"]
+        assert len(parts) == 4  # rating, tags, markers, add to playlist
+        for part in parts:
+            # inside the panel's padding, nothing sticking out of its column
+            assert panel["left"] + got["padding"] - 1 <= part["left"]
+            assert part["right"] <= panel["right"] - got["padding"] + 1
+            assert part["overflow"] <= 1, part
+            # each under a heading
+            assert part["heading"] and part["heading"] not in ("none", "normal"), part
+        # columns line up: panels side by side share their top; each row of them fills the width
+        rows: dict[int, list] = {}
+        for part in parts:
+            rows.setdefault(round(part["top"]), []).append(part)
+        tops = sorted(rows)
+        assert all(b - a > 40 for a, b in zip(tops, tops[1:], strict=False)), (
+            tops
+        )  # no ragged near-misses
+        width = panel["width"] - 2 * got["padding"]
+        for row in rows.values():
+            covered = max(p["right"] for p in row) - min(p["left"] for p in row)
+            assert covered >= 0.9 * width, (size, covered, width)  # no wide empty band
+        assert len(set(got["stars"])) == 1, got["stars"]  # five stars, one row
+        # an input and its button sit side by side
+        assert all(d is not None and d < 3 for d in got["pairs"]), got["pairs"]
+
+
+SEARCH_FORM = """() => {
+  const form = document.getElementById('search-form');
+  const box = (el) => el.getBoundingClientRect();
+  const fits = (select) => {
+    const c = document.createElement('canvas').getContext('2d');
+    const style = getComputedStyle(select);
+    c.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const text = c.measureText(select.selectedOptions[0].textContent).width;
+    return text + parseFloat(style.paddingLeft) + 16 <= select.clientWidth;
+  };
+  return {height: box(form).height,
+          bottoms: ['#s-sort', '#s-kind', '#s-filters > summary']
+            .map((s) => Math.round(box(form.querySelector(s)).bottom)),
+          fit: ['#s-sort', '#s-kind'].map((s) => fits(form.querySelector(s))),
+          width: document.documentElement.scrollWidth};
+}"""
+
+
+def test_the_phone_search_form_keeps_sort_show_and_filters_on_one_row(browser, server):
+    with open_tab(browser, server, "phone") as tab:
+        tab.goto(server.url + "/search?q=show")
+        got = tab.evaluate(SEARCH_FORM)
+        assert max(got["bottoms"]) - min(got["bottoms"]) <= 2, got
+        assert got["fit"] == [True, True], "the chosen sort or kind is cut off"
+        assert got["height"] <= 170 and got["width"] <= 390, got
+        # filters open beneath, on a row of their own, still inside the screen
+        tab.click("#s-filters > summary")
+        assert tab.locator("#s-rating").is_visible()
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 390
