@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 context = browser.new_context()
                 browser_sign_in(context, server.url, site.data)
                 seed(context.new_page(), site, server.url)
-                cookie = context.cookies()[0]["value"]
+                cookie = next(c["value"] for c in context.cookies() if c["name"] == "lvs_session")
             print(f"{server.url}  (cookie lvs_session={cookie}; data {site.data})", flush=True)
             while True:
                 time.sleep(3600)

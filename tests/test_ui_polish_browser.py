@@ -252,3 +252,31 @@ def test_the_phone_search_form_keeps_sort_show_and_filters_on_one_row(browser, s
         tab.click("#s-filters > summary")
         assert tab.locator("#s-rating").is_visible()
         assert tab.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_phone_folder_controls_and_dashboard_actions_are_even_rows(browser, server):
+    with open_tab(browser, server, "phone") as tab:
+        tab.goto(server.url + f"/browse/{server.site.lib}/Movies")
+        rows = tab.evaluate(
+            """() => ['#f-sort', '#f-order', '#f-view-grid', '#filters > summary']
+                 .map((s) => Math.round(document.querySelector(s).closest('label, summary, select')
+                                          .getBoundingClientRect().bottom))"""
+        )
+        assert rows[0] == rows[1] and abs(rows[2] - rows[3]) <= 2, rows  # two rows, not three
+        assert (
+            tab.evaluate("document.getElementById('controls').getBoundingClientRect().height")
+            <= 175
+        )
+        tab.goto(server.url + "/admin/")
+        heights = tab.evaluate(
+            """() => Array.from(document.querySelectorAll('.admin-actions > :is(form, .button)'))
+                 .map((e) => e.getBoundingClientRect())
+                 .map((r) => [Math.round(r.top), Math.round(r.height)])"""
+        )
+        by_row: dict[int, set] = {}
+        for top, height in heights:
+            by_row.setdefault(top, set()).add(height)
+        assert all(len(h) == 1 for h in by_row.values()), (
+            heights
+        )  # buttons side by side: one height
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 390
