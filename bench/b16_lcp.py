@@ -17,6 +17,12 @@ of the library's words (one random edit each), beside the search a corrected que
 target p95 ≤ 50 ms, the worst-class bar of B7.
 
     python -m bench.b16_lcp [--rows 100000] [--samples 15]
+    python -m bench.b16_lcp --against DIR   # side by side with another code tree, e.g.
+        # mkdir /tmp/old && git archive <commit> | tar -x -C /tmp/old
+
+With --against, a second server runs DIR's code on the same database and every sample loads the
+page from both, one after the other (the same load on the machine for both): medians and their
+ratio, which a busy shared machine moves far less than the absolute times.
 """
 
 from __future__ import annotations
@@ -24,9 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.b6_gallery import synthesize
@@ -144,14 +154,105 @@ def typo_bench(data_dir: Path, n: int = 200) -> dict:
     }
 
 
+@contextmanager
+def tree_server(tree: Path, data_dir: Path, root: Path) -> Iterator[str]:
+    """Run another code tree's server (its gunicorn.conf.py, this venv) on the data dir."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "LVS_MEDIA_DIRS": str(root),
+        "LVS_DATA_DIR": str(data_dir),
+        "LVS_HOST": "127.0.0.1",
+        "LVS_PORT": str(port),
+        "LVS_WATCH": "off",
+        "LVS_BACKGROUND": "off",
+        "LVS_LOG_LEVEL": "WARNING",
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    proc = subprocess.Popen(
+        [str(gunicorn), "-c", str(tree / "gunicorn.conf.py")], cwd=tree, env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{tree}: gunicorn did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def side_by_side(bases: dict[str, str], path: str, cookie: str, size: str, samples: int) -> dict:
+    """Load `path` from each server in turn, fresh contexts; return LCP and FCP lists per server."""
+    sys.path.insert(0, str(ROOT))
+    from tests.chromium import chromium
+
+    got: dict[str, dict[str, list[float]]] = {k: {"lcp": [], "fcp": []} for k in bases}
+    with chromium() as browser:
+        for n in range(samples + 1):
+            for name, base in bases.items():
+                context = browser.new_context(
+                    device_scale_factor=1, service_workers="block", **SIZES[size]
+                )
+                context.add_cookies([{"name": "lvs_session", "value": cookie, "url": base}])
+                page = context.new_page()
+                page.goto(base + path, wait_until="load")
+                lcp, fcp, _ = page.evaluate(LCP_JS)
+                context.close()
+                if n:
+                    got[name]["lcp"].append(lcp)
+                    got[name]["fcp"].append(fcp)
+    return got
+
+
+def against(tree: Path, data_dir: Path, root: Path, cookie: str, samples: int) -> dict:
+    results = {}
+    with app_server(data_dir, root) as (port, _pid), tree_server(tree, data_dir, root) as other:
+        bases = {"ours": f"http://127.0.0.1:{port}", "theirs": other}
+        for name, path in (("floor", "/health"), ("home", "/"), ("folder", "/browse/lib/big")):
+            for size in SIZES:
+                got = side_by_side(bases, path, cookie, size, samples)
+                med = {k: {m: statistics.median(v[m]) for m in v} for k, v in got.items()}
+                p95 = {k: percentile(v["lcp"], 95) for k, v in got.items()}
+                ratio = med["ours"]["lcp"] / med["theirs"]["lcp"] if med["theirs"]["lcp"] else 0
+                results[f"{name}-{size}"] = {"median": med, "lcp_p95": p95, "ratio": ratio}
+                print(
+                    f"{name:7} {size:8} LCP median ours {med['ours']['lcp']:5.0f} ms "
+                    f"(p95 {p95['ours']:5.0f}, FCP {med['ours']['fcp']:4.0f}) | theirs "
+                    f"{med['theirs']['lcp']:5.0f} ms (p95 {p95['theirs']:5.0f}, FCP "
+                    f"{med['theirs']['fcp']:4.0f}) | ratio {ratio:.2f}",
+                    flush=True,
+                )
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=15)
+    parser.add_argument("--against", type=Path, help="another code tree, side by side")
     args = parser.parse_args()
     data_dir = CORPUS_DIR / f"b16-{args.rows}"
     root = synthesize(data_dir, args.rows)
     cookie = session_cookie(data_dir)["Cookie"].split("=", 1)[1]
+    if args.against:
+        load = os.getloadavg()[0]
+        results = against(args.against.resolve(), data_dir, root, cookie, args.samples)
+        OUT.mkdir(parents=True, exist_ok=True)
+        target = OUT / f"b16-against-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        doc = {"against": str(args.against), "load": [load, os.getloadavg()[0]], "pages": results}
+        target.write_text(json.dumps(doc, indent=2))
+        print(f"load average {load:.1f} → {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"written {target.relative_to(ROOT)}")
+        return 0
     typos = typo_bench(data_dir)
     print(
         f"did you mean: median {typos['did_you_mean_median_ms']:.2f} ms, p95 "
