@@ -11,6 +11,7 @@ and the session fails over; jobs with anything outside the allow-lists are refus
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -231,6 +232,43 @@ def test_a_killed_worker_loses_its_session_to_the_other_at_the_same_position(clu
     assert leases.holder(client, sid) == other
     _stop_sessions(cluster)
     cluster.workers.start(first)  # back for the next tests
+
+
+def test_a_frozen_worker_is_left_when_its_heartbeat_stops(cluster: Cluster) -> None:
+    """A machine that hangs (or loses its network) sends no reset: the server's request waits
+    on a connection the kernel accepted, and the heartbeat's TTL decides."""
+    c = cluster.client("viewer-frozen")
+    h = cluster.hash(1)
+    sid = cluster.open(c, h)
+    for n in range(2):
+        r = cluster.segment(c, h, sid, n)
+        assert r.status_code == 200
+    first = r.headers["X-LVS-Worker"]
+    proc = cluster.workers.procs[first]
+    frozen = [*processes_under(cluster.workers.scratch(first))]
+    os.killpg(proc.pid, signal.SIGSTOP)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        r = cluster.segment(c, h, sid, 5)
+        took = time.monotonic() - started
+        assert r.status_code == 200, r.data[:300]
+        assert r.headers["X-LVS-Worker"] != first
+        assert 14.5 < first_pts(r.data) < 15.5
+        assert took <= 10, took
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    # back, it finds its lease gone to the other worker and ends its copy of the session
+    log = cluster.workers.log(first)
+    deadline = time.monotonic() + 10
+    while f"session {sid} ended (lease went to" not in log.read_text():
+        assert time.monotonic() < deadline, "the thawed worker kept the session"
+        time.sleep(0.2)
+    _stop_sessions(cluster)
 
 
 def test_a_lapsed_lease_stops_the_workers_ffmpeg_and_removes_its_scratch(cluster, tmp_path):
