@@ -169,3 +169,8 @@ def test_titles_in_several_versions_open_what_this_chromium_plays(page, server):
     page.evaluate("document.querySelector('video').muted = true")
     page.evaluate("document.querySelector('video').play()")
     wait_js(page, "document.querySelector('video').currentTime > 0.2")  # it plays, directly
+    # From EP12, Next goes to EP13 the same way.
+    page.goto(server.url + "/watch/" + _hash(server, "a12"))
+    assert page.locator("#next-link").get_attribute("href") == "/play/" + _hash(server, "a13hevc")
+    page.locator("#next-link").click()
+    page.wait_for_url(re.compile(re.escape("/watch/" + _hash(server, "a13")) + "$"))
