@@ -525,6 +525,7 @@ def test_filter_search_and_home_row(vr_site) -> None:
     assert titles(found.split('id="results"')[1]) == {"square"}
     found = client.get("/search?q=180+3d", headers=admin).get_data(as_text=True)
     assert titles(found.split('id="results"')[1]) == {"Beach", "untagged"}
+    assert found.count('<span class="thumb eye-sbs">') == 2  # one eye on the cards here too
     box = client.get("/search/suggest?q=360", headers=admin).get_data(as_text=True)
     assert "square" in box and "did you mean" not in box.lower()
     home = client.get("/", headers=admin).get_data(as_text=True)
