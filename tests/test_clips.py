@@ -163,6 +163,14 @@ def test_the_route_and_the_cli(app, runner, media, library_dir, admin_client):
         assert admin_client.get(f"/media/{missing}/clip.mp4").status_code == 404
     again = runner.invoke(args=["thumbnails", "--clips"])
     assert ": 0 made, 0 failed, 4 skipped" in again.output
+    # The dashboard counts them with the other previews.
+    assert admin_client.get("/admin/performance.json").get_json()["library"]["previews"] == {
+        "thumbnail:ok": 2,
+        "sprite:ok": 1,
+        "clip:ok": 1,
+    }
+    page = admin_client.get("/admin/performance").get_data(as_text=True)
+    assert "thumbnail 2, sprite 1, clip 1" in page
 
 
 def test_the_setting_decides_what_the_server_and_the_cli_make(tmp_path, media):
