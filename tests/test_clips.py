@@ -13,17 +13,23 @@ from PIL import Image, ImageChops, ImageStat
 
 from services import db as dbmod
 from services.errors import ThumbnailError
+from services.ffmpeg import file_arg
 from services.previews import clips, frames, previews
 from services.previews.queue import JobQueue, Priority
-from tests.mediagen import X264, make_video
+from tests.mediagen import X264, ffmpeg, make_video
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 60 s 320×240 clip (keyframe every second) and a 2 s anamorphic one (2:1 pixels)."""
     root = tmp_path_factory.mktemp("clips")
+    sixty = make_video(root / "sixty.mp4", vcodec=X264, seconds=60)
+    with_sound = make_video(root / "sound.mp4", vcodec=X264, acodec=["aac"], seconds=60)
+    ts = root / "sixty.ts"  # MPEG-TS: no index, timestamps from 1.4 s, audio a little earlier
+    ffmpeg("-i", file_arg(with_sound), "-c", "copy", "-f", "mpegts", file_arg(ts))
     return {
-        "sixty": make_video(root / "sixty.mp4", vcodec=X264, seconds=60),
+        "sixty": sixty,
+        "sixty_ts": ts,
         "wide_pixels": make_video(root / "wide.mp4", vcodec=X264, vfilter="setsar=2"),
     }
 
@@ -62,21 +68,29 @@ def test_the_plan_spreads_snippets_over_the_middle_and_keeps_short_videos_whole(
             clips.plan(bad)
 
 
-def test_each_snippet_starts_at_the_keyframe_of_its_place(videos, tmp_path):
+@pytest.mark.parametrize("key", ["sixty", "sixty_ts"])
+def test_each_snippet_starts_at_the_keyframe_of_its_place(videos, tmp_path, key):
     dest = clips.clip_path(tmp_path, "0123456789abcdef")
-    made = clips.render_clip(os.fsencode(videos["sixty"]), str(dest))
+    made = clips.render_clip(os.fsencode(videos[key]), str(dest))
 
     assert made.snippets == 12 and made.seconds == 9.0 and made.size == dest.stat().st_size
     found, length, size = keyframes(dest)
+    plan = clips.plan(60.0)
     assert size == (320, 240)  # smaller than the box: never enlarged
     assert 8.8 <= length <= 9.5 and len(found) == 12
-    # Snippet k starts at the keyframe at or before its planned start (a keyframe a second).
-    for image, (start, _) in zip(found, clips.plan(60.0), strict=True):
-        here = difference(image, frame_at(videos["sixty"], int(start), size))
+    # Snippet k starts at the keyframe PyAV found for its planned start: in an MP4 the one at or
+    # before it (a keyframe a second); MPEG-TS seeks by timestamps, so within a keyframe of it.
+    with frames.open_video(videos[key]) as video:
+        first = video.container.start_time / av.time_base
+        starts = [at - (video.start - first) for at, _ in clips.keyframe_starts(video, plan)]
+    for image, at, (planned, _) in zip(found, starts, plan, strict=True):
+        second = round(at)
+        assert second == int(planned) if key == "sixty" else abs(second - planned) <= 1
+        here = difference(image, frame_at(videos["sixty"], second, size))
         elsewhere = min(
-            difference(image, frame_at(videos["sixty"], int(start) + d, size)) for d in (-2, 2)
+            difference(image, frame_at(videos["sixty"], second + d, size)) for d in (-1, 1)
         )
-        assert here < 12 < elsewhere, (start, here, elsewhere)
+        assert here < 12 < elsewhere, (planned, at, here, elsewhere)
     assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]  # no temporary left
 
 

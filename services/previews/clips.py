@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+
 from services.errors import FFmpegError, ThumbnailError
 from services.ffmpeg import ENCODER_NICE, file_arg, run_ffmpeg
 from services.previews import frames
@@ -116,11 +118,15 @@ def keyframe_starts(
     """Move each snippet's start back to the keyframe at or before it (nothing is decoded to
     reach its start), dropping a snippet that lands on the keyframe of the one before."""
     out: list[tuple[float, float]] = []
+    # ffmpeg's -ss counts from the file's first timestamp, PyAV's times from the video stream's
+    # (an MPEG-TS audio track often starts a little before the video).
+    first = video.container.start_time
+    shift = video.start - (first / av.time_base if first is not None else video.start)
     for start, seconds in snippets:
         packet = frames.seek_keyframe(video, start) if start > 0 else None
         at = video.seconds(packet) if packet is not None else None
         # A millisecond up, never down: ffmpeg's seek lands on the last keyframe at or before.
-        at = math.ceil(max(0.0, at) * 1000) / 1000 if at is not None else start
+        at = math.ceil(max(0.0, at + shift) * 1000) / 1000 if at is not None else start
         if out and at <= out[-1][0]:
             continue
         out.append((at, seconds))
