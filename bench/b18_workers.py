@@ -417,12 +417,15 @@ def main() -> None:
                            "machine's 2 cores, so two workers cannot run more transcodes at ≥ 1× "
                            "than the machine alone — on real separate machines each adds its own "
                            "cores; the row measures the hop's cost, not the gain")  # fmt: skip
+    except Exception as exc:  # keep the rows measured so far
+        bench.note(f"stopped early: {type(exc).__name__}: {str(exc)[:300]}")
+        raise
     finally:
         workers.stop_all()
         redis.stop()
         shutil.rmtree(base, ignore_errors=True)
-    bench.note("every process on this one VM: worker 'machines' share its CPU and loopback network")
-    bench.finish()
+        bench.note("every process on this one VM: worker 'machines' share its CPU and loopback")
+        bench.finish()
 
 
 if __name__ == "__main__":
