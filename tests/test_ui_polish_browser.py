@@ -231,7 +231,7 @@ SEARCH_FORM = """() => {
     const style = getComputedStyle(select);
     c.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
     const text = c.measureText(select.selectedOptions[0].textContent).width;
-    return text + parseFloat(style.paddingLeft) + 16 <= select.clientWidth;
+    return text + parseFloat(style.paddingLeft) + 22 <= select.clientWidth;  // 22: the arrow
   };
   return {height: box(form).height,
           bottoms: ['#s-sort', '#s-kind', '#s-filters > summary']
