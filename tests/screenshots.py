@@ -58,6 +58,28 @@ DEVICES = [
 ]
 
 
+# What the screenshots' own sessions say they are (the tests' sessions are named "pytest").
+SIGNED_IN_FROM = {
+    "phone": DEVICES[0],
+    "desktop": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36",
+    "tv": "Mozilla/5.0 (Linux; Android 12; BRAVIA 4K VH2) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36",
+}
+
+
+def name_session(site: Site, agent: str) -> None:
+    """Give the session just started for the screenshots a browser's User-Agent."""
+    from services import db as dbmod
+
+    db = dbmod.open_db(site.data)
+    try:
+        with dbmod.write(db):
+            db.execute("UPDATE sessions SET user_agent = ? WHERE user_agent = 'pytest'", [agent])
+    finally:
+        db.close()
+
+
 def seed(tab, site: Site, url: str) -> None:
     """Give the admin a history, a playlist, tags and sessions, mostly through the app's forms."""
     from services import db as dbmod
@@ -129,6 +151,7 @@ def take(url: str, site: Site, out: Path) -> list[Path]:
         for size, options in SIZES.items():
             context = browser.new_context(device_scale_factor=1, **options)
             browser_sign_in(context, url, site.data)
+            name_session(site, SIGNED_IN_FROM[size])
             tab = context.new_page()
             if size == "phone":
                 seed(tab, site, url)
