@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 SEGMENT_EXT = "ts"
 BITMAP_SUBTITLES = frozenset({"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle", "xsub"})
-H264_PRESET = "veryfast"  # Jellyfin's VOD default: real time at 1080p on two cores for most sources
-H264_CRF = "23"
+H264_PRESET = encoders.H264_PRESET
+H264_CRF = encoders.H264_CRF
 AUDIO_BITRATE = "160k"
 MAX_SEGMENTS = 100_000  # ~83 h at 3 s: a duration beyond is refused
 
