@@ -846,6 +846,7 @@ def test_a_failing_hardware_encoder_falls_back_to_software_for_that_job(lib, arg
     tc = lib.transcoder(encoder="h264_vaapi", device=NODE, restart_ahead=1.0)
     client = signed_in(lib.app)
     h = lib.hash("long_hevc")
+    shutil.rmtree(lib.data / "hls" / "cache" / h, ignore_errors=True)  # made by earlier tests
     sid, names = open_session(client, h)
     with caplog.at_level(logging.WARNING, logger="services.playback.transcoder"):
         r = client.get(f"/media/{h}/hls/{sid}/{names[0]}")
