@@ -178,6 +178,8 @@ class RemoteTranscoder:
         here = self.local.cache_dir(s) / f"{n}.{hls.SEGMENT_EXT}"
         if here.is_file():
             return self.local.segment(session_id, user_id, n, loader)
+        # the viewer is here: the session lives on while a worker answers "not yet" (503)
+        self.local._seen(s, n)
         tried: set[str] = set()
         for _ in range(TRIES):
             p = self._placement(session_id)
@@ -196,7 +198,6 @@ class RemoteTranscoder:
                 self._forget(session_id, p)
                 continue
             self._renew(session_id, p)
-            self.local._seen(s, n)
             return up
         raise Unavailable("no worker could take this session", 5)
 
