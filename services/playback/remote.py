@@ -60,6 +60,7 @@ CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 40.0  # a worker waits up to SEGMENT_WAIT (25 s) for its encoder
 LOOK_EVERY = 1.0  # while waiting for a worker's answer, seconds between heartbeat checks
 TRIES = 4  # placements tried for one segment request
+TOUCH = 5.0  # seconds between updates of a remote session's record (its idle reaping is 60 s)
 PASSED_ON = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag",
              "Last-Modified", "Retry-After", "X-LVS-Worker")  # fmt: skip
 LOCAL = "local"
@@ -178,8 +179,10 @@ class RemoteTranscoder:
         here = self.local.cache_dir(s) / f"{n}.{hls.SEGMENT_EXT}"
         if here.is_file():
             return self.local.segment(session_id, user_id, n, loader)
-        # the viewer is here: the session lives on while a worker answers "not yet" (503)
-        self.local._seen(s, n)
+        # The viewer is here: the session lives on (also while a worker answers "not yet",
+        # 503). Written every TOUCH seconds only: a rename per segment cost more than the hop.
+        if time.time() - s.last_request > TOUCH:
+            self.local._seen(s, n)
         tried: set[str] = set()
         for _ in range(TRIES):
             p = self._placement(session_id)
