@@ -384,6 +384,37 @@ def test_beyond_the_cap_a_503_with_retry_after(lib):
     assert bob.get(f"/media/{other}/hls/{sid2}/0.ts").status_code == 200
 
 
+def test_a_session_turned_away_by_the_cap_is_not_reaped_while_its_player_retries(lib):
+    """A player retrying after 503s is a viewer: its session lives on past `idle` and gets the
+    encoder when the slot frees (the request used to be recorded only after the cap's check)."""
+    idle = 2.0
+    tc = lib.transcoder(max_encoders=1, idle=idle, throttle_ahead=3.0, resume_ahead=0.0)
+    ann, bob = signed_in(lib.app), signed_in(lib.app, "viewer")
+    for key in ("long_hevc", "mpeg4_avi"):
+        for path in (lib.data / "hls" / "cache" / lib.hash(key)).glob("*/*.ts"):
+            path.unlink()
+    h, other = lib.hash("long_hevc"), lib.hash("mpeg4_avi")
+    sid, _ = open_session(ann, h)
+    assert ann.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200
+    deadline = time.monotonic() + 10
+    while not tc.session(sid, ann.user.id).run.paused:  # alive but paused: holds the one slot
+        assert time.monotonic() < deadline
+        assert ann.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200
+        time.sleep(0.05)
+        tc.reap()
+    sid2, _ = open_session(bob, other)
+    until = time.monotonic() + 3 * idle  # three idle periods of retries
+    while time.monotonic() < until:
+        assert ann.get(f"/media/{h}/hls/{sid}/0.ts").status_code == 200  # ann watches on
+        r = bob.get(f"/media/{other}/hls/{sid2}/0.ts")
+        assert r.status_code == 503 and b"transcoders are busy" in r.data, r.status_code
+        tc.reap()
+        time.sleep(0.3)
+    assert tc.session(sid2, bob.user.id).last_segment == 0  # not reaped: NotFound otherwise
+    assert ann.post(f"/media/{h}/hls/{sid}/stop").status_code == 204
+    assert bob.get(f"/media/{other}/hls/{sid2}/0.ts").status_code == 200
+
+
 def test_the_cache_evicts_the_least_recently_used_under_a_tiny_cap(lib):
     tc = lib.transcoder(cache_bytes=1, idle=60.0)
     ann, bob = signed_in(lib.app), signed_in(lib.app, "viewer")

@@ -228,11 +228,13 @@ class LocalTranscoder:
             if path.is_file():
                 self._seen(s, n, locked=True)
                 return path
+            # Recorded first: a request turned away by the cap (TranscodeBusy, 503) still keeps
+            # its session alive, or the reaper would end it while the player retries.
+            s.last_request, s.last_segment = time.time(), n
             if self._needs_start(s, n):
                 self._start(s, n, loader)
             elif s.run is not None and s.run.paused:
                 self._continue(s)
-            s.last_request, s.last_segment = time.time(), n
             self._write(s)
         return self._wait(s, n, path, loader)
 
