@@ -20,6 +20,12 @@ GRID_REGIONS = {"more": "shows/_more.html", "grid": "shows/_grid.html"}
 _ART_KEY = re.compile(r"[0-9a-f]{16}-\d{2,4}")
 
 
+@bp.app_template_global()
+def title_filters() -> tuple[list[str], bool]:
+    """Return (genres, whether any show or movie exists) for folder and search pages' filters."""
+    return grid.title_filters(get_db())
+
+
 @bp.get("/shows")
 def index() -> Response:
     db, filters = get_db(), grid.parse_filters(request.args)

@@ -1,10 +1,12 @@
-"""Screenshots of the household's pages at phone, desktop and headset/TV sizes (issue 16).
+"""Screenshots of the household's pages at phone, desktop and headset/TV sizes (issues 16, 17).
 
     scripts/screenshots            # writes docs/screenshots/<page>-<size>.png
     scripts/screenshots --serve    # or: keep the server running to look around (Ctrl-C stops)
 
 A real gunicorn serves the sample library of the tests (tests/sample_library.py, real media made
 by ffmpeg) with a little history, a playlist and tags, and Debian's Chromium takes the pictures.
+Shows, a show, a season and Movies come from the tests' Sonarr/Radarr/Kodi-style library
+(tests/show_library.py: .nfo files, posters, fanart), served the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tests.conftest import browser_sign_in
 from tests.mediagen import make_corpus
 from tests.sample_library import Site
 from tests.server import Gunicorn
+from tests.show_library import ShowSite
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -32,21 +35,23 @@ SIZES = {
 
 
 class ShotServer(Gunicorn):
-    """gunicorn over a scanned sample library."""
+    """gunicorn over a scanned library (the sample one, or the show library)."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site | ShowSite) -> None:
         self.site = site
-        env = {"LVS_MEDIA_DIRS": str(site.root), "LVS_DATA_DIR": str(site.data)}
+        roots = site.roots if isinstance(site, ShowSite) else [site.root]
+        env = {"LVS_MEDIA_DIRS": ":".join(str(r) for r in roots), "LVS_DATA_DIR": str(site.data)}
         self.start(env | {"LVS_WORKERS": "1", "LVS_THREADS": "8"}, site.data / "gunicorn.log")
 
 
-def make_site(base: Path) -> Site:
-    """Return a scanned sample library in a new folder under `base`, media made by ffmpeg."""
+def make_sites(base: Path) -> tuple[Site, ShowSite]:
+    """Return the scanned sample and show libraries in a new folder under `base` (ffmpeg media)."""
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=base))
-    (work / "corpus").mkdir()
-    (work / "site").mkdir()
-    return Site(work / "site", make_corpus(work / "corpus"))
+    for name in ("corpus", "site", "shows"):
+        (work / name).mkdir()
+    corpus = make_corpus(work / "corpus")
+    return Site(work / "site", corpus), ShowSite(work / "shows", corpus)
 
 
 # Where the household signs in from, for the account page's list of sessions.
@@ -116,6 +121,21 @@ def seed(tab, site: Site, url: str) -> None:
     )
 
 
+def show_pages(site: ShowSite) -> dict[str, str]:
+    """Return the show library's pages to photograph: Shows, the first show, its season 1, Movies."""
+    db = site.db()
+    try:
+        (show,) = db.execute("SELECT id FROM shows WHERE title = 'The Expanse'").fetchone()
+    finally:
+        db.close()
+    return {
+        "shows": "/shows",
+        "show": f"/shows/{show}",
+        "season": f"/shows/{show}/season/1",
+        "movies": "/movies",
+    }
+
+
 def pages(site: Site) -> dict[str, str]:
     """Return the pages to photograph: name → path."""
     return {
@@ -140,11 +160,13 @@ SHIPPED = """() => {
 }"""
 
 
-def take(url: str, site: Site, out: Path) -> list[Path]:
-    """Photograph every page at every size into `out`; return the files written.
+def take(url: str, site: Site | ShowSite, out: Path) -> list[Path]:
+    """Photograph every page of `site` at every size into `out`; return the files written.
 
     Prints the CSS and JavaScript each page loads (bytes as served, a cold cache: phone size).
+    The sample library is seeded with history, tags and a playlist first.
     """
+    shots = show_pages(site) if isinstance(site, ShowSite) else pages(site)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with chromium() as browser:
@@ -153,9 +175,9 @@ def take(url: str, site: Site, out: Path) -> list[Path]:
             browser_sign_in(context, url, site.data)
             name_session(site, SIGNED_IN_FROM[size])
             tab = context.new_page()
-            if size == "phone":
+            if size == "phone" and isinstance(site, Site):
                 seed(tab, site, url)
-            for name, path in pages(site).items():
+            for name, path in shots.items():
                 tab.goto(url + path)
                 tab.wait_for_load_state("networkidle")
                 if size == "phone":
@@ -177,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lvs-shots")
     args = parser.parse_args(argv)
-    site = make_site(args.work)
+    site, shows = make_sites(args.work)
     server = ShotServer(site)
     try:
         if args.serve:
@@ -189,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{server.url}  (cookie lvs_session={cookie}; data {site.data})", flush=True)
             while True:
                 time.sleep(3600)
-        for path in take(server.url, site, args.out):
+        written = take(server.url, site, args.out)
+        server.stop()
+        server = ShotServer(shows)
+        written += take(server.url, shows, args.out)
+        for path in written:
             print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     except KeyboardInterrupt:
         pass

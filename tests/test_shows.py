@@ -447,6 +447,44 @@ def test_filters_by_genre_and_year(site, client):
     assert shows == [("Expanse", 2015)]
 
 
+def test_folder_and_search_pages_filter_by_the_titles_genre_and_year(site, client):
+    db = site.db()
+    lib, rel = db.execute(
+        "SELECT l.name, fo.rel_path FROM files f JOIN libraries l ON l.id = f.library_id "
+        "JOIN folders fo ON fo.id = f.folder_id WHERE f.name = ?",
+        [site.files["e101"].name],
+    ).fetchone()
+    db.close()
+    season = f"/browse/{lib}/{rel}"
+    e101, heat = _hash(site, "e101"), _hash(site, "heat")
+    # A folder: the episodes' show is a 2015 Drama (tvshow.nfo); any case matches.
+    page = client.get(season, query_string={"genre": "drama"}).get_data(as_text=True)
+    assert e101 in page and "match the filters" in page
+    assert '<option value="Drama" selected>' in page and '<option value="Crime">' in page
+    assert e101 in client.get(season, query_string={"year": "2010s"}).get_data(as_text=True)
+    none = client.get(season, query_string={"genre": "Crime", "projection": "flat"})
+    html = none.get_data(as_text=True)
+    assert none.status_code == 200 and e101 not in html and "Nothing here matches" in html
+    # Clear filters drops every filter, the projection and the genre among them.
+    assert f'href="{season}" data-clear-filters' in html.replace("%20", " ")
+    assert e101 not in client.get(season, query_string={"year": "1995"}).get_data(as_text=True)
+
+    # Search: the film's genre and year (movie .nfo), the show's for an episode.
+    def found(**args: str) -> str:
+        return client.get("/search", query_string=args).get_data(as_text=True)
+
+    assert heat in found(q="heat", genre="Crime") and heat not in found(q="heat", genre="Drama")
+    assert heat in found(q="heat", year="1990s") and heat not in found(q="heat", year="2016")
+    assert e101 in found(q="expanse", genre="science fiction", year="2015")
+    assert e101 not in found(q="expanse", genre="Crime")
+    for url, args in ((season, {}), ("/search", {"q": "heat"})):
+        bad = client.get(url, query_string={**args, "year": "19x5"})
+        assert bad.status_code == 400 and "1990s" in bad.get_data(as_text=True)
+    # A genre nobody's .nfo names still shows as chosen (and finds nothing), never a 500.
+    odd = found(q="heat", genre="<b>Noir</b>")
+    assert heat not in odd and "&lt;b&gt;Noir&lt;/b&gt;" in odd and "<b>Noir</b>" not in odd
+
+
 # ---- the watcher ----
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from services.browse import titles
 from services.browse.cards import CARD_COLUMNS, CARD_JOINS, RESOLUTIONS, Card, card
 from services.errors import InvalidInput
 
@@ -143,6 +144,8 @@ class Query:
     unwatched: str = ""  # "1": not watched by the user
     projection: str = ""  # a PROJECTIONS key: VR videos, 180°, 360°, fisheye, 3D, flat
     subs: str = ""  # a SUBTITLE_LANGUAGES key: has subtitles in that language
+    genre: str = ""  # its film's or show's genre (.nfo), any case
+    year: str = ""  # its film's or show's year: "1995" or "1990s"
 
     def params(self, **changes: str) -> dict[str, str]:
         """Return the non-default values as URL parameters, with `changes` applied."""
@@ -167,6 +170,8 @@ class Query:
             or self.unwatched
             or self.projection
             or self.subs
+            or self.genre
+            or self.year
         )
 
 
@@ -194,6 +199,8 @@ def parse_query(args: Mapping[str, str]) -> Query:
         unwatched=pick("unwatched", ("1",), ""),
         projection=pick("projection", tuple(PROJECTIONS), ""),
         subs=pick("subs", tuple(SUBTITLE_LANGUAGES), ""),
+        genre=titles.parse_genre(args.get("genre")),
+        year=titles.parse_year(args.get("year")),
     )
 
 
@@ -264,7 +271,7 @@ def _filters(query: Query, params: dict[str, Any]) -> str:
         sql += " AND coalesce(ws.watched, 0) = 0"
     if query.projection:
         sql += " AND " + PROJECTIONS[query.projection][1]
-    return sql
+    return sql + titles.file_conditions(query.genre, query.year, params)
 
 
 def page_sql(query: Query, params: dict[str, Any], *, after: bool) -> str:

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
+from services.browse import titles
 from services.errors import InvalidInput
 
 PAGE = 60
@@ -45,8 +46,6 @@ MOVIE_SORTS = {
     "quality": ("Quality", "quality_key"),
 }
 _CURSOR_RE = re.compile(r"^(-?[0-9.e+-]*)~(\d+)~(.*)$", re.DOTALL)
-_YEAR_RE = re.compile(r"^(1[89]\d\d|2[01]\d\d)(s?)$")
-MAX_GENRE = 100
 
 
 @dataclass(frozen=True)
@@ -62,21 +61,12 @@ class Filters:
     @property
     def years(self) -> tuple[int, int] | None:
         """Return the first and last year the filter keeps, or None."""
-        if not self.year:
-            return None
-        m = _YEAR_RE.match(self.year)
-        assert m  # parse_filters checked it
-        first = int(m.group(1))
-        return first, first + 9 if m.group(2) else first
+        return titles.year_range(self.year)
 
 
 def parse_filters(args: Any) -> Filters:
     """Return the filters of a request's query; InvalidInput for a malformed year."""
-    genre = " ".join((args.get("genre") or "").split())[:MAX_GENRE]
-    year = (args.get("year") or "").strip()
-    if year and not _YEAR_RE.match(year):
-        raise InvalidInput("year must be like 1995 or 1990s")
-    return Filters(genre, year)
+    return Filters(titles.parse_genre(args.get("genre")), titles.parse_year(args.get("year")))
 
 
 def genres(db: Database, table: str) -> list[str]:
@@ -94,6 +84,18 @@ def genres(db: Database, table: str) -> list[str]:
             SELECT name FROM g WHERE name IS NOT NULL"""
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def title_filters(db: Database) -> tuple[list[str], bool]:
+    """Return the genres of shows and movies together (A to Z, one spelling each) and whether
+    the library has any show or movie: the folder and search pages' genre and year filters."""
+    both = genres(db, "shows") + genres(db, "movies")
+    merged = sorted({g.casefold(): g for g in reversed(both)}.values(), key=str.casefold)
+    has_titles = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM movies WHERE versions > 0)"
+        " OR EXISTS (SELECT 1 FROM shows WHERE episodes > 0)"
+    ).fetchone()[0]
+    return merged, bool(merged or has_titles)
 
 
 class Art(NamedTuple):
