@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,9 @@ def test_registry_announce_expire_choose(redis_server) -> None:  # noqa: F811
     local = WorkerInfo(id="local", host="s", url="", cpus=8, capacity=4)
     assert registry.choose([idle, gpu, local]).id == "g-1"  # hardware first while it has room
     assert registry.choose([idle, local]).id == "i-1"  # a tie: a worker before the server
+    busier = WorkerInfo(id="i-2", host="i", url="http://i:2", cpus=8, capacity=4, load=0.9)
+    assert registry.choose([busier, local]).id == "i-2"  # even a more loaded one
+    assert registry.choose([replace(busier, sessions=1), local]).id == "local"  # less busy
     assert registry.choose([idle, gpu], exclude={"g-1"}).id == "i-1"
     assert registry.choose([], exclude=()) is None
     client.set(registry.PREFIX + "bad", "{not json")

@@ -135,7 +135,8 @@ class Cluster:
     def client(self, name: str = "viewer"):
         return signed_in(self.app, "viewer", name)
 
-    def open(self, client, h: str) -> str:
+    @staticmethod
+    def open(client, h: str) -> str:
         r = client.get(f"/media/{h}/hls/master.m3u8", query_string={"caps": CHROMIUM})
         assert r.status_code == 200, r.data
         variant = r.data.decode().strip().splitlines()[-1]
@@ -325,6 +326,109 @@ def test_redis_stopped_then_back(cluster: Cluster, caplog) -> None:
     r = cluster.segment(c2, h, sid, 0)
     assert r.status_code == 200 and r.headers.get("X-LVS-Worker") in ("w-a", "w-b")
     _stop_sessions(cluster)
+
+
+def _where(response) -> str:
+    assert response.status_code == 200, response.data[:300]
+    return response.headers.get("X-LVS-Worker", "local")
+
+
+def test_local_work_on_counts_the_server_as_one_more_candidate(cluster: Cluster, tmp_path):
+    """LVS_LOCAL_WORK=on: at equal sessions per slot a worker goes first; the server takes a
+    session only with a free encoder slot while no worker is less busy."""
+    from app import create_app
+
+    on = create_app({**cluster.config, "data_dir": str(tmp_path / "data-on"),
+                     "local_work": "on", "transcode_max": 1})  # fmt: skip
+    shutil.copyfile(cluster.settings.db_path, tmp_path / "data-on" / "library.db")
+    client = conn.redis_link(cluster.redis.url).client()
+    deadline = time.monotonic() + 10
+    while any(w.sessions for w in registry.workers(client)) or leases.count_by_worker(client):
+        assert time.monotonic() < deadline, "sessions of earlier tests linger on the workers"
+        time.sleep(0.2)
+    viewer = signed_in(on, "viewer", "viewer-on")
+    where, sids = [], []
+    for i in range(3):
+        h = cluster.hash(i)
+        sids.append(cluster.open(viewer, h))
+        where.append(_where(cluster.segment(viewer, h, sids[-1], 0)))
+    assert sorted(where[:2]) == ["w-a", "w-b"]  # a tie with the idle server: workers first
+    assert where[2] == "local"  # each worker's one slot is taken, the server has a free one
+    tc = on.extensions["transcoder"]
+    assert tc.placements() == dict(zip(sids, where, strict=True))
+    for sid in sids:
+        tc.stop(sid, viewer.user.id)
+    tc.close()
+
+
+def test_local_work_off_runs_here_only_while_no_worker_answers(tmp_path, caplog) -> None:
+    """LVS_LOCAL_WORK=off with no worker: sessions run here with one WARNING and a notice; a
+    worker that starts takes them over at the next segment not made here (the encoder here
+    stops); a worker killed and restarted is asked again at once, not this server."""
+    from app import create_app
+    from config import load_settings
+    from services.compute import status
+    from services.compute.settings import ComputeSettings
+    from services.playback import remote
+    from services.playback.transcoder import _is_our_ffmpeg
+
+    caplog.set_level(logging.INFO)
+    root = tmp_path / "library"
+    root.mkdir()
+    # 80 segments; the encoder here is frozen after the first (SIGSTOP), so 70 is still to make
+    make_video(root / "long.mkv", vcodec=[*X265, "-pix_fmt", "yuv420p"], seconds=240,
+               size="160x120")  # fmt: skip
+    with (root / "other.mkv").open("wb") as f:  # another media_hash: its own encoder
+        f.write((root / "long.mkv").read_bytes() + b"\0")
+    redis = RedisServer(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    redis.start()
+    workers = Workers(tmp_path, redis.url, root)
+    config = {"media_dirs": [str(root)], "data_dir": str(tmp_path / "data"), "probe_workers": 1,
+              "redis_url": redis.url, "node_secret": SECRET, "local_work": "off",
+              "transcode_max": 2}  # fmt: skip
+    settings = load_settings(config, environ={}, dotenv_path=tmp_path / "no.env")
+    scan_library(settings)
+    app = create_app(config)
+    try:
+        a, b = signed_in(app, "viewer", "viewer-a"), signed_in(app, "viewer", "viewer-b")
+        h, h2 = media_hash(settings, root / "long.mkv"), media_hash(settings, root / "other.mkv")
+        sa, sb = Cluster.open(a, h), Cluster.open(b, h2)
+        assert _where(a.get(f"/media/{h}/hls/{sa}/0.ts")) == "local"
+        assert _where(b.get(f"/media/{h2}/hls/{sb}/0.ts")) == "local"
+        alone = [r for r in caplog.records if "no worker is announced" in r.getMessage()]
+        assert [r.levelno for r in alone] == [logging.WARNING, logging.INFO]  # said once
+        assert status.snapshot(ComputeSettings.of(settings)).notice == status.NO_WORKER
+        tc = app.extensions["transcoder"]
+        run = tc.local._read(sa).run
+        assert run is not None and _is_our_ffmpeg(run.pid, run.id)
+        os.killpg(run.pid, signal.SIGSTOP)  # a slow machine: nothing more is made here
+        workers.start("w-late")
+        assert status.snapshot(ComputeSettings.of(settings)).notice is None
+        time.sleep(remote.RECHECK)
+        r = a.get(f"/media/{h}/hls/{sa}/70.ts")
+        assert _where(r) == "w-late" and 209.5 < first_pts(r.data) < 210.5
+        assert tc.placements()[sa] == "w-late"
+        assert tc.local._read(sa).run is None and not _is_our_ffmpeg(run.pid, run.id)
+        assert any("workers answer again" in r.getMessage() for r in caplog.records)
+        # killed and restarted (another port, another start): asked again, not this server
+        client = conn.redis_link(redis.url).client()
+        before = wait_announced(redis.url, "w-late").started
+        workers.kill("w-late")
+        workers.start("w-late")
+        deadline = time.monotonic() + 10
+        while wait_announced(redis.url, "w-late").started == before:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        r = a.get(f"/media/{h}/hls/{sa}/72.ts")
+        assert _where(r) == "w-late" and 215.5 < first_pts(r.data) < 216.5
+        assert leases.holder(client, sa) == "w-late"
+        assert a.post(f"/media/{h}/hls/{sa}/stop").status_code == 204
+        assert b.post(f"/media/{h2}/hls/{sb}/stop").status_code == 204
+    finally:
+        app.extensions["transcoder"].close()
+        workers.stop_all()
+        redis.stop()
 
 
 def test_a_worker_that_cannot_read_the_file_reports_it_and_the_session_fails_over(tmp_path):

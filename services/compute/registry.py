@@ -95,7 +95,8 @@ def workers(client: Any) -> list[WorkerInfo]:
 
 def choose(candidates: Iterable[WorkerInfo], exclude: Iterable[str] = ()) -> WorkerInfo | None:
     """Return the worker a new session goes to: hardware with room first, then the least busy
-    (sessions per slot, then load); on a tie a worker before the server itself ("local")."""
+    (sessions per slot); at equal sessions per slot a worker before the server itself ("local",
+    which also serves pages), then the lower load."""
     skip = set(exclude)
     pool = [w for w in candidates if w.id not in skip]
     if not pool:
@@ -103,7 +104,7 @@ def choose(candidates: Iterable[WorkerInfo], exclude: Iterable[str] = ()) -> Wor
 
     def key(w: WorkerInfo) -> tuple[bool, float, float, bool, str]:
         hardware_room = w.hardware != "none" and w.busy < 1
-        return (not hardware_room, round(w.busy, 3), round(w.load, 2), w.id == "local", w.id)
+        return (not hardware_room, round(w.busy, 3), w.id == "local", round(w.load, 2), w.id)
 
     return min(pool, key=key)
 

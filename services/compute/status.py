@@ -1,7 +1,8 @@
 """What the dashboard, Prometheus and `flask workers` show of the compute plane, in one call.
 
 `snapshot(cfg)` never raises for Redis trouble: with LVS_REDIS_URL empty it says "single node"
-(and imports nothing), with Redis unreachable it carries the notice line, else the live
+(and imports nothing), with Redis unreachable it carries the notice line (and with
+LVS_LOCAL_WORK=off and no worker announced, `NO_WORKER`), else the live
 workers, the session leases each holds, and every Dramatiq queue's waiting, delayed, running
 and dead messages (read from the broker's own keys: `<namespace>:<queue>` lists, the
 `.DQ`/`.XQ` sets and the per-worker `__acks__` sets).
@@ -16,6 +17,10 @@ from services.compute.broker import NAMESPACE
 from services.compute.conn import redacted, redis_link
 from services.compute.registry import WorkerInfo
 from services.compute.settings import ComputeSettings
+
+NO_WORKER = (
+    "No worker is announced and LVS_LOCAL_WORK=off: transcodes run on this server until one answers"
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,10 @@ def snapshot(cfg: ComputeSettings) -> ComputeStatus:
     if client is None:
         return ComputeStatus(True, "unreachable", url, link.notice())
     try:
-        return ComputeStatus(True, "ok", url, None, registry.workers(client),
-                             leases.count_by_worker(client), queue_sizes(client))  # fmt: skip
+        live = registry.workers(client)
+        notice = None if live or cfg.local_work else NO_WORKER
+        return ComputeStatus(True, "ok", url, notice, live, leases.count_by_worker(client),
+                             queue_sizes(client))  # fmt: skip
     except link.errors as exc:
         link.failed(exc)
         return ComputeStatus(True, "unreachable", url, link.notice())

@@ -7,13 +7,25 @@ it is a placement file beside it (`hls/remote/<id>.json`) and a lease in Redis
 (services/compute/leases.py) that the worker watches.
 
 - Placing: a session's first segment request (or one after its worker was lost) chooses among
-  the live workers and, with LVS_LOCAL_WORK=on, this server itself (`registry.choose`:
-  hardware with room first, then the least busy; sessions counted from announcements and from
-  leases just given). For a worker it writes the lease and sends the job (media_hash, the
-  library root and the path inside it, Source facts, Output — services/playback/worker.py)
-  to that worker's own Dramatiq queue. With no worker, Redis unreachable (one WARNING, a
-  dashboard notice: `RedisLink.notice()`) or LVS_LOCAL_WORK=off and no worker answering, the
-  session runs here, exactly as on a single node.
+  the live workers (`registry.choose`: hardware with room first, then the least busy; sessions
+  counted from announcements and from leases just given). For a worker it writes the lease and
+  sends the job (media_hash, the library root and the path inside it, Source facts, Output —
+  services/playback/worker.py) to that worker's own Dramatiq queue.
+- LVS_LOCAL_WORK=on (the default): this server is one more candidate, only while it has a free
+  encoder slot (LVS_TRANSCODE_MAX), and at equal sessions per slot a worker goes first (the
+  server also serves the pages); hardware with room before software as for any worker. A
+  session placed here stays here.
+- LVS_LOCAL_WORK=off: a session goes only to workers — a full one too (it answers 503 with
+  Retry-After until a slot frees, as a single node does). It runs here only when Redis is
+  unreachable (one WARNING from the link, its dashboard notice), when no worker is announced,
+  or when every announced one failed this request (gone, refused, cannot read the file): one
+  WARNING until a worker answers again, and `status.snapshot` carries a notice while none is
+  announced. A session running here that way goes back to a worker as soon as one answers:
+  every RECHECK seconds one of its segment requests not already made here asks a worker (not
+  one that reported it cannot read the file) for it, and only once that worker has answered
+  with the segment is the session moved there and the encoder here stopped.
+- A worker lost and then restarted (a new announcement, `started`) is a fresh candidate at
+  once: a failed worker is left for the request by (id, started), not by id alone.
 - Serving: each segment request is proxied to the worker, signed (HMAC with expiry), the
   viewer's Range passed on, the body streamed through in CHUNK (256 KiB) pieces (never buffered
   whole). It renews the lease.
@@ -39,7 +51,7 @@ import os
 import select
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,6 +73,7 @@ READ_TIMEOUT = 40.0  # a worker waits up to SEGMENT_WAIT (25 s) for its encoder
 LOOK_EVERY = 1.0  # while waiting for a worker's answer, seconds between heartbeat checks
 TRIES = 4  # placements tried for one segment request
 TOUCH = 5.0  # seconds between updates of a remote session's record (its idle reaping is 60 s)
+RECHECK = 5.0  # LVS_LOCAL_WORK=off: seconds between looks for a worker for a session run here
 PASSED_ON = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag",
              "Last-Modified", "Retry-After", "X-LVS-Worker")  # fmt: skip
 LOCAL = "local"
@@ -74,7 +87,8 @@ class WorkerLost(Exception):
 class Placement:
     worker: str  # a worker id, or LOCAL
     url: str = ""
-    at: float = 0.0
+    at: float = 0.0  # when it was placed (LOCAL with LVS_LOCAL_WORK=off: last looked again)
+    started: float = 0.0  # the worker's announced start: a restarted one is another candidate
 
 
 class Upstream:
@@ -121,6 +135,7 @@ class RemoteTranscoder:
         self.placed_dir = local.root / "remote"
         self.placed_dir.mkdir(parents=True, exist_ok=True)
         self.failovers = 0
+        self.alone = False  # LVS_LOCAL_WORK=off and no worker could: said once (WARNING)
 
     # ---- the interface ----
 
@@ -183,11 +198,15 @@ class RemoteTranscoder:
         # 503). Written every TOUCH seconds only: a rename per segment cost more than the hop.
         if time.time() - s.last_request > TOUCH:
             self.local._seen(s, n)
-        tried: set[str] = set()
+        tried: dict[str, float] = {}  # worker id → its `started` when it failed this request
         for _ in range(TRIES):
             p = self._placement(session_id)
-            if p is None or p.worker in tried:
+            if p is None or _left(p.worker, p.started, tried):
                 p = self._place(s, n, loader, tried)
+            elif p.worker == LOCAL and not self.cfg.local_work and time.time() - p.at > RECHECK:
+                up = self._back_to_a_worker(s, n, loader, p, range_header)
+                if up is not None:
+                    return up
             if p.worker == LOCAL:
                 return self.local.segment(session_id, user_id, n, loader)
             try:
@@ -197,7 +216,7 @@ class RemoteTranscoder:
                             session_id, p.worker, exc, n)  # fmt: skip
                 metrics.count("hls_worker_failovers")
                 self.failovers += 1
-                tried.add(p.worker)
+                tried[p.worker] = p.started
                 self._forget(session_id, p)
                 continue
             self._renew(session_id, p)
@@ -206,16 +225,19 @@ class RemoteTranscoder:
 
     # ---- placing ----
 
-    def _place(self, s: Session, n: int, loader: Loader, tried: set[str]) -> Placement:
+    def _place(self, s: Session, n: int, loader: Loader, tried: dict[str, float]) -> Placement:
         with self.local._lock():
             p = self._placement(s.id)
-            if p is not None and p.worker not in tried:
+            if p is not None and not _left(p.worker, p.started, tried):
                 return p  # placed by another request meanwhile
             p = self._choose(s, n, loader, tried)
             self._write(s.id, p)
         return p
 
-    def _choose(self, s: Session, n: int, loader: Loader, tried: set[str]) -> Placement:
+    def _choose(self, s: Session, n: int, loader: Loader, tried: dict[str, float],
+                quiet: bool = False) -> Placement:  # fmt: skip
+        """Choose where the session runs from segment n (a worker: its lease written and its
+        job sent), LOCAL as the module docstring says; `quiet`: a look again, no warning."""
         client = self.link.client()
         if client is None:
             return Placement(LOCAL, at=time.time())
@@ -225,13 +247,16 @@ class RemoteTranscoder:
         except self.link.errors as exc:
             self.link.failed(exc)
             return Placement(LOCAL, at=time.time())
-        candidates = [replace(w, sessions=max(w.sessions, given.get(w.id, 0))) for w in live]
+        candidates = [replace(w, sessions=max(w.sessions, given.get(w.id, 0))) for w in live
+                      if not _left(w.id, w.started, tried)]  # fmt: skip
         if self.cfg.local_work:
-            candidates.append(self._local_info())
-        chosen = registry.choose(candidates, exclude=tried)
+            me = self._local_info()
+            if me.busy < 1:  # a free encoder slot here
+                candidates.append(me)
+        chosen = registry.choose(candidates)
         if chosen is None or chosen.id == LOCAL:
-            if chosen is None and not self.cfg.local_work:
-                log.warning("hls session %s: no worker can take it: it runs here", s.id)
+            if chosen is None and not self.cfg.local_work and not quiet:
+                self._alone_now(s.id, len(live))
             return Placement(LOCAL, at=time.time())
         source, f = loader()
         try:
@@ -254,14 +279,67 @@ class RemoteTranscoder:
         log.info("hls session %s: placed on worker %s (%s) at segment %d", s.id, chosen.id,
                  chosen.url, n)  # fmt: skip
         metrics.count("hls_sessions_placed_remote")
-        return Placement(chosen.id, chosen.url, time.time())
+        if self.alone:
+            self.alone = False
+            log.info("workers answer again: sessions go to them (LVS_LOCAL_WORK=off)")
+        return Placement(chosen.id, chosen.url, time.time(), chosen.started)
+
+    def _alone_now(self, sid: str, announced: int) -> None:
+        """LVS_LOCAL_WORK=off and no worker can take a session: one WARNING until one can."""
+        why = "every worker failed" if announced else "no worker is announced"
+        if not self.alone:
+            self.alone = True
+            log.warning("hls session %s: %s: it runs on this server (LVS_LOCAL_WORK=off; it "
+                        "goes to a worker when one answers)", sid, why)  # fmt: skip
+        else:
+            log.info("hls session %s: %s: it runs on this server", sid, why)
+
+    def _back_to_a_worker(self, s: Session, n: int, loader: Loader, p: Placement,
+                          range_header: str | None) -> Upstream | None:  # fmt: skip
+        """LVS_LOCAL_WORK=off, the session runs here for want of a worker: ask one for segment
+        n; once it answered, the session is its and the encoder here stops. None: stays here."""
+        with self.local._lock():
+            if self._placement(s.id) != p:
+                return None  # another request is at it
+            self._write(s.id, replace(p, at=time.time()))  # the next look in RECHECK s
+        client = self.link.client()
+        if client is None:
+            return None
+        try:
+            refused = leases.error_of(client, s.id)  # it said it cannot read the file
+        except self.link.errors as exc:
+            self.link.failed(exc)
+            return None
+        q = self._choose(s, n, loader, {refused[0]: 0.0} if refused else {}, quiet=True)
+        if q.worker == LOCAL:
+            return None
+        try:
+            up = self._fetch(q, s.id, n, range_header)
+        except WorkerLost as exc:
+            log.info("hls session %s: worker %s could not take it back (%s): it stays here",
+                     s.id, q.worker, exc)  # fmt: skip
+            with contextlib.suppress(*self.link.errors):
+                leases.release(client, s.id)
+            return None
+        with self.local._lock():
+            self._write(s.id, q)
+        self.local.hand_over(s.id)
+        self._renew(s.id, q)
+        log.info("hls session %s: moved from this server to worker %s at segment %d", s.id,
+                 q.worker, n)  # fmt: skip
+        return up
 
     def _local_info(self) -> registry.WorkerInfo:
         running = sum(1 for si in self.local.sessions() if si.encoder)
         choice = encoders.detect()
-        return registry.WorkerInfo(id=LOCAL, host="", url="", cpus=os.cpu_count() or 1,
+        cpus = os.cpu_count() or 1
+        try:
+            load = os.getloadavg()[0] / cpus
+        except OSError:
+            load = 0.0
+        return registry.WorkerInfo(id=LOCAL, host="", url="", cpus=cpus,
                                    hardware=choice.hardware, sessions=running,
-                                   capacity=self.local.max_encoders)  # fmt: skip
+                                   capacity=self.local.max_encoders, load=round(load, 2))  # fmt: skip
 
     def _location(self, fd: int) -> tuple[str, str] | None:
         """Return (library root as configured, path inside it) of the open file."""
@@ -360,14 +438,14 @@ class RemoteTranscoder:
         try:
             data = json.loads((self.placed_dir / f"{sid}.json").read_text())
             return Placement(str(data["worker"]), str(data.get("url", "")),
-                             float(data.get("at", 0)))  # fmt: skip
+                             float(data.get("at", 0)), float(data.get("started", 0)))  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def _write(self, sid: str, p: Placement) -> None:
         path = self.placed_dir / f"{sid}.json"
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"worker": p.worker, "url": p.url, "at": p.at}))
+        tmp.write_text(json.dumps(asdict(p)))
         os.replace(tmp, path)
         self._prune()
 
@@ -389,3 +467,11 @@ class RemoteTranscoder:
             with contextlib.suppress(OSError):
                 if time.time() - tmp.stat().st_mtime > 60:
                     tmp.unlink()
+
+
+def _left(worker: str, started: float, tried: dict[str, float]) -> bool:
+    """Return True when this request already failed with that worker (the same run of it: a
+    restarted worker, announced with another `started`, is tried again)."""
+    if worker not in tried:
+        return False
+    return tried[worker] in (0.0, started)

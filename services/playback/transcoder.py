@@ -267,6 +267,15 @@ class LocalTranscoder:
             s = self.session(session_id, user_id)
             self._end(s, "stopped by the player")
 
+    def hand_over(self, session_id: str) -> None:
+        """Stop the session's encoder here, keeping the session and its finished segments: it
+        goes on elsewhere (on a worker: services/playback/remote.py)."""
+        with self._lock():
+            s = self._read(session_id)
+            if s is not None and s.run is not None:
+                self._kill(s)
+                self._write(s)
+
     def sessions(self) -> list[SessionInfo]:
         """Return the live sessions, newest first."""
         return list_sessions(self.root)
