@@ -3,6 +3,8 @@
     GET  /node/health                         "ok" (unsigned: a liveness probe, says nothing)
     GET  /node/sessions/<id>/<n>.ts           segment n of a session (signed), Range-aware
     POST /node/sessions/<id>/stop             end a session now (signed)
+    GET  /node/previews/<hash>/<name>         a preview this worker made (signed)
+    DELETE /node/previews/<hash>/<kind>       the server has it: forget it (signed)
 
 A small Flask app of its own (not the server's: no pages, no database), served by `flask
 worker` (cli/worker.py) with werkzeug's threaded server. Every request but the health probe
@@ -17,8 +19,10 @@ from flask import Flask, Response, request, send_file
 
 from services.errors import LVSError, NotFound, TranscodeFailed, Unavailable
 from services.playback.worker import BadJob, WorkerSessions
+from services.previews.batch_worker import BatchWorker
 
 SID = "<regex('[0-9a-f]{16}'):sid>"
+HASH = "<regex('[0-9a-f]{16}'):media_hash>"
 
 
 def _error(status: int, text: str, retry_after: int = 0) -> Response:
@@ -28,8 +32,8 @@ def _error(status: int, text: str, retry_after: int = 0) -> Response:
     return response
 
 
-def make_app(sessions: WorkerSessions) -> Flask:
-    """Return the worker's WSGI app serving `sessions`."""
+def make_app(sessions: WorkerSessions, batch: BatchWorker | None = None) -> Flask:
+    """Return the worker's WSGI app serving `sessions` (and the previews `batch` made)."""
     from werkzeug.routing import BaseConverter
 
     class Regex(BaseConverter):
@@ -78,6 +82,19 @@ def make_app(sessions: WorkerSessions) -> Flask:
     @app.post(f"/node/sessions/{SID}/stop")
     def stop(sid: str) -> Response:
         sessions.end(sid, "stopped by the server")
+        return Response(status=204)
+
+    @app.get(f"/node/previews/{HASH}/<name>")
+    def preview(media_hash: str, name: str) -> Response:
+        path = batch.file(media_hash, name) if batch is not None else None
+        if path is None:
+            return _error(404, "no such preview on this worker")
+        return send_file(path, mimetype="application/octet-stream", max_age=0)
+
+    @app.delete(f"/node/previews/{HASH}/<kind>")
+    def forget_preview(media_hash: str, kind: str) -> Response:
+        if batch is not None:
+            batch.forget(media_hash, kind)
         return Response(status=204)
 
     return app

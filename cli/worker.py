@@ -26,8 +26,11 @@ from cli.fmt import app_settings
 from services.compute import broker, registry
 from services.compute.conn import redacted, redis_link
 from services.compute.node import Node
+from services.library.probe_pool import ProbePool
 from services.playback import encoders
 from services.playback import worker as playback_worker
+from services.previews import batch as preview_batch
+from services.previews.batch_worker import BatchWorker
 
 
 def _bind(value: str) -> tuple[str, int]:
@@ -85,12 +88,18 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
         secret=settings.node_secret, link=link)  # fmt: skip
     broker.actor(playback_worker.OPEN_ACTOR, queue=registry.queue_of(worker_id),
                  max_retries=0)(sessions.open)  # fmt: skip
+    pool = ProbePool(min(threads, settings.effective_probe_workers()), settings.probe_timeout)
+    previews = BatchWorker(worker_id, scratch, settings, pool.run)
+    deadline = max(settings.thumbnail_timeout, settings.sprite_timeout) + 120
+    broker.actor(preview_batch.MAKE_ACTOR, queue=broker.BATCH_QUEUE, max_retries=5,
+                 min_backoff=2000, max_backoff=30000,
+                 time_limit=int(deadline * 1000))(previews.make)  # fmt: skip
     info = registry.WorkerInfo(
         id=worker_id, host=socket.gethostname(), url=url, cpus=cpus,
         encoders=tuple(dict.fromkeys((choice.name, encoders.SOFTWARE))),
         hardware=choice.hardware, capacity=capacity, started=registry.now())  # fmt: skip
     node = Node(settings.redis_url, info, sessions=sessions.count, threads=threads)
-    server = make_server(host, port, node_app.make_app(sessions), threaded=True)
+    server = make_server(host, port, node_app.make_app(sessions, previews), threaded=True)
     threading.Thread(target=server.serve_forever, name="node-http", daemon=True).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -103,6 +112,7 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
     click.echo(f"worker {worker_id} stopping", err=True)
     node.stop()
     sessions.close()
+    pool.close(kill=True)
     server.shutdown()
 
 

@@ -7,6 +7,10 @@ The others get a runner that does only what their own requests ask (a thumbnail 
 waiting for, a scan an admin starts); the per-media generation lock keeps the two from making
 the same file twice. When the owner stops, its lock is released with its descriptor.
 
+With LVS_REDIS_URL set, the owner also takes the reports of preview jobs done by workers on
+other machines (services/previews/batch_deliveries.py), and every runner may leave thumbnail,
+sprite and clip jobs to them (services/previews/batch_server.py).
+
 LVS_BACKGROUND=inline runs every piece of work in the caller (tests); `off` starts nothing:
 thumbnails are then made only by `flask thumbnails` and `flask scan`.
 
@@ -42,6 +46,7 @@ class Background:
     watcher: Any = None
     wal: Any = None  # the WAL keeper (services/operate/wal.py), run by the owner
     publisher: Any = None  # services/live/activity.Publisher: the jobs, for every process's pages
+    deliveries: Any = None  # previews made by workers on other machines (LVS_REDIS_URL)
     _lock_fd: int | None = None
     _server_fd: int | None = None
 
@@ -50,6 +55,9 @@ class Background:
         if self.publisher is not None:
             self.publisher.stop()
             self.publisher = None
+        if self.deliveries is not None:
+            self.deliveries.stop()
+            self.deliveries = None
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
@@ -89,6 +97,10 @@ def _start(settings: Settings) -> Background:
     background.wal = WalKeeper(settings.db_path, settings.wal_checkpoint_interval)
     background.wal.start()
     background.publisher = _publish(settings, jobs)
+    if settings.redis_url:  # the workers' previews come back to the process that feeds them
+        from services.previews.batch_deliveries import Deliveries
+
+        background.deliveries = Deliveries(settings, jobs.backlog).start()
     if settings.watch != "off":
         try:
             from services.library.watcher import Watcher

@@ -24,7 +24,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ class JobsStatus:
     missing: dict[str, int]  # thumbnails, sprites, clips still to make (database); -1: unknown
     scan: JobInfo | None  # the running or last scan
     errors: tuple[tuple[float, str, str, str], ...]  # (when, kind, target, reason), newest last
+    sent: dict[str, int] = field(default_factory=dict)  # left to workers since start, by kind
 
 
 class Jobs:
@@ -96,6 +97,11 @@ class Jobs:
             pool = ProbePool(self.workers, settings.probe_timeout)
         self._pool = pool
         self._runner: Callable[..., Any] = pool.run if pool is not None else run_in_process
+        self._batch: Any = None  # with workers on other machines: services.previews.batch_server
+        if settings.redis_url and not inline:
+            from services.previews.batch_server import BatchSender
+
+            self._batch = BatchSender(settings)
         self._local = threading.local()
         mark = self._db().execute("SELECT coalesce(max(id), 0) FROM media").fetchone()[0]
         self.kinds = previews.background_kinds(settings)  # what the feed queues
@@ -105,6 +111,7 @@ class Jobs:
         self._cv = self._queue.cv  # one condition for the queue, the scans and the counters
         self._done: Counter[str] = Counter()
         self._failed: Counter[str] = Counter()
+        self._sent: Counter[str] = Counter()  # left to workers on other machines
         self._errors: deque[tuple[float, str, str, str]] = deque(maxlen=20)
         self._scan_queued: Job | None = None
         self._last_scan: Job | None = None
@@ -252,6 +259,7 @@ class Jobs:
                 missing=missing,
                 scan=scan.info() if scan else None,
                 errors=tuple(self._errors),
+                sent=dict(self._sent),
             )
 
     def activity(self) -> tuple[list[JobInfo], dict[str, int]]:
@@ -325,7 +333,11 @@ class Jobs:
     def _run_media(self, job: Job) -> None:
         assert job.media is not None
         try:
-            outcome = previews.make(self._db(), self.settings, job.media, job.kind, self._runner)
+            if self._batch is not None and self._batch.take(self._db(), job, self._closing):
+                outcome = previews.Outcome(job.kind, job.media, "sent", "left to the workers")
+            else:
+                outcome = previews.make(self._db(), self.settings, job.media, job.kind,
+                                        self._runner)  # fmt: skip
         except Exception as exc:  # a bug or shutdown: this job's failure, never the runner's
             if not self._queue.closing:
                 log.exception("%s of %s failed unexpectedly", job.kind, job.target)
@@ -336,6 +348,7 @@ class Jobs:
                 self._failed[job.kind] += 1
                 self._errors.append((time.time(), job.kind, job.target, outcome.reason or ""))
             self._done[job.kind] += int(outcome.status == "made")
+            self._sent[job.kind] += int(outcome.status == "sent")
             job.error = outcome.reason if outcome.status in ("failed", "unavailable") else None
             # An unreadable file (offline share) is not fed again until the next start.
             retry = outcome.status != "unavailable"
@@ -407,6 +420,9 @@ class Jobs:
                     self._cv.wait(SCAN_BUSY_RETRY)
                 if job.cancel_requested:
                     raise Cancelled from None
+
+    def _closing(self) -> bool:
+        return self._queue.closing
 
     def _db(self) -> Database:
         """Return this thread's connection (a connection belongs to one thread)."""

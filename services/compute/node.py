@@ -67,6 +67,9 @@ class Node:
         broker = get_broker(self.redis_url)
         broker.declare_queue(registry.queue_of(self.info.id))
         self._worker = dramatiq.Worker(broker, worker_threads=self.threads, worker_timeout=POLL_MS)
+        # Take no more messages than threads to run them: a batch job waits in the queue, where
+        # any worker can take it, not in a busy worker's buffer (Dramatiq's default is twice).
+        self._worker.queue_prefetch = self.threads
         self._worker.start()
 
     def beat(self) -> WorkerInfo:

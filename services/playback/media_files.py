@@ -32,6 +32,7 @@ from sqlite_utils import Database
 
 from services import fsutil
 from services.errors import NotFound, Unavailable
+from services.library.identity import oshash_fd
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,24 @@ def open_inside(root: str, rel: str) -> tuple[io.FileIO, os.stat_result] | None:
     """Open `rel` inside the library folder `root` (a worker's job), as the server opens media:
     a regular file that resolves inside `root`, else None."""
     return _open_inside(os.fsencode(root.rstrip("/") or "/"), os.fsencode(rel))
+
+
+def open_checked(root: str, rel: str, media_hash: str) -> io.FileIO:
+    """Open `rel` inside the library folder `root` (a worker's job) and check it is the job's
+    media (its media_hash); NotFound when it is missing, outside `root` or another file."""
+    found = open_inside(root, rel)
+    if found is None:
+        raise NotFound("no such file in this worker's library folder")
+    f, st = found
+    try:
+        got = oshash_fd(f.fileno(), st.st_size)
+    except OSError:
+        f.close()
+        raise
+    if got != media_hash:
+        f.close()
+        raise NotFound(f"the file here is another one (media_hash {got})")
+    return f
 
 
 def _open_inside(root: bytes, rel: bytes) -> tuple[io.FileIO, os.stat_result] | None:

@@ -29,14 +29,13 @@ import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from services.compute import leases, signing
 from services.compute.conn import RedisLink
-from services.compute.pathmap import to_worker
+from services.compute.pathmap import location
 from services.errors import LVSError, NotFound
-from services.library.identity import oshash_fd
 from services.playback import hls, media_files
 from services.playback.decision import Output
 from services.playback.source import Source, Track
@@ -198,15 +197,10 @@ def parse_job(data: Any, roots: tuple[Path, ...], path_map: tuple[tuple[str, str
         raise BadJob("method is not remux or transcode")
     server_root = _text(data["root"], 4096, "root") or ""
     rel = _text(data["rel"], 4096, "rel") or ""
-    if not server_root.startswith("/"):
-        raise BadJob("root is not absolute")
-    parts = PurePosixPath(rel).parts
-    if not rel or rel.startswith("/") or any(p in ("..", ".") for p in parts):
-        raise BadJob("the path is not a plain path inside its library folder")
-    mapped = to_worker(server_root, path_map)
-    allowed = {str(r.resolve()) for r in roots} | {str(r) for r in roots}
-    if mapped not in allowed and str(Path(mapped).resolve()) not in allowed:
-        raise BadJob(f"{mapped} is not one of this worker's library folders (LVS_MEDIA_DIRS)")
+    try:
+        mapped = location(server_root, rel, roots, path_map)
+    except ValueError as exc:
+        raise BadJob(str(exc)) from None
     source = _source(data["source"], media_hash)
     output = _output(data["output"], source)
     count = _int(data["count"], 1, hls.MAX_SEGMENTS, "count")
@@ -275,19 +269,7 @@ class WorkerSessions:
 
     def _open_file(self, job: Job) -> IO[bytes]:
         """Open the job's file inside its library folder and check it is the job's media."""
-        found = media_files.open_inside(job.root, job.rel)
-        if found is None:
-            raise NotFound("no such file in this worker's library folder")
-        f, st = found
-        try:
-            got = oshash_fd(f.fileno(), st.st_size)
-        except OSError:
-            f.close()
-            raise
-        if got != job.media_hash:
-            f.close()
-            raise NotFound(f"the file here is another one (media_hash {got})")
-        return f
+        return media_files.open_checked(job.root, job.rel, job.media_hash)
 
     def job(self, sid: str, wait: float = OPEN_WAIT) -> Job:
         """Return the session's job, waiting for it to arrive; NotFound or BadJob (failed)."""

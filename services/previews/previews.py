@@ -144,13 +144,8 @@ def _eligible(what: str) -> str:
 
 def source(db: Database, media_id: int) -> bytes | None:
     """Return the absolute path of a present copy in a library that is not offline."""
-    row = db.execute(
-        """SELECT l.root, f.path FROM files f JOIN libraries l ON l.id = f.library_id
-           WHERE f.media_id = ? AND f.present = 1 AND l.state != 'offline'
-           ORDER BY f.id LIMIT 1""",
-        [media_id],
-    ).fetchone()
-    return os.fsencode(row[0]) + b"/" + row[1] if row else None
+    found = location(db, media_id)
+    return os.fsencode(found[0]) + b"/" + found[1] if found else None
 
 
 def make(
@@ -199,19 +194,38 @@ def make(
 def _render(
     db: Database, settings: Settings, target: Target, what: str, path: bytes, runner: Runner
 ) -> None:
-    data_dir = settings.data_dir
+    vr = what == "clip" and is_vr(db, target.media_id)
+    render(settings.data_dir, settings, target.media_hash, target.kind, what, path, runner, vr=vr)
+
+
+def render(data_dir: Path, settings: Settings, media_hash: str, media_kind: str, what: str,
+           path: str | bytes, runner: Runner, *, vr: bool = False) -> None:  # fmt: skip
+    """Make a thumbnail, sprite or clip of the file at `path` into `data_dir` (no database:
+    the server's job runner and a worker on another machine make them alike); raise an
+    LVSError for content it cannot be made from, OSError when the file cannot be read."""
     if what == "clip":
-        dest = str(clips.clip_path(data_dir, target.media_hash))
-        box = clips.VR_BOX if is_vr(db, target.media_id) else clips.FLAT_BOX
+        dest = str(clips.clip_path(data_dir, media_hash))
+        box = clips.VR_BOX if vr else clips.FLAT_BOX
         clips.render_clip(path, dest, box, timeout=settings.sprite_timeout)
     elif what == "thumbnail":
-        dest = str(thumb_path(data_dir, target.media_hash))
+        dest = str(thumb_path(data_dir, media_hash))
         width = settings.thumbnail_width
-        runner("thumbnail", path, target.kind, dest, width, timeout=settings.thumbnail_timeout)
+        runner("thumbnail", path, media_kind, dest, width, timeout=settings.thumbnail_timeout)
     else:
-        jpg, vtt = sprite_paths(data_dir, target.media_hash)
+        jpg, vtt = sprite_paths(data_dir, media_hash)
         args = (path, str(jpg), str(vtt), settings.sprite_width, settings.sprite_tiles)
         runner("sprite", *args, timeout=settings.sprite_timeout)
+
+
+def location(db: Database, media_id: int) -> tuple[str, bytes] | None:
+    """Return (library root as configured, path inside it) of the copy `source` names."""
+    row = db.execute(
+        """SELECT l.root, f.path FROM files f JOIN libraries l ON l.id = f.library_id
+           WHERE f.media_id = ? AND f.present = 1 AND l.state != 'offline'
+           ORDER BY f.id LIMIT 1""",
+        [media_id],
+    ).fetchone()
+    return (row[0], bytes(row[1])) if row else None
 
 
 def is_vr(db: Database, media_id: int) -> bool:

@@ -143,10 +143,15 @@ def write_jpeg(image: Image.Image, dest: Path, quality: int = JPEG_QUALITY) -> N
 
 def write_text(text: str, dest: Path) -> None:
     """Write text to dest atomically, as write_jpeg does."""
+    write_bytes(text.encode("utf-8"), dest)
+
+
+def write_bytes(data: bytes, dest: Path) -> None:
+    """Write bytes to dest atomically, as write_jpeg does (a preview a worker made)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        temp.write_text(text, encoding="utf-8")
+        temp.write_bytes(data)
         os.replace(temp, dest)
     except BaseException:
         temp.unlink(missing_ok=True)

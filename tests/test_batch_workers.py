@@ -1,0 +1,317 @@
+"""Preview work on workers on other machines (issue 18), end to end.
+
+A real redis-server and two real `flask worker` processes with their own scratch folders stand
+in for two machines; the server is the real app with its real background runner
+(services.background.start: the job runner and the reports' consumer), LVS_LOCAL_WORK=off.
+Thumbnails, sprites and clips of the library are made by the workers, fetched by the server
+and served by its routes; hostile jobs are refused by the workers; forged deliveries are
+refused by the server and write nothing; a worker killed mid-batch loses its jobs to the
+other; with no worker, or Redis down, the server makes them itself with one WARNING.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from services import db as dbmod
+from services.compute import broker, conn, registry, signing
+from services.previews import batch
+from services.previews.thumbnails import thumb_path
+from tests.conftest import signed_in
+from tests.mediagen import X264, make_video
+from tests.redis_server import RedisServer, free_port
+from tests.sample_library import media_hash
+from tests.test_compute import SECRET
+from tests.test_workers import Workers
+
+KINDS = ("thumbnail", "sprite", "clip")
+
+
+def records(settings, status: str = "ok") -> dict[tuple[str, str], str]:
+    """Return (kind, media_hash) → status of the `thumbs` rows of the current content."""
+    db = dbmod.connect(settings.db_path)
+    try:
+        rows = db.execute(
+            "SELECT t.kind, m.media_hash, t.status FROM thumbs t JOIN media m ON m.id = t.media_id "
+            "AND m.media_hash = t.media_hash"
+        ).fetchall()
+    finally:
+        db.close()
+    return {(k, h): s for k, h, s in rows if status is None or s == status}
+
+
+def wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class BatchCluster:
+    """A library, Redis, two workers and the server app with its background runner."""
+
+    def __init__(self, base: Path) -> None:
+        from app import create_app
+        from config import load_settings
+        from services import background
+
+        self.base = base
+        self.root = base / "library"
+        self.root.mkdir(parents=True)
+        self.count = 0
+        self.files = [self.add() for _ in range(4)]
+        (base / "redis").mkdir()
+        self.redis = RedisServer(base / "redis")
+        self.redis.start()
+        self.config = {"media_dirs": [str(self.root)], "data_dir": str(base / "data"),
+                       "probe_workers": 1, "redis_url": self.redis.url, "node_secret": SECRET,
+                       "local_work": "off", "watch": "off"}  # fmt: skip
+        self.settings = load_settings(self.config, environ={}, dotenv_path=base / "no.env")
+        self.workers = Workers(base, self.redis.url, self.root)
+        self.workers.start("w-a")
+        self.workers.start("w-b")
+        self.app = create_app(self.config)
+        self.background = background.start(self.settings)
+        self.app.extensions["background"] = self.background
+        self.jobs = self.background.jobs
+        self.scan()  # the first scan; its new media go to the workers
+
+    def add(self, seconds: float = 6, size: str = "320x240") -> Path:
+        self.count += 1  # a length of its own: every file is other content (media_hash)
+        return make_video(self.root / f"v{self.count}.mp4", vcodec=X264,
+                          seconds=seconds + self.count / 5, size=size)  # fmt: skip
+
+    def scan(self) -> None:
+        job = self.jobs.scan()
+        assert job.wait(60) and job.state == "done", job.error
+
+    def hash(self, path: Path) -> str:
+        return media_hash(self.settings, path)
+
+    def all_made(self, files: list[Path]) -> bool:
+        made = records(self.settings)
+        return all((k, self.hash(f)) in made for f in files for k in KINDS)
+
+    def log(self, name: str) -> str:
+        return self.workers.log(name).read_text()
+
+    def close(self) -> None:
+        self.background.stop()
+        self.workers.stop_all()
+        self.redis.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    c = BatchCluster(tmp_path_factory.mktemp("batch"))
+    yield c
+    c.close()
+
+
+def test_previews_of_new_media_are_made_by_the_workers_and_served_here(cluster) -> None:
+    wait_for(lambda: cluster.all_made(cluster.files), 180, "the workers' previews")
+    status = cluster.jobs.status()
+    assert not any(status.done.get(k) for k in KINDS), status.done  # nothing made here
+    assert all(status.sent.get(k, 0) >= len(cluster.files) for k in KINDS), status.sent
+    logs = cluster.log("w-a") + cluster.log("w-b")
+    client = signed_in(cluster.app, "viewer", "batch-viewer")
+    for f in cluster.files:
+        h = cluster.hash(f)
+        for kind in KINDS:
+            assert f"making {kind} of {h}" in logs
+        r = client.get(f"/media/{h}/thumb")
+        made = thumb_path(cluster.settings.data_dir, h).read_bytes()
+        assert r.status_code == 200 and r.mimetype == "image/jpeg" and r.data == made
+        vtt = client.get(f"/media/{h}/sprite.vtt")
+        assert vtt.status_code == 200 and vtt.data.startswith(b"WEBVTT")
+        assert client.get(f"/media/{h}/sprite.jpg").status_code == 200
+        clip = client.get(f"/media/{h}/clip.mp4")
+        assert clip.status_code == 200 and clip.data[4:8] == b"ftyp"
+    # both workers took some; the server fetched them, so the workers' scratch is empty again
+    assert "making" in cluster.log("w-a") and "making" in cluster.log("w-b")
+    for name in ("w-a", "w-b"):
+        out = cluster.workers.scratch(name) / "previews"
+        wait_for(lambda out=out: not [p for p in out.rglob("*") if p.is_file() and
+                                      not p.name.startswith(".")], 10, "the scratch emptied")  # fmt: skip
+
+
+def _refused_by(cluster, text: str, count: int) -> bool:
+    return (cluster.log("w-a") + cluster.log("w-b")).count(text) >= count
+
+
+def test_hostile_jobs_are_refused_by_the_workers(cluster) -> None:
+    h = cluster.hash(cluster.files[0])
+    good = {"media_hash": h, "kind": "thumbnail", "media": "video", "vr": False, "width": 320,
+            "tiles": 81, "root": str(cluster.root), "rel": cluster.files[0].name}  # fmt: skip
+    hostile = [{**good, "root": "/etc", "rel": "passwd"}, {**good, "rel": "../../etc/passwd"},
+               {**good, "kind": "-vf movie=/etc/passwd"}, {**good, "media_hash": "../../x"},
+               {**good, "argv": ["-i", "/etc/passwd"]}, {**good, "width": 10**9}]  # fmt: skip
+    before = (cluster.log("w-a") + cluster.log("w-b")).count("refused a preview job")
+    for job in hostile:
+        assert broker.send_to(cluster.redis.url, broker.BATCH_QUEUE, batch.MAKE_ACTOR, job)
+    wait_for(lambda: _refused_by(cluster, "refused a preview job", before + len(hostile)), 30,
+             "the workers to refuse the jobs")  # fmt: skip
+    logs = cluster.log("w-a") + cluster.log("w-b")
+    assert "is not one of this worker's library folders" in logs
+    assert "not a plain path inside its library folder" in logs
+    assert "kind is not thumbnail, sprite or clip" in logs
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"root": "/etc"}, {"root": "rel/ative"}, {"rel": "/etc/passwd"}, {"rel": "a/../../x"},
+     {"kind": "scan"}, {"media_hash": "ABCDEF0123456789"}, {"media": "shell"},
+     {"kind": "sprite", "media": "picture"}, {"vr": "yes"}, {"width": 0}, {"tiles": 401},
+     {"argv": "-i x"}],
+)  # fmt: skip
+def test_batch_job_allow_lists(tmp_path: Path, change: dict) -> None:
+    good = {"media_hash": "0123456789abcdef", "kind": "sprite", "media": "video", "vr": False,
+            "width": 160, "tiles": 81, "root": "/srv/media", "rel": "a/x.mkv"}  # fmt: skip
+    pm = (("/srv/media", str(tmp_path)),)
+    assert batch.parse_job(good, (tmp_path,), pm).root == str(tmp_path)
+    with pytest.raises(batch.BadJob):
+        batch.parse_job({**good, **change}, (tmp_path,), pm)
+
+
+def test_unsigned_forged_or_expired_fetches_are_refused_by_a_worker(cluster) -> None:
+    h = cluster.hash(cluster.files[0])
+    path = f"/node/previews/{h}/thumb.jpg"
+    url = cluster.workers.urls["w-a"] + path
+    bad = [
+        {},
+        {signing.EXPIRES: str(int(time.time()) + 20), signing.SIGNATURE: "0" * 64},
+        {signing.EXPIRES: "1000", signing.SIGNATURE: signing.sign(SECRET, "GET", path, 1000)},
+    ]
+    for headers in bad:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5)
+        assert refused.value.code == 403
+    assert f"refused GET {path}" in cluster.log("w-a")
+    signed = signing.headers(SECRET, "GET", path)
+    with pytest.raises(urllib.error.HTTPError) as gone:  # fetched and forgotten already
+        urllib.request.urlopen(urllib.request.Request(url, headers=signed), timeout=5)
+    assert gone.value.code == 404
+
+
+class FakeWorker:
+    """An HTTP server announced as a worker that serves whatever bytes it is given."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.body = b""
+        port = free_port()
+        self.server = make_server("127.0.0.1", port, self.app)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        client = conn.redis_link(redis_url).client()
+        info = registry.WorkerInfo(id="w-fake", host="x", url=f"http://127.0.0.1:{port}", cpus=1)
+        registry.announce(client, info, ttl=120)
+
+    @Request.application
+    def app(self, request: Request) -> Response:
+        return Response(self.body)
+
+
+def test_forged_deliveries_are_refused_and_write_nothing(cluster, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    cluster.jobs.pause()  # the runner leaves the thumbnail removed below alone
+    h = cluster.hash(cluster.files[0])
+    path = thumb_path(cluster.settings.data_dir, h)
+    path.unlink()
+    db = dbmod.connect(cluster.settings.db_path)
+    with dbmod.write(db):
+        db.execute("DELETE FROM thumbs WHERE kind = 'thumbnail' AND media_hash = ?", [h])
+    db.close()
+    fake = FakeWorker(cluster.redis.url)
+    deliveries = cluster.background.deliveries
+
+    def report(body: bytes, digest: str | None = None, **change) -> None:
+        fake.body = body
+        sha = digest or hashlib.sha256(body).hexdigest()
+        message = {"worker": "w-fake", "media_hash": h, "kind": "thumbnail", "status": "made",
+                   "reason": "", "seconds": 0.1, "files": {"thumb.jpg": sha}, **change}  # fmt: skip
+        deliveries.done(message)
+
+    try:
+        report(b"<?php system($_GET['c']); ?>")  # not a JPEG
+        report(b"\xff\xd8\xff" + b"0" * 100, digest="0" * 64)  # not the bytes reported
+        report(b"x", worker="../../etc")
+        report(b"x", kind="thumbnail; rm -rf /")
+        report(b"x", files={"../../../app.py": "0" * 64})
+        report(b"x", worker="w-nobody")  # no such worker alive: nothing fetched
+        warned = [r.getMessage() for r in caplog.records]
+        assert sum("is not a JPEG" in m for m in warned) == 1
+        assert sum("SHA-256 differs" in m for m in warned) == 1
+        assert sum("refused a preview report" in m for m in warned) == 3
+        assert not path.exists() and ("thumbnail", h) not in records(cluster.settings, None)
+        assert not list(path.parent.glob(".*.tmp"))
+    finally:
+        fake.server.shutdown()
+        registry.withdraw(conn.redis_link(cluster.redis.url).client(), "w-fake")
+        cluster.jobs.resume()
+    cluster.jobs.backlog()  # and the real workers make it again
+    wait_for(lambda: cluster.all_made([cluster.files[0]]), 60, "the thumbnail made again")
+    assert path.exists()
+
+
+def test_a_worker_killed_mid_batch_loses_its_jobs_to_the_other(cluster) -> None:
+    new = [cluster.add(seconds=30, size="640x360") for _ in range(4)]
+    hashes_before = cluster.log("w-a").count("making")
+    cluster.scan()
+    hashes = [cluster.hash(f) for f in new]
+    taken: list[str] = []
+
+    def a_is_making() -> bool:
+        lines = cluster.log("w-a").splitlines()
+        making = [ln for ln in lines if "making" in ln]
+        if len(making) <= hashes_before:
+            return False
+        last = making[-1].split("making ", 1)[1].strip()  # "<kind> of <hash>"
+        kind, _, h = last.partition(" of ")
+        done = f"{kind} of {h} made" in cluster.log("w-a")
+        if kind == "clip" and h in hashes and not done:  # a clip takes seconds: mid-job
+            taken.append(last)
+            return True
+        return False
+
+    wait_for(a_is_making, 60, "worker w-a to take a new job")
+    cluster.workers.kill("w-a")  # mid-job: Dramatiq gives its unacknowledged jobs to w-b
+    wait_for(lambda: cluster.all_made(new), 180, "the batch to finish on w-b")
+    assert f"making {taken[0]}" in cluster.log("w-b")
+    assert not any(cluster.jobs.status().done.get(k) for k in KINDS)  # still nothing here
+
+
+def test_no_worker_alive_means_previews_are_made_here_with_one_warning(cluster, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    cluster.workers.stop_all()
+    wait_for(lambda: not registry.workers(conn.redis_link(cluster.redis.url).client()), 10,
+             "no worker announced")  # fmt: skip
+    new = [cluster.add(), cluster.add()]
+    cluster.scan()
+    wait_for(lambda: cluster.all_made(new), 120, "the previews made here")
+    assert cluster.jobs.status().done.get("thumbnail", 0) >= 2
+    warned = [r for r in caplog.records if "no worker answers" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+
+
+def test_redis_down_means_previews_are_made_here_with_one_warning(cluster, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    cluster.redis.stop()
+    done = dict(cluster.jobs.status().done)
+    new = [cluster.add(), cluster.add()]
+    cluster.scan()
+    wait_for(lambda: cluster.all_made(new), 120, "the previews made here")
+    assert cluster.jobs.status().done["thumbnail"] >= done.get("thumbnail", 0) + 2
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("services")]
+    assert sum("unreachable" in m for m in ours) == 1, ours
+    assert not any("no worker answers" in m for m in ours)
