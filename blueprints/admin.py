@@ -19,6 +19,7 @@ from flask import (
 
 from blueprints.common import get_db, render, settings
 from services import db as dbmod
+from services.compute.settings import ComputeSettings
 from services.operate import dashboard, maintenance
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -42,7 +43,8 @@ def _jobs() -> Any:
 
 
 def _data() -> dict[str, Any]:
-    return dashboard.collect(get_db(), settings().data_dir, _background())
+    s = settings()
+    return dashboard.collect(get_db(), s.data_dir, _background(), ComputeSettings.of(s))
 
 
 @bp.get("/")

@@ -10,6 +10,12 @@ The `lvs_*` series are computed at scrape time from every worker's merged number
 database, so they are whole whichever worker answers; prometheus-flask-exporter's own
 `flask_http_*` series describe the answering worker only, and leave out the media file route
 (answered in front of Flask, blueprints/media_direct.py; `lvs_requests` counts it).
+
+With LVS_REDIS_URL set, `lvs_redis_up`, `lvs_compute_workers{state}`, the `lvs_compute_worker_*
+{worker}` series and `lvs_compute_queue_messages{queue,state}` describe the workers on other
+machines (services/compute/status.py's cached snapshot). Their labels stay few: a worker id
+per worker (a household has a handful; one that went quiet is forgotten after
+registry.FORGET, 10 minutes) and a queue per worker plus the batch queue.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from prometheus_flask_exporter import PrometheusMetrics
 
 from blueprints.common import get_db
 from services import metrics
+from services.compute import status as compute_status
+from services.compute.settings import ComputeSettings
 from services.errors import LVSError
 from services.library import library
 from services.operate import logs, wal
@@ -80,6 +88,7 @@ class LvsCollector:
         estale.add_metric([], snap.counters.get("estale_retries", 0))
         yield estale
         yield from self._jobs()
+        yield from self._compute()
         yield from self._wal()
         yield from self._library_metrics()
 
@@ -117,6 +126,45 @@ class LvsCollector:
         cache = GaugeMetricFamily("lvs_transcode_cache_bytes", "Size of the transcode cache")
         cache.add_metric([], size)
         yield cache
+
+    def _compute(self) -> Iterator[Metric]:
+        cfg = ComputeSettings.of(self.app.config["SETTINGS"])
+        if not cfg.enabled:
+            return
+        snap = compute_status.cached(cfg)
+        up = GaugeMetricFamily("lvs_redis_up", "1 while Redis (the workers' queue) answers")
+        up.add_metric([], 1 if snap.redis == "ok" else 0)
+        yield up
+        if snap.redis != "ok":
+            return
+        rows = snap.rows()
+        states = GaugeMetricFamily(
+            "lvs_compute_workers", "Workers on other machines, by state", labels=["state"]
+        )
+        for state in ("ok", "busy", "stale"):
+            states.add_metric([state], sum(1 for r in rows if r.state == state))
+        yield states
+        for name, doc, value in (
+            ("sessions", "Transcode sessions a worker runs (its heartbeat)", "sessions"),
+            ("capacity", "Encoders a worker runs at once", "capacity"),
+            ("leases", "Sessions the server placed on a worker (live leases)", "leases"),
+            ("load", "A worker's 1-minute load average per CPU", "load"),
+            ("cpus", "A worker's CPUs", "cpus"),
+            ("heartbeat_age_seconds", "Seconds since a worker's last heartbeat", "heartbeat_age"),
+        ):
+            family = GaugeMetricFamily(f"lvs_compute_worker_{name}", doc, labels=["worker"])
+            for row in rows:
+                family.add_metric([row.info.id], row.as_dict()[value])
+            yield family
+        queues = GaugeMetricFamily(
+            "lvs_compute_queue_messages",
+            "Messages in the workers' queues, by state",
+            labels=["queue", "state"],
+        )
+        for queue, size in snap.queues.items():
+            for state in ("waiting", "delayed", "running", "dead"):
+                queues.add_metric([queue, state], getattr(size, state))
+        yield queues
 
     def _wal(self) -> Iterator[Metric]:
         st = wal.status(self.app.config["SETTINGS"].db_path)

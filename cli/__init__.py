@@ -3,7 +3,7 @@
 - library: scan, thumbnails, stats
 - accounts: create-user, reset-password, set-role
 - maintenance: backup, restore, export, import, db check|vacuum|migrate, cache prune, purge-missing
-- worker: worker (a worker for a server on another machine, issue 18)
+- worker: worker (a worker for a server on another machine, issue 18), workers (what they do)
 
 Commands parse their arguments, call services and print; they may import services and config,
 never blueprints. Each exits non-zero with one clear line on failure.

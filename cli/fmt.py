@@ -33,3 +33,12 @@ def human_duration(seconds: float) -> str:
 def count(n: int, word: str) -> str:
     """Return '1 video', '2 videos'."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Return rows as left-aligned columns under upper-case headers (no trailing spaces)."""
+    cells = [[h.upper() for h in headers], *rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )

@@ -1,4 +1,5 @@
-"""`flask worker`: run a transcode/preview worker for a server on another machine (issue 18).
+"""`flask worker`: run a transcode/preview worker for a server on another machine (issue 18);
+`flask workers`: what the workers and their queues are doing, as the dashboard shows it.
 
     LVS_REDIS_URL=redis://:PASSWORD@server:6379/0 LVS_NODE_SECRET=… LVS_MEDIA_DIRS=/media \\
         flask --app app worker --bind 0.0.0.0:8091 --url http://THIS-MACHINE:8091
@@ -12,6 +13,7 @@ Ctrl-C stops it cleanly: its sessions end, the server places them elsewhere.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,13 +21,15 @@ import threading
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 from werkzeug.serving import make_server
 
 from cli import node_http as node_app
-from cli.fmt import app_settings
-from services.compute import broker, registry
+from cli.fmt import app_settings, table
+from services.compute import broker, registry, status
 from services.compute.conn import redacted, redis_link
 from services.compute.node import Node
+from services.compute.settings import ComputeSettings
 from services.library.probe_pool import ProbePool
 from services.playback import encoders
 from services.playback import worker as playback_worker
@@ -116,5 +120,47 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
     server.shutdown()
 
 
+def _ago(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s ago"
+    return f"{int(seconds)} s ago" if seconds < 120 else f"{int(seconds // 60)} min ago"
+
+
+@click.command("workers")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as the dashboard's JSON has).")
+@with_appcontext
+def workers_command(as_json: bool) -> None:
+    """Show the workers on other machines and their queues (exit 1: Redis is not answering)."""
+    cfg = ComputeSettings.of(app_settings())
+    if not cfg.enabled:
+        if as_json:
+            click.echo(json.dumps({"enabled": False, "redis": "single node"}))
+        else:
+            click.echo("single node (LVS_REDIS_URL is empty)")
+        return
+    snap = status.snapshot(cfg)
+    if as_json:
+        click.echo(json.dumps({**snap.as_dict(), "local_work": cfg.local_work}, indent=1))
+    else:
+        click.echo(f"Redis {snap.url}: {snap.redis}")
+        rows = snap.rows()
+        if rows:
+            click.echo(table(
+                ["host", "worker", "state", "sessions", "leases", "load", "cpus", "encoders",
+                 "heartbeat"],
+                [[r.info.host, r.info.id, r.state, f"{r.info.sessions}/{r.info.capacity}",
+                  str(r.leases), f"{r.info.load:.2f}", str(r.info.cpus),
+                  ",".join(r.info.encoders), _ago(r.age)] for r in rows]))  # fmt: skip
+        elif snap.redis == "ok":
+            click.echo("no worker has announced itself: the server does all the work")
+        if snap.queues:
+            click.echo(table(["queue", "waiting", "delayed", "running", "dead"],
+                             [[name, str(q.waiting), str(q.delayed), str(q.running), str(q.dead)]
+                              for name, q in snap.queues.items()]))  # fmt: skip
+    if snap.redis != "ok":
+        raise click.ClickException(snap.notice or f"Redis at {snap.url} is not answering")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(worker_command)
+    app.cli.add_command(workers_command)

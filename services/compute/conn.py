@@ -47,6 +47,7 @@ class RedisLink:
             socket_connect_timeout=TIMEOUT,
             health_check_interval=10,
             decode_responses=True,
+            driver_info=None,  # no CLIENT SETINFO: deploy/redis-users.acl need not allow it
         )
         self._lock = threading.Lock()
         self._up: bool | None = None  # None: not tried yet
@@ -100,8 +101,8 @@ class RedisLink:
         """Return the dashboard's line while Redis is unreachable, else None."""
         if self._up is False:
             since = time.strftime("%H:%M:%S", time.localtime(self.down_since))
-            return (f"Redis ({redacted(self.url)}) unreachable since {since}: transcodes and "
-                    f"previews run on this server alone ({self.reason})")  # fmt: skip
+            return (f"Redis at {redacted(self.url)} is unreachable since {since} ({self.reason}): "
+                    "this server is doing all the work itself until it answers again")  # fmt: skip
         return None
 
     @property

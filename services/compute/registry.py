@@ -2,8 +2,12 @@
 
 A worker announces itself every HEARTBEAT seconds by writing `lvs:worker:<id>` (JSON of
 `WorkerInfo`) with a TTL of `ttl` seconds: a worker that stops announcing (killed, power cut,
-network gone) disappears from `workers()` within the TTL. `choose()` prefers a worker with a
-working hardware encoder and room for another session, then the least busy one.
+network gone) disappears from `workers()` within the TTL. The same JSON goes to
+`lvs:worker-seen:<id>`, living FORGET seconds: `last_seen()` tells how long ago each worker
+announced itself, by Redis's clock (the key's remaining TTL), so the dashboard can show a worker
+that went quiet as stale for a while instead of dropping it; a clean stop removes both.
+`choose()` prefers a worker with a working hardware encoder and room for another session, then
+the least busy one.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PREFIX = "lvs:worker:"
+SEEN = "lvs:worker-seen:"
 HEARTBEAT = 1.0  # seconds between announcements
 TTL = 4.0  # seconds an announcement lives: a dead worker is gone from the list after this
+FORGET = 600.0  # seconds a worker that went quiet is still shown (as stale)
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -71,13 +77,36 @@ def queue_of(worker_id: str) -> str:
 
 
 def announce(client: Any, info: WorkerInfo, ttl: float = TTL) -> None:
-    """Write the worker's announcement, living `ttl` seconds."""
-    client.set(PREFIX + info.id, info.to_json(), px=int(ttl * 1000))
+    """Write the worker's announcement, living `ttl` seconds (and its last-seen record)."""
+    text = info.to_json()
+    pipe = client.pipeline(transaction=False)
+    pipe.set(PREFIX + info.id, text, px=int(ttl * 1000))
+    pipe.set(SEEN + info.id, text, px=int(FORGET * 1000))
+    pipe.execute()
 
 
 def withdraw(client: Any, worker_id: str) -> None:
     """Remove the worker's announcement at once (a clean stop)."""
-    client.delete(PREFIX + worker_id)
+    client.delete(PREFIX + worker_id, SEEN + worker_id)
+
+
+def last_seen(client: Any) -> dict[str, tuple[WorkerInfo, float]]:
+    """Return every worker that announced itself within FORGET seconds, by id: what it last
+    said and how many seconds ago (by Redis's clock: the record's TTL left)."""
+    keys = sorted(client.scan_iter(match=SEEN + "*", count=500))
+    if not keys:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+        pipe.pttl(key)
+    answers = pipe.execute()
+    found = {}
+    for text, left in zip(answers[::2], answers[1::2], strict=True):
+        info = WorkerInfo.from_json(text) if text else None
+        if info is not None and left is not None and left >= 0:
+            found[info.id] = (info, max(0.0, FORGET - left / 1000))
+    return found
 
 
 def workers(client: Any) -> list[WorkerInfo]:

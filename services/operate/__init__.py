@@ -4,6 +4,7 @@ dashboard (what the performance page shows), logs (structured logging, recent er
 maintenance (backup, restore, check, vacuum, prune, purge), userdata (export and import),
 wal (the background owner's checkpoints that keep the write-ahead log small, and its status).
 
-May import: the shared core, config, and any domain package it reports on (library, previews, playback);
+May import: the shared core, config, and any domain package it reports on (library, previews, playback,
+compute);
 no other package imports operate.
 """

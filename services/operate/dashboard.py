@@ -2,7 +2,9 @@
 
 Request numbers are every gunicorn worker's, merged (services.metrics); memory and CPU are the
 answering worker's and its worker pool's; jobs and the watcher are the background owner's when
-this worker is the owner, else this worker's own runner (the dashboard says which).
+this worker is the owner, else this worker's own runner (the dashboard says which). With
+LVS_REDIS_URL set, `compute` is the workers on other machines and their queues
+(services/compute/status.py, cached: a Redis that hangs holds no page).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from services import metrics
+from services.compute import status as compute_status
+from services.compute.settings import ComputeSettings
 from services.library import library
 from services.operate import maintenance, sysinfo, wal
 from services.operate.logs import RECENT_ERRORS
@@ -220,7 +224,18 @@ def _roots(watcher: Any) -> list[dict[str, Any]]:
     ]
 
 
-def collect(db: Database, data_dir: Path, background: Any) -> dict[str, Any]:
+def compute_part(cfg: ComputeSettings | None) -> dict[str, Any]:
+    """Return the workers on other machines and their queues; {"enabled": False} alone on a
+    single node (the dashboard then shows nothing of them)."""
+    if cfg is None or not cfg.enabled:
+        return {"enabled": False}
+    out = compute_status.cached(cfg).as_dict()
+    out["local_work"] = cfg.local_work
+    return out
+
+
+def collect(db: Database, data_dir: Path, background: Any,
+            compute: ComputeSettings | None = None) -> dict[str, Any]:  # fmt: skip
     """Return everything the dashboard shows (see the module docstring)."""
     proc = sysinfo.process()
     snap = metrics.snapshot()
@@ -243,6 +258,7 @@ def collect(db: Database, data_dir: Path, background: Any) -> dict[str, Any]:
     }
     out["database"] = wal.status(data_dir / "library.db")
     out["playback"] = playback_part(db, data_dir)
+    out["compute"] = compute_part(compute)
     out["recent_errors"] = [asdict(e) for e in RECENT_ERRORS.recent()[:20]]
     out["generated_at"] = time.time()
     return out
