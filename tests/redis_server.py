@@ -6,7 +6,9 @@
 
 Each server gets its own temp dir, a password (`requirepass`), no persistence, and is stopped
 after the test. `stop()` and `start()` take it down and bring it back on the same port (the
-"Redis went away" tests). scripts/test installs the package when it is missing.
+"Redis went away" tests). `RedisServer(folder, acl=text)` loads an ACL file instead of
+`requirepass` (deploy/redis-users.acl: the URL then signs in as its user "lvs").
+scripts/test installs the package when it is missing.
 """
 
 from __future__ import annotations
@@ -33,20 +35,34 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process in `folder`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, acl: str = "") -> None:
         self.folder = folder
         self.port = free_port()
         self.password = secrets.token_hex(12)
         self.proc: subprocess.Popen[bytes] | None = None
+        # An ACL file's text (deploy/redis-users.acl) instead of requirepass: its user "lvs"
+        # gets the password, and a user "admin" (password admin_password) may do anything.
+        self.acl = acl
+        self.admin_password = secrets.token_hex(12)
+
+    @property
+    def user(self) -> str:
+        return "lvs" if self.acl else ""
 
     @property
     def url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        return f"redis://{self.user}:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         conf = self.folder / "redis.conf"
+        auth = f"requirepass {self.password}"
+        if self.acl:
+            users = self.folder / "users.acl"
+            users.write_text(self.acl.replace("@PASSWORD@", self.password)
+                             + f"\nuser admin on >{self.admin_password} ~* &* +@all\n")  # fmt: skip
+            auth = f"aclfile {users}"
         conf.write_text(
-            f"port {self.port}\nbind 127.0.0.1\nrequirepass {self.password}\n"
+            f"port {self.port}\nbind 127.0.0.1\n{auth}\n"
             f'dir {self.folder}\nsave ""\nappendonly no\ndaemonize no\n'
             f"logfile {self.folder / 'redis.log'}\n"
         )
@@ -55,7 +71,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+                    s.sendall(f"AUTH {self.user} {self.password}\r\nPING\r\n".encode())
                     if b"PONG" in s.recv(100):
                         return
             except OSError:

@@ -104,7 +104,7 @@ class Workers:
 class Cluster:
     """A scanned library, Redis, two workers, and the server app."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, acl: str = "") -> None:
         from app import create_app
         from config import load_settings
 
@@ -116,7 +116,7 @@ class Cluster:
             self.files[i] = make_video(self.root / f"clip{i}.mkv", vcodec=[*X265, "-pix_fmt", "yuv420p"],
                                        acodec=["aac", "-b:a", "48k"], seconds=SECONDS,
                                        size="426x240")  # fmt: skip
-        self.redis = RedisServer(base / "redis")
+        self.redis = RedisServer(base / "redis", acl)  # acl: Redis users (tests/redis_server.py)
         (base / "redis").mkdir()
         self.redis.start()
         self.config = {"media_dirs": [str(self.root)], "data_dir": str(base / "data"),

@@ -76,7 +76,8 @@ def get_broker(url: str) -> Any:
             import redis
             from dramatiq.brokers.redis import RedisBroker
 
-            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
+                                          driver_info=None)  # fmt: skip
             broker = RedisBroker(
                 client=client,
                 namespace=NAMESPACE,
