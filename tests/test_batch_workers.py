@@ -226,12 +226,7 @@ def test_forged_deliveries_are_refused_and_write_nothing(cluster, caplog) -> Non
     caplog.set_level(logging.WARNING)
     cluster.jobs.pause()  # the runner leaves the thumbnail removed below alone
     h = cluster.hash(cluster.files[0])
-    path = thumb_path(cluster.settings.data_dir, h)
-    path.unlink()
-    db = dbmod.connect(cluster.settings.db_path)
-    with dbmod.write(db):
-        db.execute("DELETE FROM thumbs WHERE kind = 'thumbnail' AND media_hash = ?", [h])
-    db.close()
+    path = _forget_thumbnail(cluster, h)
     fake = FakeWorker(cluster.redis.url)
     deliveries = cluster.background.deliveries
 
@@ -262,6 +257,67 @@ def test_forged_deliveries_are_refused_and_write_nothing(cluster, caplog) -> Non
     cluster.jobs.backlog()  # and the real workers make it again
     wait_for(lambda: cluster.all_made([cluster.files[0]]), 60, "the thumbnail made again")
     assert path.exists()
+
+
+def _forget_thumbnail(cluster, h: str) -> Path:
+    """Remove a thumbnail from the server (file and record), as if it was never made."""
+    path = thumb_path(cluster.settings.data_dir, h)
+    path.unlink()
+    db = dbmod.connect(cluster.settings.db_path)
+    with dbmod.write(db):
+        db.execute("DELETE FROM thumbs WHERE kind = 'thumbnail' AND media_hash = ?", [h])
+    db.close()
+    return path
+
+
+def _job(cluster, f: Path, **change) -> dict:
+    return {"media_hash": cluster.hash(f), "kind": "thumbnail", "media": "video", "vr": False,
+            "width": 320, "tiles": 81, "root": str(cluster.root), "rel": f.name,
+            **change}  # fmt: skip
+
+
+def test_a_job_done_twice_writes_its_file_once(cluster, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    cluster.jobs.pause()
+    try:
+        f = cluster.files[1]
+        h = cluster.hash(f)
+        path = _forget_thumbnail(cluster, h)
+        forgets = (cluster.log("w-a") + cluster.log("w-b")).count(
+            f"DELETE /node/previews/{h}/thumbnail"
+        )
+        for _ in range(2):  # at-least-once: the same job delivered twice
+            assert broker.send_to(cluster.redis.url, broker.BATCH_QUEUE, batch.MAKE_ACTOR,
+                                  _job(cluster, f))  # fmt: skip
+        wait_for(lambda: (cluster.log("w-a") + cluster.log("w-b")).count(
+            f"DELETE /node/previews/{h}/thumbnail") >= forgets + 2, 60, "both reports handled")  # fmt: skip
+        first = path.stat()
+        kept = [r for r in caplog.records if f"thumbnail of {h} from worker" in r.getMessage()
+                and "kept" in r.getMessage()]  # fmt: skip
+        assert len(kept) == 1  # the second report found the file in place: nothing written
+        assert records(cluster.settings)[("thumbnail", h)] == "ok"
+        time.sleep(0.5)
+        assert path.stat().st_ino == first.st_ino and path.stat().st_mtime_ns == first.st_mtime_ns
+    finally:
+        cluster.jobs.resume()
+
+
+def test_a_job_for_media_gone_or_changed_is_dropped_with_a_log_line(cluster, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    changed = _job(cluster, cluster.files[1], rel=cluster.files[2].name)  # another file now
+    gone = _job(cluster, cluster.files[1], rel="gone.mp4")
+    for job in (changed, gone):
+        assert broker.send_to(cluster.redis.url, broker.BATCH_QUEUE, batch.MAKE_ACTOR, job)
+    wait_for(lambda: _refused_by(cluster, "dropped: ", 2), 30, "the workers to drop both")
+    logs = cluster.log("w-a") + cluster.log("w-b")
+    assert "the file here is another one" in logs and "No such file or directory" in logs
+    wait_for(lambda: sum("the worker cannot make it" in r.getMessage() for r in caplog.records)
+             >= 2, 30, "the server to log both reports")  # fmt: skip
+    unknown = {"worker": "w-a", "media_hash": "f" * 16, "kind": "thumbnail", "status": "made",
+               "reason": "", "seconds": 0.1, "files": {"thumb.jpg": "0" * 64}}  # fmt: skip
+    cluster.background.deliveries.done(unknown)
+    assert any("no such media in the library any more" in r.getMessage() for r in caplog.records)
+    assert not thumb_path(cluster.settings.data_dir, "f" * 16).exists()
 
 
 def test_a_worker_killed_mid_batch_loses_its_jobs_to_the_other(cluster) -> None:
@@ -315,3 +371,42 @@ def test_redis_down_means_previews_are_made_here_with_one_warning(cluster, caplo
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("services")]
     assert sum("unreachable" in m for m in ours) == 1, ours
     assert not any("no worker answers" in m for m in ours)
+
+
+def test_local_work_on_shares_the_batch_and_no_job_is_made_twice(tmp_path: Path, caplog) -> None:
+    """LVS_LOCAL_WORK=on: the server makes previews too; what it sent it skips, what it makes
+    it does not send, so every preview is made once, some here and some by the worker."""
+    from app import create_app  # noqa: F401  (the app's logging, as the server has it)
+    from config import load_settings
+    from services import background
+
+    caplog.set_level(logging.INFO)
+    root = tmp_path / "library"
+    root.mkdir()
+    files = [make_video(root / f"s{i}.mp4", vcodec=X264, seconds=5 + i / 5, size="320x240")
+             for i in range(6)]  # fmt: skip
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    workers = Workers(tmp_path, redis.url, root)
+    config = {"media_dirs": [str(root)], "data_dir": str(tmp_path / "data"), "probe_workers": 1,
+              "redis_url": redis.url, "node_secret": SECRET, "local_work": "on", "watch": "off"}  # fmt: skip
+    settings = load_settings(config, environ={}, dotenv_path=tmp_path / "no.env")
+    bg = None
+    try:
+        workers.start("w-on")
+        create_app(config)
+        bg = background.start(settings)
+        assert bg.jobs.scan().wait(60)
+        hashes = [media_hash(settings, f) for f in files]
+        wait_for(lambda: all((k, h) in records(settings) for h in hashes for k in KINDS), 180,
+                 "every preview made")  # fmt: skip
+        here = sum(bg.jobs.status().done.get(k, 0) for k in KINDS)
+        kept = sum("kept (" in r.getMessage() for r in caplog.records)
+        assert here > 0 and kept > 0, (here, kept)
+        assert here + kept == len(hashes) * len(KINDS)  # none made by both
+    finally:
+        if bg is not None:
+            bg.stop()
+        workers.stop_all()
+        redis.stop()
