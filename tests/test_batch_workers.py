@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -35,6 +36,7 @@ from tests.test_compute import SECRET
 from tests.test_workers import Workers
 
 KINDS = ("thumbnail", "sprite", "clip")
+ACL = Path(__file__).resolve().parent.parent / "deploy" / "redis-users.acl"
 
 
 def records(settings, status: str = "ok") -> dict[tuple[str, str], str]:
@@ -73,7 +75,8 @@ class BatchCluster:
         self.count = 0
         self.files = [self.add() for _ in range(4)]
         (base / "redis").mkdir()
-        self.redis = RedisServer(base / "redis")
+        # As the Redis user of deploy/redis-users.acl: batch work needs nothing it forbids.
+        self.redis = RedisServer(base / "redis", acl=ACL.read_text())
         self.redis.start()
         self.config = {"media_dirs": [str(self.root)], "data_dir": str(base / "data"),
                        "probe_workers": 1, "redis_url": self.redis.url, "node_secret": SECRET,
@@ -139,6 +142,9 @@ def test_previews_of_new_media_are_made_by_the_workers_and_served_here(cluster) 
         assert client.get(f"/media/{h}/sprite.jpg").status_code == 200
         clip = client.get(f"/media/{h}/clip.mp4")
         assert clip.status_code == 200 and clip.data[4:8] == b"ftyp"
+    admin = redis.Redis(port=cluster.redis.port, username="admin",
+                        password=cluster.redis.admin_password, decode_responses=True)  # fmt: skip
+    assert admin.acl_log() == []  # Redis refused the "lvs" user nothing
     # both workers took some; the server fetched them, so the workers' scratch is empty again
     assert "making" in cluster.log("w-a") and "making" in cluster.log("w-b")
     for name in ("w-a", "w-b"):
