@@ -154,6 +154,7 @@ def workers_command(as_json: bool) -> None:
         elif snap.redis == "ok":
             click.echo("no worker has announced itself: the server does all the work")
         if snap.queues:
+            click.echo()
             click.echo(table(["queue", "waiting", "delayed", "running", "dead"],
                              [[name, str(q.waiting), str(q.delayed), str(q.running), str(q.dead)]
                               for name, q in snap.queues.items()]))  # fmt: skip
