@@ -95,6 +95,13 @@ class Deliveries:
         global _current
         if self._worker is not None:
             self._worker.stop(timeout=5000)
+            # A stopped Dramatiq worker stays among its broker's middleware (it would be given
+            # consumers for queues declared later): the next Deliveries in this process starts
+            # a worker of its own.
+            b = self._worker.broker
+            b.middleware[:] = [
+                m for m in b.middleware if getattr(m, "worker", None) is not self._worker
+            ]
             self._worker = None
         if _current is self:
             _current = None
