@@ -15,7 +15,7 @@ Everything runs on this one machine: the "other machines" share its cores, so th
 the overhead of the round trip (queue, report, fetch, checks), not the speed-up a second box
 would bring (each real worker adds its own cores).
 
-    python -m bench.b18_batch [--pairs 5] [--videos 8]
+    bench/run b18batch [--pairs 5] [--videos 16]     (python -m bench.b18batch_previews)
 """
 
 from __future__ import annotations
