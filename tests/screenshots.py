@@ -2,6 +2,7 @@
 
     scripts/screenshots            # writes docs/screenshots/<page>-<size>.png
     scripts/screenshots --serve    # or: keep the server running to look around (Ctrl-C stops)
+    scripts/screenshots --workers  # only the dashboard's Workers panel, with Redis and two workers
 
 A real gunicorn serves the sample library of the tests (tests/sample_library.py, real media made
 by ffmpeg) with a little history, a playlist and tags, and Debian's Chromium takes the pictures.
@@ -12,6 +13,8 @@ Shows, a show, a season and Movies come from the tests' Sonarr/Radarr/Kodi-style
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -37,10 +40,11 @@ SIZES = {
 class ShotServer(Gunicorn):
     """gunicorn over a scanned library (the sample one, or the show library)."""
 
-    def __init__(self, site: Site | ShowSite) -> None:
+    def __init__(self, site: Site | ShowSite, more: dict[str, str] | None = None) -> None:
         self.site = site
         roots = site.roots if isinstance(site, ShowSite) else [site.root]
         env = {"LVS_MEDIA_DIRS": ":".join(str(r) for r in roots), "LVS_DATA_DIR": str(site.data)}
+        env |= more or {}
         self.start(env | {"LVS_WORKERS": "1", "LVS_THREADS": "8"}, site.data / "gunicorn.log")
 
 
@@ -160,13 +164,16 @@ SHIPPED = """() => {
 }"""
 
 
-def take(url: str, site: Site | ShowSite, out: Path) -> list[Path]:
-    """Photograph every page of `site` at every size into `out`; return the files written.
+def take(url: str, site: Site | ShowSite, out: Path, shots: dict[str, str] | None = None
+         ) -> list[Path]:  # fmt: skip
+    """Photograph every page of `site` (or `shots`) at every size into `out`; return the files
+    written.
 
     Prints the CSS and JavaScript each page loads (bytes as served, a cold cache: phone size).
     The sample library is seeded with history, tags and a playlist first.
     """
-    shots = show_pages(site) if isinstance(site, ShowSite) else pages(site)
+    if shots is None:
+        shots = show_pages(site) if isinstance(site, ShowSite) else pages(site)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with chromium() as browser:
@@ -193,13 +200,49 @@ def take(url: str, site: Site | ShowSite, out: Path) -> list[Path]:
     return written
 
 
+def take_workers(site: Site, out: Path) -> list[Path]:
+    """Photograph the dashboard's Workers panel (issue 18) with a real redis-server and two
+    `flask worker` processes: dashboard-workers-<size>.png."""
+    from tests.redis_server import RedisServer
+    from tests.test_compute import SECRET
+    from tests.test_workers import Workers
+
+    base = site.data.parent
+    (base / "redis").mkdir(exist_ok=True)
+    redis = RedisServer(base / "redis")
+    redis.start()
+    workers = Workers(base, redis.url, site.root)
+    server = None
+    try:
+        workers.start("attic")
+        workers.start("den")
+        server = ShotServer(site, {"LVS_REDIS_URL": redis.url, "LVS_NODE_SECRET": SECRET})
+        os.killpg(workers.procs["den"].pid, signal.SIGSTOP)  # frozen: shown stale
+        time.sleep(4)
+        return take(
+            server.url, site, out, {"dashboard-workers": "/admin/performance#workers-panel"}
+        )
+    finally:
+        if "den" in workers.procs:
+            os.killpg(workers.procs["den"].pid, signal.SIGCONT)
+        if server is not None:
+            server.stop()
+        workers.stop_all()
+        redis.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="keep the server running")
+    parser.add_argument("--workers", action="store_true", help="only the Workers panel")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lvs-shots")
     args = parser.parse_args(argv)
     site, shows = make_sites(args.work)
+    if args.workers:
+        for path in take_workers(site, args.out):
+            print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+        return 0
     server = ShotServer(site)
     try:
         if args.serve:
