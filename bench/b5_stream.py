@@ -38,9 +38,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from bench.harness import CORPUS_DIR, ROOT, Bench, Samples, session_cookie
+from bench.harness import CORPUS_DIR, ROOT, Bench, Samples, process_cpu, session_cookie
 
 log = logging.getLogger(__name__)
 
@@ -203,15 +201,7 @@ SERVERS: dict[int, int] = {}  # per port: the server's main process (serving() s
 
 def server_cpu(port: int) -> float:
     """Return the CPU seconds (user + system) the server on `port` and its workers used so far."""
-    main = psutil.Process(SERVERS[port])
-    total = 0.0
-    for proc in (main, *main.children(recursive=True)):
-        try:
-            times = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
+    return process_cpu(SERVERS[port])
 
 
 @contextmanager

@@ -10,7 +10,8 @@
 - Cached segment: a segment of the remux clip, already in the rendition's cache, fetched whole
   `--gets` times on one keep-alive connection (API token) through its HLS URL, against the very
   same bytes indexed as a library file (a copy in the library folder) fetched whole through the
-  media file route (`/media/<hash>/file`, bench B5's path). Target: ≤ 1.1× the time.
+  media file route (`/media/<hash>/file`, bench B5's path). Target: ≤ 1.1× the time. The same
+  as 64 KiB ranges (the per-request cost), with the server's CPU per request beside it (psutil).
 
     python -m bench.b9_hls_speed [--pairs 5] [--pages 150] [--gets 50] [--only cached]
 """
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 from bench.b8_hls_start import CLIPS, QUERY, Client, make_clips, prepare, raw_args, segment_of
-from bench.harness import ROOT, Bench, Samples, app_server
+from bench.harness import ROOT, Bench, Samples, app_server, process_cpu
 
 sys.path.insert(0, str(ROOT))
 
@@ -114,12 +115,23 @@ def cached_segment(port: int, token: str, data: Path, root: Path, h: str) -> tup
     return f"/media/{h}/hls/{sid}/1.ts", f"/media/{row[0]}/file"
 
 
-def fetch_whole(port: int, token: str, url: str, gets: int, size: int, part: int = 0):
+def fetch_whole(port: int, token: str, url: str, gets: int, size: int, part: int = 0,
+                cpu: tuple[int, Samples] | None = None):  # fmt: skip
     """Return a callable fetching `url` whole `gets` times on one keep-alive connection (or,
-    with `part`, its first `part` bytes by a Range request: the per-request cost)."""
+    with `part`, its first `part` bytes by a Range request: the per-request cost). `cpu`: (the
+    server's pid, samples) — each call adds the server's CPU seconds per request (psutil: its
+    processes, user + system), steadier than wall time on a shared machine."""
     import http.client
 
     def run() -> float:
+        if cpu is None:
+            return timed()
+        before = process_cpu(cpu[0])
+        took = timed()
+        cpu[1].add((process_cpu(cpu[0]) - before) / gets)
+        return took
+
+    def timed() -> float:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         headers = {"Authorization": f"Bearer {token}"}
         if part:
@@ -161,7 +173,7 @@ def main() -> None:
     bench = Bench("b9", "sustained HLS transcode speed, and page p95 while one runs",
                   params={"pairs": opts.pairs, "pages": opts.pages, "clip": CLIPS[KEY][0],
                           "to": "H.264 720p", "gets": opts.gets})  # fmt: skip
-    with app_server(data, root) as (port, _pid), tempfile.TemporaryDirectory() as tmp:
+    with app_server(data, root) as (port, pid), tempfile.TemporaryDirectory() as tmp:
         if opts.only != "speed":
             segment, original = cached_segment(port, token, data, root, hashes["remux"])
             size = (root / "b9-segment.ts").stat().st_size
@@ -171,11 +183,17 @@ def main() -> None:
                        fetch_whole(port, token, original, opts.gets, size),
                        fetch_whole(port, token, segment, opts.gets, size), pairs=opts.pairs,
                        warmup=1, target=1.1)  # fmt: skip
+            cpu_file, cpu_hls = Samples("media file route", "s"), Samples("HLS route", "s")
             bench.pair(f"cached segment, 64 KiB range × {opts.gets * 10}: HLS route vs the same "
                        "bytes through the media file route",
-                       fetch_whole(port, token, original, opts.gets * 10, size, 65536),
-                       fetch_whole(port, token, segment, opts.gets * 10, size, 65536),
+                       fetch_whole(port, token, original, opts.gets * 10, size, 65536,
+                                   (pid, cpu_file)),
+                       fetch_whole(port, token, segment, opts.gets * 10, size, 65536,
+                                   (pid, cpu_hls)),
                        pairs=opts.pairs, warmup=1, target=1.1)  # fmt: skip
+            del cpu_file.values[0], cpu_hls.values[0]  # the warm-up round's
+            bench.compare("cached segment, 64 KiB range: server CPU per request, HLS route vs "
+                          "the media file route", cpu_file, cpu_hls)  # fmt: skip
         if opts.only == "cached":
             bench.finish()
             return

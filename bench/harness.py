@@ -472,6 +472,21 @@ def session_cookie(data_dir: Path) -> dict[str, str]:
     return {"Cookie": f"lvs_session={token}"}
 
 
+def process_cpu(pid: int) -> float:
+    """Return the CPU seconds (user + system) process `pid` and its children used so far."""
+    import psutil
+
+    main = psutil.Process(pid)
+    total = 0.0
+    for proc in (main, *main.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 @contextmanager
 def app_server(data_dir: Path, root: Path, tree: Path = ROOT) -> Iterator[tuple[int, int]]:
     """Run the real server (gunicorn.conf.py, background work off) on a data dir.

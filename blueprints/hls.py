@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +29,7 @@ from typing import IO, Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask.blueprints import BlueprintSetupState
 
-from blueprints import media, media_direct
+from blueprints import access, media, media_direct
 from blueprints.common import GUEST_USER, get_db, settings, user_id
 from blueprints.media import answer_file
 from services.compute.settings import ComputeSettings
@@ -48,6 +49,7 @@ SEGMENT_PATH = (r"/media/(?P<media_hash>[0-9a-f]{16})/hls/(?P<session>[0-9a-f]{1
 CHOICES = frozenset({"caps", "q", "audio", "burn", "nodirect"})
 SIGNED = frozenset({"u", "e", "s"})  # a signed media URL's parameters, passed on to segments
 SEGMENT_CACHE = "private, max-age=3600"  # a segment never changes under its name
+SEGMENT_TYPE = "video/mp2t"
 PLAYLIST = "application/vnd.apple.mpegurl"
 _lock = threading.Lock()
 
@@ -257,32 +259,81 @@ def segment(media_hash: str, session_id: str, name: str) -> Response:
 def _open_segment(path: Path, key: str, n: int) -> media.Original:
     f = open(path, "rb", buffering=0)
     st = os.fstat(f.fileno())
-    etag = ranges.make_etag(f"{key}-{n}", st.st_size, st.st_mtime_ns)
-    return media.Original(f, st.st_size, int(st.st_mtime), etag, "video/mp2t", None,
+    return media.Original(f, st.st_size, int(st.st_mtime), _etag(key, n, st), SEGMENT_TYPE, None,
                           SEGMENT_CACHE)  # fmt: skip
+
+
+def _etag(key: str, n: int, st: os.stat_result) -> str:
+    return ranges.make_etag(f"{key}-{n}", st.st_size, st.st_mtime_ns)
+
+
+def _find_cached(
+    tc: Transcoder | None,
+    session_id: str,
+    n: int,
+    media_hash: str,
+    args: dict[str, str],
+    user: access.Account | None,
+) -> tuple[str, Path] | None:
+    """Return the rendition's key and the path of segment n if the rendition's cache holds it
+    complete (the request recorded); None: Flask answers (a segment still to be made, an
+    unknown parameter, a session not this viewer's or item's, a transcoder this process has
+    not made)."""
+    if tc is None or (args and set(args) - SIGNED):
+        return None
+    uid = user.id if user is not None else GUEST_USER
+    try:
+        s, path = tc.cached(session_id, uid, n, media_hash)
+    except NotFound:
+        return None  # another user's or item's session, an ended one: Flask's page says so
+    return (s.key, path) if path is not None else None
 
 
 def _cached_segment(
     req: media_direct.DirectRequest, tc: Transcoder | None
 ) -> media.Original | None:
-    """Open a segment the rendition's cache holds, for the lean path; None: Flask answers (a
-    segment still to be made, an unknown parameter, a session not this viewer's or item's, a
-    transcoder this process has not made)."""
-    if tc is None or set(req.args) - SIGNED:
+    """Open a segment the rendition's cache holds, for the lean path (see _find_cached)."""
+    n = int(req.match["n"])
+    found = _find_cached(tc, req.match["session"], n, req.media_hash, req.args, req.user)
+    return _open_segment(found[1], found[0], n) if found is not None else None
+
+
+def _cached_segment_fast(
+    tc: Transcoder | None,
+    match: re.Match[str],
+    media_hash: str,
+    args: dict[str, str],
+    user: access.Account | None,
+) -> media_direct.Opened | None:
+    """The same for the lean path's one-step answer: a bare descriptor (no io.FileIO), or None
+    (nothing open) when anything is unusual — _cached_segment then decides."""
+    n = int(match["n"])
+    found = _find_cached(tc, match["session"], n, media_hash, args, user)
+    if found is None:
         return None
-    uid = req.user.id if req.user is not None else GUEST_USER
-    sid, n = req.match["session"], int(req.match["n"])
+    key, path = found
     try:
-        s, path = tc.cached(sid, uid, n, req.media_hash)
-    except NotFound:
-        return None  # another user's or item's session, an ended one: Flask's page says so
-    return _open_segment(path, s.key, n) if path is not None else None
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # evicted meanwhile: the general way finds it gone
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd, st, _etag(key, n, st), SEGMENT_TYPE, SEGMENT_CACHE, None
 
 
 def _install_direct(state: BlueprintSetupState) -> None:
     app = state.app
+
+    def fast(db: Any, memo: Any, match: re.Match[str], media_hash: str, args: dict[str, str],
+             user: access.Account | None) -> media_direct.Opened | None:  # fmt: skip
+        return _cached_segment_fast(app.extensions.get("transcoder"), match, media_hash, args, user)
+
     media_direct.add_route(app, SEGMENT_PATH, "media.hls.segment",
-                           lambda req: _cached_segment(req, app.extensions.get("transcoder")))  # fmt: skip
+                           lambda req: _cached_segment(req, app.extensions.get("transcoder")),
+                           fast)  # fmt: skip
 
 
 bp.record_once(_install_direct)

@@ -28,9 +28,10 @@ Whatever it does not answer itself goes to Flask untouched: every other route an
 refused Host, a request without valid credentials (the guard's 401, redirect or login page), an
 opener's None. Flask's url_map still has each route (`media.file`, …), for url_for and the guard.
 
-More lean routes (a transcoder's HLS segments): add_route(app, pattern, endpoint, opener) — the
-opener gets a DirectRequest (the signed-in user, the thread's connection and memo, the match)
-and returns the open file as a media.Original (with its Cache-Control), or None for Flask.
+More lean routes (a transcoder's HLS segments): add_route(app, pattern, endpoint, opener, fast)
+— the opener gets a DirectRequest (the signed-in user, the thread's connection and memo, the
+match) and returns the open file as a media.Original (with its Cache-Control), or None for
+Flask; `fast`, if given, opens it as a bare descriptor (Opened) for the one-step answer.
 """
 
 from __future__ import annotations
@@ -95,6 +96,22 @@ class DirectRequest:
 Opener = Callable[[DirectRequest], "media.Original | None"]
 
 
+# A file opened for the one-step answer (_simple): a bare descriptor, which the lean path closes,
+# its stat, and the answer's ETag, Content-Type, Cache-Control and Content-Disposition (or None),
+# as media.Original has them. A plain tuple: made once a request, where a NamedTuple costs more.
+Opened = tuple[int, os.stat_result, str, str, str, str | None]
+
+# The same as an Opener, for a plain GET or one range (the request a player sends many times a
+# second), as cheaply as it can: an Opened, or None — nothing done, nothing open — whenever
+# anything is unusual, and the Opener then decides (and raises, logs, or hands on to Flask).
+# It gets what a DirectRequest holds, but no DirectRequest (not made for the one-step answer):
+# the thread's connection, its memo, the route's match, the media hash, the query, the user.
+FastOpener = Callable[
+    [Database, dict[Any, Any], re.Match[str], str, dict[str, str], "access.Account | None"],
+    Opened | None,
+]
+
+
 @dataclass(frozen=True)
 class Route:
     """A GET|HEAD route answered with a file in front of Flask."""
@@ -102,26 +119,57 @@ class Route:
     pattern: re.Pattern[str]  # on PATH_INFO, fullmatch; its group `media_hash` names the item
     endpoint: str  # the Flask endpoint of the same route (metrics, the guard's decisions)
     opener: Opener
+    fast: FastOpener | None = None
 
 
-def add_route(app: Flask, pattern: str, endpoint: str, opener: Opener) -> None:
+def add_route(
+    app: Flask, pattern: str, endpoint: str, opener: Opener, fast: FastOpener | None = None
+) -> None:
     """Answer GET|HEAD of `pattern` (a regex with a `media_hash` group) on the lean path.
 
     For files a player asks for many times a second — the original's ranges, HLS segments. The
     request is signed in (cached sign-in decision, immediate revocation), Host-checked, counted
     and answered per RFC 9110 (Range, conditional requests, HEAD) exactly as the media route
-    does; `opener` only finds and opens the file (see Opener). The same route must exist in
-    Flask under `endpoint`: it answers whatever the lean path hands on (no or bad credentials,
-    a foreign Host, an opener's None). A signed media URL is checked against `media_hash`.
+    does; `opener` only finds and opens the file (see Opener), `fast` (see FastOpener) the same
+    for the one-step answer. The same route must exist in Flask under `endpoint`: it answers
+    whatever the lean path hands on (no or bad credentials, a foreign Host, an opener's None).
+    A signed media URL is checked against `media_hash`.
     """
     routes: list[Route] = app.extensions.setdefault(ROUTES, [])
-    routes.append(Route(re.compile(pattern), endpoint, opener))
+    routes.append(Route(re.compile(pattern), endpoint, opener, fast))
 
 
 def _open_file(req: DirectRequest) -> media.Original:
     return media.open_original(
         req.db, req.media_hash, req.settings.media_dirs, req.args.get("download"), req.memo
     )
+
+
+def _file_opener(configured: frozenset[str]) -> FastOpener:
+    """The original file's FastOpener: where its copies are from the memo, media_files.open_fast
+    (the same checks as open_media, in one frame)."""
+
+    def fast(
+        db: Database,
+        memo: dict[Any, Any],
+        found: re.Match[str],
+        media_hash: str,
+        args: dict[str, str],
+        user: access.Account | None,
+    ) -> Opened | None:
+        opened = media_files.open_fast(
+            media_files.remembered_copies(db, media_hash, configured, memo)
+        )
+        if opened is None:
+            return None
+        fd, st, copy = opened
+        disposition = media_files.content_disposition(
+            copy.name, attachment=args.get("download") == "1"
+        )
+        etag = ranges.make_etag(media_hash, st.st_size, st.st_mtime_ns)
+        return fd, st, etag, copy.content_type, media.FILE_CACHE, disposition
+
+    return fast
 
 
 class MediaDirect:
@@ -134,7 +182,6 @@ class MediaDirect:
         self.guards: guards.Guards = app.extensions["guards"]
         self.secret: bytes = app.extensions["media_secret"]
         self.routes: list[Route] = app.extensions.setdefault(ROUTES, [])
-        self.configured = frozenset(map(str, self.settings.media_dirs))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -196,18 +243,26 @@ class MediaDirect:
         )
         if user is None and (authorization or not self.settings.guest):
             return self._to_flask(environ, start_response, rid)  # 401, sign-in page
+        # The request a player sends many times a second: a GET, whole or one range
+        # `bytes=A-B` / `bytes=A-`, without conditions — answered in one step (_simple).
+        spec = environ.get("HTTP_RANGE")
+        one = None if spec is None else ONE_RANGE.fullmatch(spec)
         if (
-            route.opener is _open_file
+            route.fast is not None
             and environ["REQUEST_METHOD"] == "GET"
+            and (spec is None or one is not None)
             and "HTTP_IF_MATCH" not in environ
             and "HTTP_IF_NONE_MATCH" not in environ
             and "HTTP_IF_MODIFIED_SINCE" not in environ
             and "HTTP_IF_UNMODIFIED_SINCE" not in environ
             and "HTTP_IF_RANGE" not in environ
         ):
-            sent = self._simple(environ, start_response, db, memo, media_hash, args, rid, started)
-            if sent is not None:
-                return sent
+            opened = route.fast(db, memo, found, media_hash, args, user)
+            if opened is not None:
+                sent = self._simple(environ, start_response, opened, one, route.endpoint, rid,
+                                    started)  # fmt: skip
+                if sent is not None:
+                    return sent
         request = DirectRequest(environ, db, memo, found, media_hash, args, user, self.settings)
         try:
             opened = route.opener(request)
@@ -222,32 +277,22 @@ class MediaDirect:
         self,
         environ: dict[str, Any],
         start_response: StartResponse,
-        db: Database,
-        memo: dict[Any, Any],
-        media_hash: str,
-        args: dict[str, str],
+        opened: Opened,
+        one: re.Match[str] | None,
+        endpoint: str,
         rid: str,
         started: float,
     ) -> Iterable[bytes] | None:
-        """Answer the request a player sends many times a second — a GET of the original, whole
-        or one range `bytes=A-B` / `bytes=A-`, without conditions — in one frame, or return None
-        (nothing done) for _send to answer it the general way. The same answer as media.prepare
-        and _send give (tests/test_media_direct.py compares them with Flask's), in fewer steps:
-        in a busy worker a request's Python costs several times what it does alone (bench B5)."""
-        configured = self.configured
-        rows = media_files.remembered_copies(db, media_hash, configured, memo)
-        spec = environ.get("HTTP_RANGE")
-        if spec is not None:
-            one = ONE_RANGE.fullmatch(spec)
-            if one is None:
-                return None
-        opened = media_files.open_fast(rows)
-        if opened is None:
-            return None
-        fd, st, copy = opened
+        """Answer a GET without conditions for the whole file (`one` None) or one range (`one`:
+        ONE_RANGE's match) with the file a FastOpener opened, in one frame — or close it and
+        return None for the general way (a 416). The same answer as media.prepare and _send
+        give (tests/test_media_direct.py and test_hls.py compare them with Flask's), in fewer
+        steps: in a busy worker a request's Python costs several times what it does alone
+        (bench B5, B9)."""
+        fd, st, etag, content_type, cache_control, disposition = opened
         try:
             size = st.st_size
-            if spec is None:
+            if one is None:
                 status, start, length = 200, 0, size
             else:
                 first, last = int(one[1]), int(one[2]) if one[2] else size - 1
@@ -261,18 +306,17 @@ class MediaDirect:
                     status, start, length = 206, first, last - first + 1
             headers = [
                 ("Accept-Ranges", "bytes"),
-                ("ETag", ranges.make_etag(media_hash, size, st.st_mtime_ns)),
+                ("ETag", etag),
                 ("Last-Modified", ranges.http_date(int(st.st_mtime))),
-                ("Cache-Control", media.FILE_CACHE),
+                ("Cache-Control", cache_control),
                 ("X-Content-Type-Options", "nosniff"),
             ]
-            attachment = args.get("download") == "1"
-            disposition = media_files.content_disposition(copy.name, attachment=attachment)
-            headers.append(("Content-Disposition", disposition))
+            if disposition:
+                headers.append(("Content-Disposition", disposition))
             if status == 206:
                 headers.append(("Content-Range", f"bytes {start}-{last}/{size}"))
             headers.append(("Content-Length", str(length)))
-            headers.append(("Content-Type", copy.content_type))
+            headers.append(("Content-Type", content_type))
             headers.extend(EVERY_ANSWER_AFTER)
             headers.append(("Vary", VARY))
             headers.append(("X-Request-ID", rid))
@@ -287,7 +331,7 @@ class MediaDirect:
             wrapper = environ.get("wsgi.file_wrapper")
             if wrapper is not None:
                 body = wrapper(body, media.CHUNK)
-            request_metrics.record(ENDPOINT, status, started, body)
+            request_metrics.record(endpoint, status, started, body)
             start_response(STATUS_LINES[status], headers)
         except BaseException:
             body.close()
@@ -352,5 +396,6 @@ class MediaDirect:
 def install(app: Flask) -> None:
     """Put the direct media path in front of the app's WSGI callable, answering the original
     file's route (and any route added with add_route, before or after)."""
-    add_route(app, FILE_PATH, ENDPOINT, _open_file)
+    configured = frozenset(map(str, app.config["SETTINGS"].media_dirs))
+    add_route(app, FILE_PATH, ENDPOINT, _open_file, _file_opener(configured))
     app.wsgi_app = MediaDirect(app, app.wsgi_app)  # type: ignore[method-assign]

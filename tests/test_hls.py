@@ -787,6 +787,46 @@ def test_a_cached_segment_is_answered_in_front_of_flask_as_flask_does(lib, monke
     assert handed_on == [fresh]
 
 
+def test_a_cached_segment_is_sent_in_one_step_and_an_ended_session_at_once(lib, monkeypatch):
+    """A plain GET or one range of a cached segment is answered without media.prepare
+    (MediaDirect._simple, as the original's ranges are); the session, remembered by the lean
+    path while its file is unchanged, is still checked on every request: its owner, the request
+    recorded, and a stopped session refused at once."""
+    from blueprints import media as media_routes
+
+    tc = lib.transcoder()
+    ann = signed_in(lib.app, "viewer", "ann-one-step")
+    bob = signed_in(lib.app, "viewer", "bob-one-step")
+    h = lib.hash("long_remux")
+    shutil.rmtree(lib.data / "hls" / "cache" / h, ignore_errors=True)
+    sid, _ = open_session(ann, h)
+    segments = {n: ann.get(f"/media/{h}/hls/{sid}/{n}.ts").data for n in (0, 1)}  # made now
+    whole = segments[1]
+    url = f"/media/{h}/hls/{sid}/1.ts"
+    assert ann.get(url).data == whole  # on the lean path: the session remembered from now on
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the general way")
+
+    monkeypatch.setattr(media_routes, "prepare", failing)
+    for headers, status, body in (
+        ({}, 200, whole),
+        ({"Range": "bytes=0-187"}, 206, whole[:188]),
+        ({"Range": f"bytes={len(whole) - 188}-"}, 206, whole[-188:]),
+    ):
+        got = ann.get(url, headers=headers)
+        assert (got.status_code, got.data) == (status, body), headers
+        assert got.headers["Cache-Control"] == "private, max-age=3600"
+        assert "Content-Disposition" not in got.headers
+    assert ann.head(url).status_code == 500  # HEAD goes the general way: prepare was asked
+    monkeypatch.undo()
+    assert ann.get(f"/media/{h}/hls/{sid}/0.ts").data == segments[0]
+    assert tc.session(sid, ann.user.id).last_segment == 0  # the request was recorded
+    assert bob.get(url).status_code == 404  # not bob's, whatever the lean path remembers
+    assert ann.post(f"/media/{h}/hls/{sid}/stop").status_code == 204
+    assert ann.get(url).status_code == 404  # ended: refused at once
+
+
 # ---- hardware encoders: their command lines, and a failing one falls back per job ----
 
 NODE = "/dev/dri/renderD128"

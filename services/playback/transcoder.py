@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -59,6 +60,7 @@ LOW_DISK = 8 * 1024 * 1024  # bytes free under which a failed encoder is blamed 
 SOFTWARE = "libx264"
 HARDWARE_TRIES = 3  # hardware encoder failures in a row after which a process uses software
 TOUCH_EVERY = 1.0  # seconds between session-file updates from segment requests
+KNOWN_SESSIONS = 256  # sessions a process keeps for cached segments (LocalTranscoder.cached)
 
 # The trusted input of a new run: the open media file and its Source.
 Loader = Callable[[], tuple[Source, IO[bytes]]]
@@ -152,6 +154,8 @@ class LocalTranscoder:
         reaper: bool = True,
     ) -> None:
         self.root = root
+        self._sessions = f"{root}/sessions/"  # as strings: asked on every cached segment's request
+        self._cache = f"{root}/cache/"
         self.max_encoders = max_encoders
         self.cache_bytes = cache_bytes
         self.idle = idle
@@ -162,6 +166,8 @@ class LocalTranscoder:
         self.device = device  # the hardware encoder's render node (services/playback/encoders.py)
         self.hardware_failures = 0  # in a row, in this process
         self.encoders: dict[str, runner.Encoder] = {}  # runs started by this process
+        # Sessions as `cached` last read them, by id: (the file's identity, the session).
+        self._known: dict[str, tuple[tuple[int, int, int], Session]] = {}
         self.started = 0  # runs started by this process (metrics)
         self.restarts = 0
         self.reaped = 0
@@ -206,9 +212,7 @@ class LocalTranscoder:
 
     def session(self, session_id: str, user_id: int) -> Session:
         """Return the user's session; NotFound for another user's, an ended or a malformed one."""
-        if len(session_id) != SESSION_ID_LEN or not all(
-            c in "0123456789abcdef" for c in session_id
-        ):
+        if not _is_session_id(session_id):
             raise NotFound("no such playback session")
         s = self._read(session_id)
         if s is None or s.user_id != user_id:
@@ -242,12 +246,39 @@ class LocalTranscoder:
                media_hash: str) -> tuple[Session, Path | None]:  # fmt: skip
         """Return the session and the path of segment n if the rendition's cache holds it
         complete, else None (nothing started); NotFound as `segment` says, and for a session
-        of another item than `media_hash`."""
-        s = self.session(session_id, user_id)
+        of another item than `media_hash`. The session is read again only when its file
+        changed (one stat, against a file read and parsed: B9's cached-segment row); an ended
+        session's file is gone, so it counts at once. Do not change the Session returned."""
+        s = self._remembered(session_id) if _is_session_id(session_id) else None
+        if s is None or s.user_id != user_id:
+            self.session(session_id, user_id)  # says why (NotFound)
+            raise NotFound("no such playback session")
         if s.media_hash != media_hash:
             raise NotFound("no such playback session")
         path, there = self._cached(s, n)
         return s, path if there else None
+
+    def _remembered(self, session_id: str) -> Session | None:
+        """`_read`, kept while the session's file is the same one (inode, mtime, size: every
+        write replaces the file). A session written twice within one timestamp tick onto a
+        reused inode at the same size could be seen a moment late: only its last request and
+        segment (when the next one is recorded) depend on that; who owns it, what it plays and
+        its segment count never change under its id."""
+        try:
+            st = os.stat(f"{self._sessions}{session_id}.json")
+        except OSError:  # gone: ended, reaped
+            self._known.pop(session_id, None)
+            return None
+        ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+        known = self._known.get(session_id)
+        if known is not None and known[0] == ident:
+            return known[1]
+        s = self._read(session_id)
+        if s is not None:
+            if len(self._known) >= KNOWN_SESSIONS:
+                self._known.clear()
+            self._known[session_id] = (ident, s)
+        return s
 
     def _cached(self, s: Session, n: int) -> tuple[Path, bool]:
         """Return where segment n is kept and whether it is there; if it is, record the
@@ -255,11 +286,11 @@ class LocalTranscoder:
         lean path costs little more than an original's range (bench B9)."""
         if not 0 <= n < s.count:
             raise NotFound("no such segment")
-        name = f"{self.root}/cache/{s.media_hash}/{s.key}/{n}.{hls.SEGMENT_EXT}"
+        name = f"{self._cache}{s.media_hash}/{s.key}/{n}.{hls.SEGMENT_EXT}"
         there = os.path.isfile(name)
         if there:
             self._seen(s, n)
-        return Path(name), there
+        return _path(name), there
 
     def stop(self, session_id: str, user_id: int) -> None:
         """End the user's session now (the player left)."""
@@ -632,7 +663,7 @@ class LocalTranscoder:
 
     def _read(self, session_id: str) -> Session | None:
         try:
-            with open(f"{self.root}/sessions/{session_id}.json", "rb") as f:
+            with open(f"{self._sessions}{session_id}.json", "rb") as f:
                 data = json.loads(f.read())
             run = data.pop("run", None)
             return Session(**data, run=Run(**run) if run else None)
@@ -758,6 +789,15 @@ def _is_our_ffmpeg(pid: int, run_id: str) -> bool:
     except OSError:
         return False
     return state != b"Z" and run_id.encode() in cmdline
+
+
+@functools.lru_cache(maxsize=4096)  # a cached segment's path, made once (~1.5 µs a Path)
+def _path(name: str) -> Path:
+    return Path(name)
+
+
+def _is_session_id(session_id: str) -> bool:
+    return len(session_id) == SESSION_ID_LEN and not session_id.strip("0123456789abcdef")
 
 
 def _read_int(path: Path) -> int:
