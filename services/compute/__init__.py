@@ -15,9 +15,10 @@ Single node (`LVS_REDIS_URL` empty) is today's behaviour: nothing here imports `
   messages are requeued within about a quarter minute) and declares every recorded actor.
   `broker.send(url, name, *args, queue=None, **kwargs)` enqueues (False when Redis is down).
 - `registry`: `WorkerInfo` (id, host, url, cpus, encoders, hardware, sessions, capacity, load,
-  started, seen), `announce(client, info, ttl)` (a key per worker that expires), `workers(client)`
-  (the live ones), `choose(candidates)` (hardware first, then least busy), `queue_of(worker_id)`
-  (a worker's own Dramatiq queue).
+  started, seen), `announce(client, info, ttl)` (a key per worker that expires, and a last-seen
+  record kept FORGET = 10 min), `workers(client)` (the live ones), `last_seen(client)` (every
+  worker seen lately, with its heartbeat's age by Redis's clock), `choose(candidates)`
+  (hardware first, then least busy), `queue_of(worker_id)` (a worker's own Dramatiq queue).
 - `signing`: `sign(secret, method, path, expires)` / `verify(...)` / `headers(secret, method,
   path)`: HMAC-SHA256 of method, path and expiry between nodes (`X-LVS-Expires`,
   `X-LVS-Signature`).
@@ -26,10 +27,12 @@ Single node (`LVS_REDIS_URL` empty) is today's behaviour: nothing here imports `
   `count_by_worker`, `release`) and a worker's "cannot take it" (`report_error`, `error_of`).
 - `status.snapshot(cfg)` → `ComputeStatus` (redis "single node"/"ok"/"unreachable", the
   notice line, live workers, leases per worker, every Dramatiq queue's waiting/delayed/
-  running/dead counts): what the dashboard, Prometheus and `flask workers` show.
+  running/dead counts, workers gone quiet as `stale`; `.rows()` gives each worker's state
+  ok/busy/stale): what the dashboard, Prometheus and `flask workers` show; `status.cached(cfg)`
+  is the same at most 1.5 s old, never waiting more than 0.5 s for a Redis that hangs.
 - `node.Node`: a worker process's parts — heartbeat loop, Dramatiq worker threads, and an
   HTTP server (werkzeug's threaded server) for whatever WSGI app the caller gives it.
 
 May import: the shared core (errors, metrics) and config. Domain packages (playback, previews)
-import this package, never the other way round.
+and operate (the dashboard) import this package, never the other way round.
 """
