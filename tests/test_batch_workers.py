@@ -142,6 +142,9 @@ def test_previews_of_new_media_are_made_by_the_workers_and_served_here(cluster) 
         assert client.get(f"/media/{h}/sprite.jpg").status_code == 200
         clip = client.get(f"/media/{h}/clip.mp4")
         assert clip.status_code == 200 and clip.data[4:8] == b"ftyp"
+    page = signed_in(cluster.app, "admin", "batch-admin").get("/admin/performance")
+    assert page.status_code == 200
+    assert f"Left to workers since start: thumbnail {status.sent['thumbnail']}" in page.text
     admin = redis.Redis(port=cluster.redis.port, username="admin",
                         password=cluster.redis.admin_password, decode_responses=True)  # fmt: skip
     assert admin.acl_log() == []  # Redis refused the "lvs" user nothing

@@ -156,6 +156,7 @@ def jobs_part(background: Any) -> dict[str, Any] | None:
         "running": running,
         "done": st.done,
         "failed": st.failed,
+        "sent": st.sent,  # left to workers on other machines (LVS_REDIS_URL)
         "missing": st.missing,
         "scan": asdict(st.scan) if st.scan else None,
         "errors": [
