@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from PIL import Image
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -74,6 +75,10 @@ class BatchCluster:
         self.root.mkdir(parents=True)
         self.count = 0
         self.files = [self.add() for _ in range(4)]
+        self.picture = self.root / "p.png"
+        Image.effect_mandelbrot((640, 480), (-2, -1.2, 1, 1.2), 100).convert("RGB").save(
+            self.picture
+        )
         (base / "redis").mkdir()
         # As the Redis user of deploy/redis-users.acl: batch work needs nothing it forbids.
         self.redis = RedisServer(base / "redis", acl=ACL.read_text())
@@ -124,7 +129,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_previews_of_new_media_are_made_by_the_workers_and_served_here(cluster) -> None:
-    wait_for(lambda: cluster.all_made(cluster.files), 180, "the workers' previews")
+    picture = cluster.hash(cluster.picture)
+    wait_for(lambda: cluster.all_made(cluster.files) and ("thumbnail", picture) in
+             records(cluster.settings), 180, "the workers' previews")  # fmt: skip
     status = cluster.jobs.status()
     assert not any(status.done.get(k) for k in KINDS), status.done  # nothing made here
     assert all(status.sent.get(k, 0) >= len(cluster.files) for k in KINDS), status.sent
@@ -148,6 +155,12 @@ def test_previews_of_new_media_are_made_by_the_workers_and_served_here(cluster) 
     admin = redis.Redis(port=cluster.redis.port, username="admin",
                         password=cluster.redis.admin_password, decode_responses=True)  # fmt: skip
     assert admin.acl_log() == []  # Redis refused the "lvs" user nothing
+    r = client.get(f"/media/{picture}/thumb")  # a picture's thumbnail, made by a worker too
+    assert (
+        r.status_code == 200
+        and r.data == thumb_path(cluster.settings.data_dir, picture).read_bytes()
+    )
+    assert f"making thumbnail of {picture}" in logs
     # both workers took some; the server fetched them, so the workers' scratch is empty again
     assert "making" in cluster.log("w-a") and "making" in cluster.log("w-b")
     for name in ("w-a", "w-b"):
