@@ -335,6 +335,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "worker_scratch", _optional_path, "", "a worker's folder for segments; empty: a temp dir"
     ),
+    Setting(
+        "transcode_shared",
+        _optional_path,
+        "",
+        "with workers: a folder they write segments into and the server serves from (each "
+        "machine's own mount path); empty: segments proxied over HTTP",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -387,6 +394,7 @@ class Settings:
     path_map: tuple[tuple[str, str], ...]
     node_secret: str
     worker_scratch: Path | None
+    transcode_shared: Path | None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

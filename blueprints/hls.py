@@ -33,7 +33,7 @@ from blueprints import access, media, media_direct
 from blueprints.common import GUEST_USER, get_db, settings, user_id
 from blueprints.media import answer_file
 from services.compute.settings import ComputeSettings
-from services.errors import InvalidInput, NotFound
+from services.errors import InvalidInput, NotFound, Unavailable
 from services.playback import decision, encoders, hls, media_files, playindex, ranges, source
 from services.playback.transcoder import LocalTranscoder, Transcoder
 
@@ -251,7 +251,10 @@ def segment(media_hash: str, session_id: str, name: str) -> Response:
         path = got
     else:
         path = tc.segment(session_id, user_id(), int(stem), lambda: _load(media_hash))
-    found = _open_segment(path, s.key, int(stem))
+    try:
+        found = _open_segment(path, s.key, int(stem))
+    except FileNotFoundError:  # removed since it was found (evicted, or its worker's session ended)
+        raise Unavailable("the segment is not ready yet", 1) from None
     return answer_file(request.environ, found.file, found.size, found.mtime, found.etag,
                        found.content_type, found.cache_control)  # fmt: skip
 
@@ -295,7 +298,12 @@ def _cached_segment(
     """Open a segment the rendition's cache holds, for the lean path (see _find_cached)."""
     n = int(req.match["n"])
     found = _find_cached(tc, req.match["session"], n, req.media_hash, req.args, req.user)
-    return _open_segment(found[1], found[0], n) if found is not None else None
+    if found is None:
+        return None
+    try:
+        return _open_segment(found[1], found[0], n)
+    except FileNotFoundError:
+        return None  # gone since it was found: Flask makes or fetches it
 
 
 def _cached_segment_fast(

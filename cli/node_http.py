@@ -1,7 +1,9 @@
 """A worker's HTTP side (issue 18): the segments of its sessions, for the server only.
 
     GET  /node/health                         "ok" (unsigned: a liveness probe, says nothing)
-    GET  /node/sessions/<id>/<n>.ts           segment n of a session (signed), Range-aware
+    GET  /node/sessions/<id>/<n>.ts           segment n of a session (signed), Range-aware;
+                                              with X-LVS-Share: 1, 204 + X-LVS-Shared once it is
+                                              in the shared transcode folder (when there is one)
     POST /node/sessions/<id>/stop             end a session now (signed)
     GET  /node/previews/<hash>/<name>         a preview this worker made (signed)
     DELETE /node/previews/<hash>/<kind>       the server has it: forget it (signed)
@@ -75,6 +77,11 @@ def make_app(sessions: WorkerSessions, batch: BatchWorker | None = None) -> Flas
             return _error(502, str(exc))
         except (OSError, LVSError) as exc:
             return _error(409, f"cannot read: {exc}")
+        if request.headers.get("X-LVS-Share") == "1" and sessions.share(sid, n, path):
+            response = Response(status=204)
+            response.headers["X-LVS-Shared"] = "1"
+            response.headers["X-LVS-Worker"] = sessions.worker_id
+            return response
         response = send_file(path, mimetype="video/mp2t", conditional=True, max_age=3600)
         response.headers["X-LVS-Worker"] = sessions.worker_id
         return response

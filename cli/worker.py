@@ -89,7 +89,7 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
     link = redis_link(settings.redis_url)
     sessions = playback_worker.WorkerSessions(
         worker_id, tc, roots=settings.media_dirs, path_map=settings.path_map,
-        secret=settings.node_secret, link=link)  # fmt: skip
+        secret=settings.node_secret, link=link, shared=settings.transcode_shared)  # fmt: skip
     broker.actor(playback_worker.OPEN_ACTOR, queue=registry.queue_of(worker_id),
                  max_retries=0)(sessions.open)  # fmt: skip
     pool = ProbePool(min(threads, settings.effective_probe_workers()), settings.probe_timeout)
@@ -110,7 +110,10 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
         signal.signal(sig, lambda *_: done.set())
     node.start()
     threading.Thread(target=sessions.watch_leases, name="leases", daemon=True).start()
-    click.echo(f"worker {worker_id} serving {url} (scratch {scratch}, Redis "
+    if settings.transcode_shared is not None:
+        threading.Thread(target=sessions.watch_share, name="share", daemon=True).start()
+    shared = f", shared folder {settings.transcode_shared}" if settings.transcode_shared else ""
+    click.echo(f"worker {worker_id} serving {url} (scratch {scratch}{shared}, Redis "
                f"{redacted(settings.redis_url)}); Ctrl-C stops it", err=True)  # fmt: skip
     done.wait()
     click.echo(f"worker {worker_id} stopping", err=True)

@@ -25,9 +25,11 @@ import av
 import pytest
 
 from services.compute import conn, leases, registry
+from services.ffmpeg import file_arg
+from services.playback import hls
 from services.playback import worker as pw
 from tests.conftest import signed_in
-from tests.mediagen import X265, make_video
+from tests.mediagen import X265, ffmpeg, make_video
 from tests.redis_server import RedisServer
 from tests.sample_library import media_hash, scan_library
 from tests.test_compute import SECRET, start_worker, wait_announced, worker_env
@@ -104,7 +106,8 @@ class Workers:
 class Cluster:
     """A scanned library, Redis, two workers, and the server app."""
 
-    def __init__(self, base: Path, acl: str = "") -> None:
+    def __init__(self, base: Path, acl: str = "", config: dict | None = None,
+                 **worker_env: str) -> None:  # fmt: skip
         from app import create_app
         from config import load_settings
 
@@ -121,11 +124,11 @@ class Cluster:
         self.redis.start()
         self.config = {"media_dirs": [str(self.root)], "data_dir": str(base / "data"),
                        "probe_workers": 1, "redis_url": self.redis.url, "node_secret": SECRET,
-                       "local_work": "off"}  # fmt: skip
+                       "local_work": "off", **(config or {})}  # fmt: skip
         self.settings = load_settings(self.config, environ={}, dotenv_path=base / "no.env")
         scan_library(self.settings)
         self.app = create_app(self.config)
-        self.workers = Workers(base, self.redis.url, self.root)
+        self.workers = Workers(base, self.redis.url, self.root, **worker_env)
         self.workers.start("w-a")
         self.workers.start("w-b")
 
@@ -375,9 +378,12 @@ def test_local_work_off_runs_here_only_while_no_worker_answers(tmp_path, caplog)
     caplog.set_level(logging.INFO)
     root = tmp_path / "library"
     root.mkdir()
-    # 80 segments; the encoder here is frozen after the first (SIGSTOP), so 70 is still to make
-    make_video(root / "long.mkv", vcodec=[*X265, "-pix_fmt", "yuv420p"], seconds=240,
+    # 300 segments (60 s ten times over, copied); the encoder here is frozen after the first
+    # (SIGSTOP), the segments asked of a worker are beyond what it made by then
+    make_video(tmp_path / "short.mkv", vcodec=[*X265, "-pix_fmt", "yuv420p"], seconds=60,
                size="160x120")  # fmt: skip
+    ffmpeg("-stream_loop", "14", "-i", file_arg(tmp_path / "short.mkv"), "-c", "copy",
+           file_arg(root / "long.mkv"))  # fmt: skip
     with (root / "other.mkv").open("wb") as f:  # another media_hash: its own encoder
         f.write((root / "long.mkv").read_bytes() + b"\0")
     redis = RedisServer(tmp_path / "redis")
@@ -403,11 +409,15 @@ def test_local_work_off_runs_here_only_while_no_worker_answers(tmp_path, caplog)
         run = tc.local._read(sa).run
         assert run is not None and _is_our_ffmpeg(run.pid, run.id)
         os.killpg(run.pid, signal.SIGSTOP)  # a slow machine: nothing more is made here
+        time.sleep(0.2)
+        made = hls.finished_segments(tc.local.run_dir(run.id))
+        n = max(made, default=0) + 10
+        assert n + 2 < tc.local._read(sa).count, "the encoder here made nearly all before it froze"
         workers.start("w-late")
         assert status.snapshot(ComputeSettings.of(settings)).notice is None
         time.sleep(remote.RECHECK)
-        r = a.get(f"/media/{h}/hls/{sa}/70.ts")
-        assert _where(r) == "w-late" and 209.5 < first_pts(r.data) < 210.5
+        r = a.get(f"/media/{h}/hls/{sa}/{n}.ts")
+        assert _where(r) == "w-late" and abs(first_pts(r.data) - 3 * n) < 0.5
         assert tc.placements()[sa] == "w-late"
         assert tc.local._read(sa).run is None and not _is_our_ffmpeg(run.pid, run.id)
         assert any("workers answer again" in r.getMessage() for r in caplog.records)
@@ -420,8 +430,8 @@ def test_local_work_off_runs_here_only_while_no_worker_answers(tmp_path, caplog)
         while wait_announced(redis.url, "w-late").started == before:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        r = a.get(f"/media/{h}/hls/{sa}/72.ts")
-        assert _where(r) == "w-late" and 215.5 < first_pts(r.data) < 216.5
+        r = a.get(f"/media/{h}/hls/{sa}/{n + 2}.ts")
+        assert _where(r) == "w-late" and abs(first_pts(r.data) - 3 * (n + 2)) < 0.5
         assert leases.holder(client, sa) == "w-late"
         assert a.post(f"/media/{h}/hls/{sa}/stop").status_code == 204
         assert b.post(f"/media/{h2}/hls/{sb}/stop").status_code == 204
@@ -429,6 +439,72 @@ def test_local_work_off_runs_here_only_while_no_worker_answers(tmp_path, caplog)
         app.extensions["transcoder"].close()
         workers.stop_all()
         redis.stop()
+
+
+def test_a_shared_transcode_folder_serves_workers_segments_from_disk(tmp_path, caplog) -> None:
+    """LVS_TRANSCODE_SHARED on the server and both workers (one tmp folder stands in for the
+    share): the workers copy finished segments there and the server answers them from disk —
+    no X-LVS-Worker, no request to the worker; the viewer's requests keep the lease (a short
+    idle here); a killed worker's session goes on on the other into the same folder; a share
+    gone degrades to the proxy with a log line on the server and on the worker."""
+    caplog.set_level(logging.INFO)
+    share = tmp_path / "share"
+    share.mkdir()
+    c = Cluster(tmp_path / "c", config={"transcode_shared": str(share), "transcode_idle": 3},
+                LVS_TRANSCODE_SHARED=str(share))  # fmt: skip
+    try:
+        viewer = c.client("viewer-share")
+        h = c.hash(0)
+        sid = c.open(viewer, h)
+        r = c.segment(viewer, h, sid, 0)
+        assert r.status_code == 200 and "X-LVS-Worker" not in r.headers, r.data[:300]
+        tc = c.app.extensions["transcoder"]
+        first = tc.placements()[sid]
+        assert first in ("w-a", "w-b")
+        rendition = share / h / tc.local._read(sid).key
+        assert r.data == (rendition / "0.ts").read_bytes() and abs(first_pts(r.data)) < 0.5
+        # the worker copies ahead; the viewer's requests (every 0.3 s, idle 3 s) keep it alive
+        client = conn.redis_link(c.redis.url).client()
+        until = time.monotonic() + 7
+        while time.monotonic() < until or not (rendition / "5.ts").is_file():
+            assert time.monotonic() < until + 10, "segment 5 never reached the shared folder"
+            assert c.segment(viewer, h, sid, 0).status_code == 200
+            time.sleep(0.3)
+        assert leases.holder(client, sid) == first
+        assert f"session {sid} ended" not in c.workers.log(first).read_text()
+        asked = c.workers.log(first).read_text().count(f"/node/sessions/{sid}/")
+        assert asked >= 1  # the first segment was asked of it (its request log)
+        r5 = c.segment(viewer, h, sid, 5)
+        assert r5.status_code == 200 and "X-LVS-Worker" not in r5.headers
+        assert r5.data == (rendition / "5.ts").read_bytes() and 14.5 < first_pts(r5.data) < 15.5
+        part = c.segment(viewer, h, sid, 5, Range="bytes=188-1127")
+        assert part.status_code == 206 and part.data == r5.data[188:1128]
+        assert c.workers.log(first).read_text().count(f"/node/sessions/{sid}/") == asked
+        assert leases.positions(client, [sid]).get(sid) is not None  # the worker paces by it
+        # the worker dies before making 8..: the other one makes them, into the same folder
+        other = ({"w-a", "w-b"} - {first}).pop()
+        c.workers.kill(first)
+        for n in range(8, 15):
+            (rendition / f"{n}.ts").unlink(missing_ok=True)
+        started = time.monotonic()
+        r8 = c.segment(viewer, h, sid, 8)
+        assert r8.status_code == 200 and time.monotonic() - started <= 10, r8.data[:300]
+        assert tc.placements()[sid] == other and 23.5 < first_pts(r8.data) < 24.5
+        assert r8.data == (rendition / "8.ts").read_bytes()
+        # the share is gone: the proxy, with a line on the server and on the worker
+        shutil.rmtree(share)
+        r9 = c.segment(viewer, h, sid, 9)
+        assert r9.status_code == 200 and r9.headers.get("X-LVS-Worker") == other
+        assert 26.5 < first_pts(r9.data) < 27.5
+        assert any("shared transcode folder" in x.getMessage() and "not there" in x.getMessage()
+                   and x.levelno == logging.WARNING for x in caplog.records)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while "cannot take its segments" not in c.workers.log(other).read_text():
+            assert time.monotonic() < deadline, "the worker did not say the share failed"
+            time.sleep(0.2)
+        assert viewer.post(f"/media/{h}/hls/{sid}/stop").status_code == 204
+    finally:
+        c.close()
 
 
 def test_a_worker_that_cannot_read_the_file_reports_it_and_the_session_fails_over(tmp_path):

@@ -3,8 +3,9 @@
 Single node (`LVS_REDIS_URL` empty) is today's behaviour: nothing here imports `redis` or
 `dramatiq` on that path (`enabled()` is False and nothing else is called). With Redis:
 
-- `settings.ComputeSettings.of(settings)` (or `compute_settings(settings)`): the five settings —
-  redis_url, local_work, path_map, node_secret, worker_scratch — and `.enabled`.
+- `settings.ComputeSettings.of(settings)` (or `compute_settings(settings)`): the settings —
+  redis_url, local_work, path_map, node_secret, worker_scratch, idle, shared
+  (LVS_TRANSCODE_SHARED) — and `.enabled`.
 - `conn.redis_link(url)` → a `RedisLink` shared per URL in a process: `.client()` gives a
   `redis.Redis` or None while Redis is unreachable (one WARNING when it goes, one INFO when it
   comes back; retried at most every `RETRY` seconds); `.notice()` is the dashboard's line or
@@ -24,7 +25,8 @@ Single node (`LVS_REDIS_URL` empty) is today's behaviour: nothing here imports `
   `X-LVS-Signature`).
 - `pathmap.to_worker(path, path_map)`: a server media path as a worker sees it.
 - `leases`: a session's lease `lvs:lease:<id>` = worker id with a TTL (`renew`, `holder`,
-  `count_by_worker`, `release`) and a worker's "cannot take it" (`report_error`, `error_of`).
+  `count_by_worker`, `release`), the viewer's position beside it (`positions`) and a worker's
+  "cannot take it" (`report_error`, `error_of`).
 - `status.snapshot(cfg)` → `ComputeStatus` (redis "single node"/"ok"/"unreachable", the
   notice line, live workers, leases per worker, every Dramatiq queue's waiting/delayed/
   running/dead counts, workers gone quiet as `stale`; `.rows()` gives each worker's state

@@ -4,6 +4,9 @@ The server writes a lease when it places a session on a worker and renews it on 
 request; the worker checks its leases every second and ends (ffmpeg stopped, scratch removed)
 a session whose lease lapsed or went to another worker. A worker that cannot open a session's
 file says so in `lvs:session-error:<session id>` (read by the server, which then tries another).
+With each renewal the server may say where the viewer is, `lvs:position:<session id>` (same
+TTL): a worker whose segments the server serves from a shared folder sees no segment request,
+and paces its encoder and keeps its session alive by that instead.
 """
 
 from __future__ import annotations
@@ -12,12 +15,30 @@ from typing import Any
 
 LEASE = "lvs:lease:"
 ERROR = "lvs:session-error:"
+POSITION = "lvs:position:"
 ERROR_TTL = 120  # seconds
 
 
-def renew(client: Any, session_id: str, worker_id: str, ttl: float) -> None:
-    """Give (or keep) the session to `worker_id` for `ttl` seconds from now."""
-    client.set(LEASE + session_id, worker_id, px=max(1, int(ttl * 1000)))
+def renew(client: Any, session_id: str, worker_id: str, ttl: float,
+          position: int | None = None) -> None:  # fmt: skip
+    """Give (or keep) the session to `worker_id` for `ttl` seconds from now; `position`: the
+    segment the viewer asked for last (one round trip for both)."""
+    px = max(1, int(ttl * 1000))
+    if position is None:
+        client.set(LEASE + session_id, worker_id, px=px)
+        return
+    pipe = client.pipeline(transaction=False)
+    pipe.set(LEASE + session_id, worker_id, px=px)
+    pipe.set(POSITION + session_id, int(position), px=px)
+    pipe.execute()
+
+
+def positions(client: Any, session_ids: list[str]) -> dict[str, int]:
+    """Return the viewer's last segment of each session the server said one of."""
+    if not session_ids:
+        return {}
+    found = client.mget([POSITION + s for s in session_ids])
+    return {s: int(v) for s, v in zip(session_ids, found, strict=True) if v and v.isdigit()}
 
 
 def holder(client: Any, session_id: str) -> str | None:
@@ -33,7 +54,7 @@ def holders(client: Any, session_ids: list[str]) -> dict[str, str | None]:
 
 
 def release(client: Any, session_id: str) -> None:
-    client.delete(LEASE + session_id, ERROR + session_id)
+    client.delete(LEASE + session_id, ERROR + session_id, POSITION + session_id)
 
 
 def count_by_worker(client: Any) -> dict[str, int]:

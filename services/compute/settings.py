@@ -15,6 +15,7 @@ class ComputeSettings:
     node_secret: str
     worker_scratch: Path | None
     idle: float = 60.0  # seconds a session lease lives without a segment request
+    shared: Path | None = None  # LVS_TRANSCODE_SHARED: workers' segments on a shared folder
 
     @property
     def enabled(self) -> bool:
@@ -30,6 +31,7 @@ class ComputeSettings:
             node_secret=settings.node_secret,
             worker_scratch=settings.worker_scratch,
             idle=settings.transcode_idle,
+            shared=settings.transcode_shared,
         )
 
 

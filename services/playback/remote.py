@@ -35,10 +35,27 @@ it is a placement file beside it (`hls/remote/<id>.json`) and a lease in Redis
   for; the viewer's request waits for that, so the player stalls for about a segment's
   encoding time.
 
-Segments come back over HTTP (the worker serves, the server proxies), not through a shared
-transcode folder: that needs no writable network mount with close-to-open semantics and atomic
-renames on the share, works across hosts with only the read-only media mount, and keeps the
-worker's scratch on its own fast disk; the cost is one more hop (bench/b18_workers.py).
+Segments come back over HTTP by default: the worker serves, the server proxies (signed,
+streamed). The alternative is a shared transcode folder (LVS_TRANSCODE_SHARED, set on the
+server and on every worker to where that machine mounts the same share): workers copy each
+finished segment into `<share>/<media_hash>/<rendition>/<n>.ts` (temp + rename) as their
+encoder makes it, and the server answers a segment found there from disk on its lean path, as
+a cached one — no hop, no worker thread per request. A segment not there yet is asked of the
+worker with X-LVS-Share: 1 (it answers 204 once the segment is in the share); the viewer's
+requests served from the share renew the lease every TOUCH s (at most idle/3) and carry the
+viewer's position, which the worker paces its encoder by. Leases, placing and failover are the
+same. The share degrades to the proxy, with a log line: the server stops asking for it while
+its folder is missing, and reads the bytes when the worker says "in the share" but the file is
+not visible here; a worker whose share cannot take a segment (full, gone) sends the bytes.
+
+Why the proxy stays the default: it works with nothing shared but the read-only media mount
+(no writable network filesystem to set up, export and secure); a share's visibility is weaker
+than it looks — NFS caches attributes and directory entries (acregmin/lookupcache: a file
+renamed in on one host may stay invisible for seconds on another), SMB's oplocks and directory
+caching do the same, and a stale handle after a remount fails reads that worked; permissions
+must match across hosts (the worker's uid writes, the server's reads); a full or unmounted
+share must be noticed; and it is one more thing to configure. Its cost is one more hop
+(bench/b18_workers.py: the proxy's throughput and time to first segment).
 """
 
 from __future__ import annotations
@@ -74,6 +91,7 @@ LOOK_EVERY = 1.0  # while waiting for a worker's answer, seconds between heartbe
 TRIES = 4  # placements tried for one segment request
 TOUCH = 5.0  # seconds between updates of a remote session's record (its idle reaping is 60 s)
 RECHECK = 5.0  # LVS_LOCAL_WORK=off: seconds between looks for a worker for a session run here
+SHARE = "X-LVS-Share"  # the server reads the shared folder: put the segment there (204)
 PASSED_ON = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag",
              "Last-Modified", "Retry-After", "X-LVS-Worker")  # fmt: skip
 LOCAL = "local"
@@ -99,6 +117,7 @@ class Upstream:
         self.conn, self.resp, self.worker = conn, resp, worker
         self.status = resp.status
         self.headers = {k: v for k in PASSED_ON if (v := resp.getheader(k)) is not None}
+        self.shared = resp.getheader("X-LVS-Shared") == "1"  # in the shared folder, no body
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the body in CHUNK pieces and close the connection at the end."""
@@ -136,6 +155,9 @@ class RemoteTranscoder:
         self.placed_dir.mkdir(parents=True, exist_ok=True)
         self.failovers = 0
         self.alone = False  # LVS_LOCAL_WORK=off and no worker could: said once (WARNING)
+        self.shared = cfg.shared  # LVS_TRANSCODE_SHARED, as this machine mounts it
+        self.share_missing = False  # its folder is not there: said once (WARNING)
+        self.touch = min(TOUCH, cfg.idle / 3)
 
     # ---- the interface ----
 
@@ -149,7 +171,11 @@ class RemoteTranscoder:
 
     def cached(self, session_id: str, user_id: int, n: int,
                media_hash: str) -> tuple[Session, Path | None]:  # fmt: skip
-        return self.local.cached(session_id, user_id, n, media_hash)  # what is kept here
+        """What is kept here or (LVS_TRANSCODE_SHARED) in the shared folder, for the lean path."""
+        s, path = self.local.cached(session_id, user_id, n, media_hash)
+        if path is None and self.shared is not None:
+            path = self._in_share(s, n)
+        return s, path
 
     @property
     def index_dir(self) -> Path:
@@ -194,10 +220,11 @@ class RemoteTranscoder:
         here = self.local.cache_dir(s) / f"{n}.{hls.SEGMENT_EXT}"
         if here.is_file():
             return self.local.segment(session_id, user_id, n, loader)
+        if self.shared is not None and (found := self._in_share(s, n)) is not None:
+            return found
         # The viewer is here: the session lives on (also while a worker answers "not yet",
         # 503). Written every TOUCH seconds only: a rename per segment cost more than the hop.
-        if time.time() - s.last_request > TOUCH:
-            self.local._seen(s, n)
+        self._touch(s, n)
         tried: dict[str, float] = {}  # worker id → its `started` when it failed this request
         for _ in range(TRIES):
             p = self._placement(session_id)
@@ -210,7 +237,16 @@ class RemoteTranscoder:
             if p.worker == LOCAL:
                 return self.local.segment(session_id, user_id, n, loader)
             try:
-                up = self._fetch(p, session_id, n, range_header)
+                up = self._fetch(p, session_id, n, range_header, share=self._share_readable())
+                if up.shared:
+                    up.close()
+                    if (found := self._in_share(s, n, seen=False)) is not None:
+                        self._renew(session_id, p, n)
+                        return found
+                    log.warning("hls session %s: worker %s put segment %d into the shared folder "
+                                "but this server does not see it there: its bytes are proxied",
+                                session_id, p.worker, n)  # fmt: skip
+                    up = self._fetch(p, session_id, n, range_header)
             except WorkerLost as exc:
                 log.warning("hls session %s: worker %s lost (%s): placing it again at segment %d",
                             session_id, p.worker, exc, n)  # fmt: skip
@@ -219,7 +255,7 @@ class RemoteTranscoder:
                 tried[p.worker] = p.started
                 self._forget(session_id, p)
                 continue
-            self._renew(session_id, p)
+            self._renew(session_id, p, n)
             return up
         raise Unavailable("no worker could take this session", 5)
 
@@ -324,7 +360,7 @@ class RemoteTranscoder:
         with self.local._lock():
             self._write(s.id, q)
         self.local.hand_over(s.id)
-        self._renew(s.id, q)
+        self._renew(s.id, q, n)
         log.info("hls session %s: moved from this server to worker %s at segment %d", s.id,
                  q.worker, n)  # fmt: skip
         return up
@@ -352,14 +388,54 @@ class RemoteTranscoder:
 
     # ---- serving ----
 
-    def _fetch(self, p: Placement, sid: str, n: int, range_header: str | None) -> Upstream:
-        """Ask the worker for segment n; WorkerLost when it cannot answer for this session."""
+    def _touch(self, s: Session, n: int, renew: bool = False) -> None:
+        """The viewer asked for segment n: every `touch` seconds, the session's record here (and
+        with `renew` its lease, with the position: a segment from the share reached no worker)."""
+        if time.time() - s.last_request <= self.touch:
+            return
+        self.local._seen(s, n)
+        if renew:
+            p = self._placement(s.id)
+            if p is not None and p.worker != LOCAL:
+                self._renew(s.id, p, n)
+
+    def _in_share(self, s: Session, n: int, seen: bool = True) -> Path | None:
+        """Return segment n in the shared folder when it is there (the viewer is recorded)."""
+        name = f"{self.shared}/{s.media_hash}/{s.key}/{n}.{hls.SEGMENT_EXT}"
+        if not os.path.isfile(name):
+            return None
+        if seen:
+            self._touch(s, n, renew=True)
+        return Path(name)
+
+    def _share_readable(self) -> bool:
+        """True when segments may be put into the shared folder for this server to read: it
+        is configured and its folder is there (one WARNING when it goes, one INFO back)."""
+        if self.shared is None:
+            return False
+        there = os.path.isdir(self.shared)
+        if there == self.share_missing:
+            self.share_missing = not there
+            if there:
+                log.info("the shared transcode folder %s is back: segments come through it",
+                         self.shared)  # fmt: skip
+            else:
+                log.warning("the shared transcode folder %s is not there (LVS_TRANSCODE_SHARED): "
+                            "workers' segments come through the proxy", self.shared)  # fmt: skip
+        return there
+
+    def _fetch(self, p: Placement, sid: str, n: int, range_header: str | None,
+               share: bool = False) -> Upstream:  # fmt: skip
+        """Ask the worker for segment n (`share`: into the shared folder if it can); WorkerLost
+        when it cannot answer for this session."""
         url = urlsplit(p.url)
         path = f"/node/sessions/{sid}/{n}.{hls.SEGMENT_EXT}"
         headers = signing.headers(self.cfg.node_secret, "GET", path)
         headers["X-LVS-Placed"] = f"{p.at:.3f}"  # a worker started after it knows no job comes
         if range_header:
             headers["Range"] = range_header
+        if share:
+            headers[SHARE] = "1"
         cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         conn = cls(url.hostname or "", url.port, timeout=CONNECT_TIMEOUT)
         try:
@@ -405,12 +481,12 @@ class RemoteTranscoder:
             self.link.failed(exc)
             return True
 
-    def _renew(self, sid: str, p: Placement) -> None:
+    def _renew(self, sid: str, p: Placement, n: int | None = None) -> None:
         client = self.link.client()
         if client is None:
             return  # the worker keeps the session while Redis is away (its own idle reaper)
         try:
-            leases.renew(client, sid, p.worker, self.cfg.idle)
+            leases.renew(client, sid, p.worker, self.cfg.idle, n)
         except self.link.errors as exc:
             self.link.failed(exc)
 

@@ -16,6 +16,15 @@ code the server runs alone — and its segments are served over HTTP: each reque
 the server (`services/compute/signing.py`; 403 with a log line otherwise), Range-aware, by
 cli/node_http.py. `watch_leases` ends every session whose lease lapsed or went to another
 worker: its ffmpeg is killed and its scratch removed.
+
+With a shared transcode folder (LVS_TRANSCODE_SHARED, `shared`): `watch_share` copies every
+finished segment of its sessions into `<shared>/<media_hash>/<rendition>/<n>.ts` (temp file,
+then rename: the server never sees a partial one), and a segment request that says the server
+reads the share (X-LVS-Share: 1) is answered 204 once the segment is there. A share that
+cannot take a segment (full, gone, read-only) is logged once per session and that session's
+segments go back over HTTP (the proxy) for SHARE_RETRY seconds. The viewer's position comes
+with the lease (`leases.positions`): the encoder is paced and the session kept alive by it,
+since segment requests no longer reach this worker.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ CODEC = re.compile(r"[a-z0-9_]{0,40}")
 METHODS = frozenset({"remux", "transcode"})
 VIDEO = frozenset({"copy", "h264"})
 LEASE_CHECK = 1.0  # seconds between looks at this worker's leases
+SHARE_EVERY = 0.25  # seconds between copies of finished segments into the shared folder
+SHARE_RETRY = 30.0  # seconds a session's segments go over HTTP after the share refused one
 
 
 class BadJob(LVSError):
@@ -214,8 +225,11 @@ class WorkerSessions:
 
     def __init__(self, worker_id: str, transcoder: LocalTranscoder, *, roots: tuple[Path, ...],
                  path_map: tuple[tuple[str, str], ...], secret: str,
-                 link: RedisLink | None) -> None:  # fmt: skip
+                 link: RedisLink | None, shared: Path | None = None) -> None:  # fmt: skip
         self.worker_id = worker_id
+        self.shared = shared
+        self._pushed: dict[str, set[int]] = {}  # session → segments copied into the share
+        self._share_off: dict[str, float] = {}  # session → until when its share is not tried
         self.tc = transcoder
         self.roots = roots
         self.path_map = path_map
@@ -291,20 +305,24 @@ class WorkerSessions:
         job = self.job(sid, wait=OPEN_WAIT if placed >= self.started - 1 else 0.0)
         return self.tc.segment(sid, job.user_id, n, lambda: (job.source, self._open_file(job)))
 
-    def end(self, sid: str, why: str) -> None:
-        """End a session: its ffmpeg is stopped, its run folder and its segments removed."""
+    def end(self, sid: str, why: str, moved: bool = False) -> None:
+        """End a session: its ffmpeg is stopped, its run folder and its segments removed (in
+        the shared folder too, unless `moved`: another worker goes on with them)."""
         with self._cond:
             job = self.jobs.pop(sid, None)
         if job is None:
             return
         with contextlib.suppress(NotFound):
             self.tc.stop(sid, job.user_id)
-        cache = self.tc.root / "cache" / job.media_hash / job.output.key
+        self._pushed.pop(sid, None)
+        self._share_off.pop(sid, None)
+        folders = [self.tc.root / "cache"] + ([self.shared] if self.shared and not moved else [])
         if not any(j.media_hash == job.media_hash and j.output.key == job.output.key
                    for j in list(self.jobs.values())):  # fmt: skip
-            shutil.rmtree(cache, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                cache.parent.rmdir()
+            for folder in folders:
+                shutil.rmtree(folder / job.media_hash / job.output.key, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    (folder / job.media_hash).rmdir()
         log.info("worker %s: session %s ended (%s), scratch removed", self.worker_id, sid, why)
 
     def count(self) -> int:
@@ -328,9 +346,20 @@ class WorkerSessions:
         except self.link.errors as exc:  # type: ignore[union-attr]
             self.link.failed(exc)  # type: ignore[union-attr]
             return
+        mine = [sid for sid, holder in held.items() if holder == self.worker_id]
         for sid, holder in held.items():
             if holder != self.worker_id:
-                self.end(sid, "lease lapsed" if holder is None else f"lease went to {holder}")
+                self.end(sid, "lease lapsed" if holder is None else f"lease went to {holder}",
+                         moved=holder is not None)  # fmt: skip
+        try:
+            where = leases.positions(client, mine)
+        except self.link.errors as exc:  # type: ignore[union-attr]
+            self.link.failed(exc)  # type: ignore[union-attr]
+            return
+        for sid, n in where.items():  # the viewer, as the server saw it: pace, keep alive
+            s = self.tc._read(sid)
+            if s is not None and (n != s.last_segment or time.time() - s.last_request > 5):
+                self.tc._seen(s, n)
 
     def watch_leases(self) -> None:
         while not self._stop.wait(LEASE_CHECK):
@@ -338,6 +367,95 @@ class WorkerSessions:
                 self.check_leases()
             except Exception:
                 log.exception("worker lease check failed")
+
+    # ---- the shared transcode folder ----
+
+    def share(self, sid: str, n: int, path: Path) -> bool:
+        """Put complete segment n of the session (at `path`) into the shared folder; False when
+        there is none or it cannot take it now (then the server gets the bytes)."""
+        job = self.jobs.get(sid)
+        if self.shared is None or job is None or self._share_off.get(sid, 0) > time.monotonic():
+            return False
+        try:
+            self._copy(job, n, path)
+        except OSError as exc:
+            self._share_failed(sid, exc)
+            return False
+        self._share_back(sid)
+        return True
+
+    def push(self) -> None:
+        """Copy the finished segments of every session not copied yet into the shared folder."""
+        if self.shared is None:
+            return
+        for sid, job in list(self.jobs.items()):
+            if self._share_off.get(sid, 0) > time.monotonic():
+                continue
+            with self.tc._lock():
+                s = self.tc._read(sid)
+                if s is None:
+                    continue
+                self.tc._publish(s)
+            cache = self.tc.cache_dir(s)
+            done = self._pushed.setdefault(sid, set())
+            if done and not (self.shared / job.media_hash / job.output.key).is_dir():
+                done.clear()  # removed meanwhile (another session of it ended): again
+            try:
+                names = os.listdir(cache)
+            except OSError:
+                continue
+            for name in names:
+                stem, _, ext = name.partition(".")
+                if ext != hls.SEGMENT_EXT or not stem.isdigit() or int(stem) in done:
+                    continue
+                try:
+                    self._copy(job, int(stem), cache / name)
+                except OSError as exc:
+                    if (cache / name).is_file():  # the share's fault, not an evicted segment
+                        self._share_failed(sid, exc)
+                        break
+                    continue
+                done.add(int(stem))
+                self._share_back(sid)
+
+    def watch_share(self) -> None:
+        while not self._stop.wait(SHARE_EVERY):
+            try:
+                self.push()
+            except Exception:
+                log.exception("worker copy into the shared transcode folder failed")
+
+    def _copy(self, job: Job, n: int, src: Path) -> None:
+        """Copy a complete segment into the share: a temp file, then a rename. The share's own
+        folder must exist (a share not mounted is not written under its mount point)."""
+        assert self.shared is not None
+        folder = self.shared / job.media_hash / job.output.key
+        name = f"{n}.{hls.SEGMENT_EXT}"
+        if os.path.isfile(folder / name):
+            return
+        (self.shared / job.media_hash).mkdir(mode=0o755, exist_ok=True)
+        folder.mkdir(mode=0o755, exist_ok=True)
+        tmp = folder / f".{name}.{self.worker_id}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, 0o644)  # the server may read as another user
+            os.replace(tmp, folder / name)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    def _share_failed(self, sid: str, exc: OSError) -> None:
+        if sid not in self._share_off:
+            log.warning("worker %s: session %s: the shared transcode folder %s cannot take its "
+                        "segments (%s): they go through the server's proxy, tried again every "
+                        "%g s", self.worker_id, sid, self.shared, exc, SHARE_RETRY)  # fmt: skip
+        self._share_off[sid] = time.monotonic() + SHARE_RETRY
+
+    def _share_back(self, sid: str) -> None:
+        if self._share_off.pop(sid, None) is not None:
+            log.info("worker %s: session %s: the shared transcode folder takes its segments "
+                     "again", self.worker_id, sid)  # fmt: skip
 
     def close(self) -> None:
         self._stop.set()
