@@ -325,7 +325,7 @@ class RemoteTranscoder:
         why = "every worker failed" if announced else "no worker is announced"
         if not self.alone:
             self.alone = True
-            log.warning("hls session %s: %s: it runs on this server (LVS_LOCAL_WORK=off; it "
+            log.warning("hls session %s: %s: it runs on this server (local work is off: it "
                         "goes to a worker when one answers)", sid, why)  # fmt: skip
         else:
             log.info("hls session %s: %s: it runs on this server", sid, why)
