@@ -48,14 +48,19 @@ from services import metrics
 from services.errors import NotFound, TranscodeBusy, TranscodeFailed, Unavailable
 from services.playback import hls, playindex
 from services.playback.decision import Output
+from services.playback.folderwatch import FolderWatch
 from services.playback.source import Source
 
 log = logging.getLogger(__name__)
 
 SESSION_ID_LEN = 16
 SEGMENT_WAIT = 25.0  # seconds a segment request waits for the encoder before a 503
-POLL = 0.01  # seconds between looks at the encoder's list of finished segments (a stat and a small read)
-POLL_FIRST = 0.002  # the same in a request's first second: a remux's segment takes ~50 ms (B8)
+# Without inotify: seconds between looks at the encoder's list of finished segments, and the
+# same in a request's first second (a remux's segment takes ~30-50 ms: B8).
+POLL = 0.01
+POLL_FIRST = 0.002
+WATCH_TICK = 0.05  # with inotify: seconds between looks when nothing in the run's folder changed
+WATCHED = ("list.csv", "exit")  # a run's files whose change wakes its waiters
 LOW_DISK = 8 * 1024 * 1024  # bytes free under which a failed encoder is blamed on a full disk
 SOFTWARE = "libx264"
 HARDWARE_TRIES = 3  # hardware encoder failures in a row after which a process uses software
@@ -383,51 +388,67 @@ class LocalTranscoder:
         self._write(s)
 
     def _wait(self, s: Session, n: int, path: Path, loader: Loader) -> Path:
+        """Return segment n's path once complete: woken when the run lists a segment or ends
+        (services/playback/folderwatch.py: no polling, no CPU taken from the encoder), and
+        looking at least every WATCH_TICK (a restart by another process, a vanished encoder)."""
         began = time.monotonic()
         deadline = began + SEGMENT_WAIT
         gone_since = 0.0
         retried = False
-        while True:
-            if path.is_file():
-                return path
-            run = s.run
-            if run is None:
-                raise TranscodeFailed("the encoder of this session is gone")
-            run_dir = self.run_dir(run.id)
-            if n in hls.finished_segments(run_dir):
-                if run.encoder not in (SOFTWARE, "copy"):
-                    self.hardware_failures = 0  # it works (again)
-                with self._lock():
-                    self._publish(s)
+        watch: FolderWatch | None = None
+        watch_id = ""
+        try:
+            while True:
                 if path.is_file():
                     return path
-            code, tail = _exit_of(run_dir)
-            if code is None and not self._alive(run):
-                # Exited, but its waiter (maybe in another process) has not written the exit
-                # file yet, or that process is gone: give it a moment before judging.
-                gone_since = gone_since or time.monotonic()
-                if time.monotonic() - gone_since > 1.0:
-                    code, tail = -1, "the encoder vanished"
-            if code is not None:
-                self._publish(s)
-                if path.is_file():
-                    return path
-                if (code == 0 or tail == "the encoder vanished") and not retried:
-                    # It ended without this segment (killed by another request's restart, or
-                    # done before the segment was asked again after an eviction): start anew.
-                    retried = True
+                run = s.run
+                if run is None:
+                    raise TranscodeFailed("the encoder of this session is gone")
+                run_dir = self.run_dir(run.id)
+                if watch is None or watch_id != run.id:  # watched before looking: nothing missed
+                    if watch is not None:
+                        watch.close()
+                    watch, watch_id = FolderWatch(run_dir, WATCHED), run.id
+                if n in hls.finished_segments(run_dir):
+                    if run.encoder not in (SOFTWARE, "copy"):
+                        self.hardware_failures = 0  # it works (again)
                     with self._lock():
-                        fresh = self.session(s.id, s.user_id)
-                        if fresh.run is None or fresh.run.id == run.id:
-                            self._start(fresh, n, loader)
-                    s = self.session(s.id, s.user_id)
-                    gone_since = 0.0
-                    continue
-                self._failed(s, run, code, tail, n, loader)
-                s = self.session(s.id, s.user_id)  # restarted in software
-            if time.monotonic() > deadline:
-                raise Unavailable("the segment is not ready yet", 2)
-            time.sleep(POLL_FIRST if time.monotonic() - began < 1.0 else POLL)
+                        self._publish(s)
+                    if path.is_file():
+                        return path
+                code, tail = _exit_of(run_dir)
+                if code is None and not self._alive(run):
+                    # Exited, but its waiter (maybe in another process) has not written the exit
+                    # file yet, or that process is gone: give it a moment before judging.
+                    gone_since = gone_since or time.monotonic()
+                    if time.monotonic() - gone_since > 1.0:
+                        code, tail = -1, "the encoder vanished"
+                if code is not None:
+                    self._publish(s)
+                    if path.is_file():
+                        return path
+                    if (code == 0 or tail == "the encoder vanished") and not retried:
+                        # It ended without this segment (killed by another request's restart, or
+                        # done before the segment was asked again after an eviction): start anew.
+                        retried = True
+                        with self._lock():
+                            fresh = self.session(s.id, s.user_id)
+                            if fresh.run is None or fresh.run.id == run.id:
+                                self._start(fresh, n, loader)
+                        s = self.session(s.id, s.user_id)
+                        gone_since = 0.0
+                        continue
+                    self._failed(s, run, code, tail, n, loader)
+                    s = self.session(s.id, s.user_id)  # restarted in software
+                if time.monotonic() > deadline:
+                    raise Unavailable("the segment is not ready yet", 2)
+                if watch.watching:
+                    watch.wait(min(WATCH_TICK, max(0.0, deadline - time.monotonic())))
+                else:
+                    time.sleep(POLL_FIRST if time.monotonic() - began < 1.0 else POLL)
+        finally:
+            if watch is not None:
+                watch.close()
 
     def _failed(self, s: Session, run: Run, code: int, tail: str, n: int, loader: Loader) -> None:
         last = tail.strip().splitlines()[-1] if tail.strip() else f"exit status {code}"
