@@ -63,7 +63,8 @@ def _bind(value: str) -> tuple[str, int]:
     default=4,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Dramatiq worker threads (session jobs and batch work).",
+    help="Dramatiq threads for session jobs; preview jobs get their own, as many as preview "
+    "processes (at most this, and LVS_PROBE_WORKERS or one per CPU up to 4).",
 )
 def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  # fmt: skip
     """Run a worker for a server on another machine (needs LVS_REDIS_URL and LVS_NODE_SECRET)."""
@@ -102,7 +103,8 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
         id=worker_id, host=socket.gethostname(), url=url, cpus=cpus,
         encoders=tuple(dict.fromkeys((choice.name, encoders.SOFTWARE))),
         hardware=choice.hardware, capacity=capacity, started=registry.now())  # fmt: skip
-    node = Node(settings.redis_url, info, sessions=sessions.count, threads=threads)
+    node = Node(settings.redis_url, info, sessions=sessions.count, threads=threads,
+                batch_threads=pool.size)  # fmt: skip
     server = make_server(host, port, node_app.make_app(sessions, previews), threaded=True)
     threading.Thread(target=server.serve_forever, name="node-http", daemon=True).start()
     done = threading.Event()

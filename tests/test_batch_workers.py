@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -31,7 +32,7 @@ from services.previews import batch
 from services.previews.thumbnails import thumb_path
 from tests.conftest import signed_in
 from tests.mediagen import X264, make_video
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import RedisServer, free_port, redis_server  # noqa: F401
 from tests.sample_library import media_hash
 from tests.test_compute import SECRET
 from tests.test_workers import Workers
@@ -432,3 +433,39 @@ def test_local_work_on_shares_the_batch_and_no_job_is_made_twice(tmp_path: Path,
             bg.stop()
         workers.stop_all()
         redis.stop()
+
+
+_gate = threading.Event()
+
+
+def _slow_batch(key: str) -> None:
+    conn.redis_link(os.environ["LVS_TEST_REDIS"]).client().rpush(key, "batch started")
+    _gate.wait(20)
+
+
+def _session_job(key: str) -> None:
+    conn.redis_link(os.environ["LVS_TEST_REDIS"]).client().rpush(key, "session job")
+
+
+def test_session_jobs_do_not_wait_behind_batch_work(redis_server, monkeypatch) -> None:  # noqa: F811
+    """A worker's batch work has threads of its own (Node batch_threads): with its one batch
+    thread busy, a session job on its own queue still runs at once."""
+    from services.compute.node import Node
+
+    monkeypatch.setenv("LVS_TEST_REDIS", redis_server.url)
+    info = registry.WorkerInfo(id="w-split", host="h", url="http://127.0.0.1:1", cpus=1)
+    broker.actor("lvs.test.slow", queue=broker.BATCH_QUEUE, max_retries=0)(_slow_batch)
+    broker.actor("lvs.test.session", queue=registry.queue_of("w-split"), max_retries=0)(
+        _session_job
+    )
+    node = Node(redis_server.url, info, threads=1, batch_threads=1)
+    node.start()
+    client = conn.redis_link(redis_server.url).client()
+    try:
+        assert broker.send(redis_server.url, "lvs.test.slow", "ran")
+        wait_for(lambda: client.lrange("ran", 0, -1) == ["batch started"], 10, "the batch job")
+        assert broker.send(redis_server.url, "lvs.test.session", "ran")
+        wait_for(lambda: "session job" in client.lrange("ran", 0, -1), 5, "the session job")
+    finally:
+        _gate.set()
+        node.stop()

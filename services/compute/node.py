@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.compute import registry
-from services.compute.broker import get_broker
+from services.compute.broker import BATCH_QUEUE, get_broker
 from services.compute.conn import redis_link
 from services.compute.registry import WorkerInfo
 
@@ -41,14 +41,17 @@ class Node:
         *,
         sessions: Callable[[], int] = lambda: 0,
         threads: int = 4,
+        batch_threads: int = 0,
     ) -> None:
         self.redis_url = redis_url
         self.info = info
         self.count_sessions = sessions
         self.threads = threads
+        self.batch_threads = batch_threads
         self.link = redis_link(redis_url)
         self._stop = threading.Event()
         self._worker: Any = None
+        self._batch_worker: Any = None
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -62,15 +65,36 @@ class Node:
                  ",".join(self.info.encoders))  # fmt: skip
 
     def _start_worker(self) -> None:
+        broker = get_broker(self.redis_url)
+        own = registry.queue_of(self.info.id)
+        broker.declare_queue(own)
+        # With batch_threads, batch work has threads of its own: a session's job never waits
+        # behind thumbnails and clips that took every thread.
+        queues = {own} if self.batch_threads else None
+        self._worker = self._dramatiq_worker(broker, self.threads, queues)
+        if self.batch_threads:
+            broker.declare_queue(BATCH_QUEUE)
+            # A second Worker on one broker makes Dramatiq warn of a middleware added twice;
+            # with disjoint queue lists the two never meet, so that warning is not logged.
+            level = broker.logger.level
+            broker.logger.setLevel(logging.ERROR)
+            try:
+                self._batch_worker = self._dramatiq_worker(broker, self.batch_threads,
+                                                           {BATCH_QUEUE})  # fmt: skip
+            finally:
+                broker.logger.setLevel(level)
+
+    @staticmethod
+    def _dramatiq_worker(broker: Any, threads: int, queues: set[str] | None) -> Any:
         import dramatiq
 
-        broker = get_broker(self.redis_url)
-        broker.declare_queue(registry.queue_of(self.info.id))
-        self._worker = dramatiq.Worker(broker, worker_threads=self.threads, worker_timeout=POLL_MS)
+        worker = dramatiq.Worker(broker, queues=queues, worker_threads=threads,
+                                 worker_timeout=POLL_MS)  # fmt: skip
         # Take no more messages than threads to run them: a batch job waits in the queue, where
         # any worker can take it, not in a busy worker's buffer (Dramatiq's default is twice).
-        self._worker.queue_prefetch = self.threads
-        self._worker.start()
+        worker.queue_prefetch = threads
+        worker.start()
+        return worker
 
     def beat(self) -> WorkerInfo:
         """Announce this worker now (when Redis answers); return what was announced."""
@@ -104,5 +128,6 @@ class Node:
                 registry.withdraw(client, self.info.id)
             except self.link.errors:
                 pass
-        if self._worker is not None:
-            self._worker.stop(timeout=5000)
+        for worker in (self._worker, self._batch_worker):
+            if worker is not None:
+                worker.stop(timeout=5000)
