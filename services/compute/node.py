@@ -4,7 +4,9 @@ caller's: cli/worker.py serves blueprints/node.py).
 `Node(...)` is given what to announce and how to count its sessions. `start()` starts:
 
 - Dramatiq worker threads consuming every declared queue, among them this worker's own
-  `registry.queue_of(id)` (session requests meant for it), with a short poll (POLL_MS);
+  `registry.queue_of(id)` (session requests meant for it), with a short poll (POLL_MS); with
+  `batch_threads`, `threads` take only that queue and `batch_threads` others take the batch
+  queue (preview jobs), so a session request never waits behind batch work;
 - the heartbeat: `registry.announce` every HEARTBEAT seconds with the current sessions and load.
 
 `stop()` withdraws the announcement and stops both. While Redis is unreachable the HTTP
