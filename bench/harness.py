@@ -275,11 +275,12 @@ class Bench:
         self.notes.append(text)
 
     @staticmethod
-    def _sample(fn: Callable[[], Any]) -> float:
+    def _sample(fn: Callable[[], Any], self_timed: bool = False) -> float:
         gc.collect()  # collect the previous sample's garbage outside the timed region
         start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
+        got = fn()
+        took = time.perf_counter() - start
+        return float(got) if self_timed else took
 
     def pair(
         self,
@@ -295,11 +296,13 @@ class Bench:
         baseline_label: str = "baseline",
         ours_label: str = "ours",
         headline: bool = False,
+        self_timed: bool = False,
     ) -> dict[str, Any]:
         """Time baseline and ours interleaved (A B A B ...) and add one comparison row.
 
         `warmup` rounds of both run first and are not recorded. The ratio is
-        stat(ours) / stat(baseline) of wall times; lower is better.
+        stat(ours) / stat(baseline) of wall times; lower is better. `self_timed`: each call
+        returns its own time in seconds (its set-up and clean-up left out), which is the sample.
         """
         rows = self.group(
             name,
@@ -312,6 +315,7 @@ class Bench:
             higher_is_better=higher_is_better,
             baseline_label=baseline_label,
             headline=ours_label if headline else None,
+            self_timed=self_timed,
         )
         return rows[0]
 
@@ -328,6 +332,7 @@ class Bench:
         higher_is_better: bool = False,
         baseline_label: str = "baseline",
         headline: str | None = None,
+        self_timed: bool = False,
     ) -> list[dict[str, Any]]:
         """Time baseline then each variant of ours in every round; add one row per variant.
 
@@ -339,8 +344,8 @@ class Bench:
         base = Samples(baseline_label)
         ours = {label: Samples(label) for label in variants}
         for round_no in range(warmup + pairs):
-            b = self._sample(baseline_fn)
-            o = {label: self._sample(fn) for label, fn in variants.items()}
+            b = self._sample(baseline_fn, self_timed)
+            o = {label: self._sample(fn, self_timed) for label, fn in variants.items()}
             if round_no >= warmup:
                 base.add(b)
                 for label, value in o.items():
