@@ -20,8 +20,21 @@ Rows:
    the slowest session, with two workers vs the server alone. On this one 2-core VM both
    "machines" share the same two cores, so this row cannot show the gain of a second box: it
    shows the cost of the hop (a real second machine adds its own cores).
+5. concurrency (`--only concurrency`): machines simulated by CPU pinning. "One machine alone"
+   is a single-node server (no Redis: what LVS_LOCAL_WORK=on with no worker does) under
+   `taskset -c 0` — its gunicorn workers and their ffmpeg children inherit the one core;
+   "two workers" is a server with LVS_LOCAL_WORK=off and two `flask worker`s under
+   `taskset -c 0` and `taskset -c 1`. For N = 1..--max-concurrency sessions at once of a 1080p
+   HEVC clip (B8's, played LOOPS times over by stream copy: distinct media, 42 s) → 720p,
+   each viewer pulls every segment as soon as it comes and plays along: playback starts when
+   segment 0 arrives, and a later segment that arrives after its turn stalls the player. A
+   session "keeps real time" when its stalls add up to ≤ STALL_OK s. Every server may run 4
+   encoders (LVS_TRANSCODE_MAX=4): beyond one per core they share it, as a machine would.
+   The two-worker server itself is not pinned (it only proxies; a real one is a third box),
+   nor is this client.
 
     python -m bench.b18_workers [--pairs 5] [--kills 10] [--max-sessions 3]
+    python -m bench.b18_workers --only concurrency [--max-concurrency 4]
 """
 
 from __future__ import annotations
@@ -51,6 +64,9 @@ from bench.harness import CORPUS_DIR, ROOT, Bench, Samples, app_server
 sys.path.insert(0, str(ROOT))
 
 SECRET = secrets.token_hex(16)
+LOOPS = 2  # the concurrency row's clip: B8's 1080p HEVC clip (21 s) twice over
+STALL_OK = 0.5  # seconds of stalls a session may add up and still count as keeping real time
+SECTIONS = ("first", "proxy", "failover", "concurrent", "concurrency")
 
 
 class Client(KeepAlive):
@@ -109,7 +125,8 @@ class Workers:
     def scratch(self, name: str) -> Path:
         return self.base / f"scratch-{name}"
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, cpus: str = "") -> None:
+        """Start worker `name` (`cpus`: under taskset -c CPUS)."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("LVS_")}
         env.update(LVS_REDIS_URL=self.redis_url, LVS_NODE_SECRET=SECRET,
@@ -117,8 +134,9 @@ class Workers:
                    LVS_DATA_DIR=str(self.base / f"data-{name}"), LVS_LOG_LEVEL="WARNING",
                    LVS_TRANSCODE_MAX="4")  # fmt: skip
         flask = str(Path(sys.executable).parent / "flask")
+        pin = ["taskset", "-c", cpus] if cpus else []
         self.procs[name] = subprocess.Popen(
-            [flask, "--app", "app", "worker", "--bind", f"127.0.0.1:{port}", "--id", name,
+            [*pin, flask, "--app", "app", "worker", "--bind", f"127.0.0.1:{port}", "--id", name,
              "--url", f"http://127.0.0.1:{port}", "--threads", "2"],
             cwd=ROOT, env=env, stdout=(self.base / f"{name}.log").open("ab"),
             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
@@ -317,17 +335,126 @@ def concurrent(port: int, token: str, h: str, sessions: int, duration: float) ->
     return min(speeds)
 
 
-def copies(root: Path, data: Path, count: int) -> list[str]:
-    """Make `count` byte-different copies of the HEVC clip (distinct media) and index them."""
+def play_along(port: int, token: str, item: str, query: dict[str, str]) -> tuple[float, float]:
+    """Play one session as a player that starts at segment 0's arrival and wants segment k at
+    its time (later: a stall, added up); return (× real time from the first request, stalls s)."""
+    client = Client(port, token)
+    started = time.perf_counter()
+    sid, _ = segment_of(client, item, query, 0.0)
+    status, body = client.get(f"/media/{item}/hls/{sid}/stream.m3u8")
+    assert status == 200, body[:300]
+    lines = body.decode().splitlines()
+    durations = [float(x.split(":", 1)[1].rstrip(",")) for x in lines if x.startswith("#EXTINF")]
+    names = [x for x in lines if x and not x.startswith("#")]
+    clock, due, stalls, now = 0.0, 0.0, 0.0, started
+    for duration, name in zip(durations, names, strict=True):
+        status, body = client.get(f"/media/{item}/hls/{sid}/{name}")
+        while status == 503:
+            time.sleep(0.5)
+            status, body = client.get(f"/media/{item}/hls/{sid}/{name}")
+        assert status == 200 and body, (status, name, body[:300])
+        now = time.perf_counter()
+        if not clock:
+            clock = now  # playback starts
+        else:
+            stalls += max(0.0, now - (clock + due + stalls))
+        due += duration
+    client.post(f"/media/{item}/hls/{sid}/stop")
+    return sum(durations) / (now - started), stalls
+
+
+def play_together(port: int, token: str, items: list[str]) -> list[tuple[float, float]]:
+    """Play every item at once (one thread each, 720p); return each one's (speed, stalls)."""
+    found: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+
+    def one(item: str) -> None:
+        try:
+            found.append(play_along(port, token, item, {"q": "720"}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return found
+
+
+def pinned_concurrency(bench: Bench, root: Path, data: Path, token: str, items: list[str],
+                       base: Path, redis_url: str) -> None:  # fmt: skip
+    """Row 5 (see the module docstring): sessions keeping real time, two pinned workers vs one
+    pinned machine alone, for 1..len(items) sessions at once."""
+    alone_data = copy_data(data, CORPUS_DIR / "b18" / "data-alone")
+    two_data = copy_data(data, CORPUS_DIR / "b18" / "data-two")
+    (base / "pinned").mkdir(parents=True, exist_ok=True)
+    workers = Workers(base / "pinned", redis_url, root)
+    table: list[dict] = []
+    try:
+        workers.start("w-cpu0", cpus="0")
+        workers.start("w-cpu1", cpus="1")
+        with (
+            env(LVS_TRANSCODE_MAX="4"),
+            app_server(alone_data, root, prefix=("taskset", "-c", "0")) as (alone_port, _),
+            env(LVS_REDIS_URL=redis_url, LVS_NODE_SECRET=SECRET, LVS_LOCAL_WORK="off"),
+            app_server(two_data, root) as (two_port, _),
+        ):
+            for n in range(1, len(items) + 1):
+                for item in items[:n]:  # every run encodes: no rendition kept from the last
+                    shutil.rmtree(alone_data / "hls" / "cache" / item, ignore_errors=True)
+                load = os.getloadavg()[0]
+                alone = play_together(alone_port, token, items[:n])
+                two = play_together(two_port, token, items[:n])
+                counts = []
+                for label, got in (("one machine alone", alone), ("two workers", two)):
+                    keep = sum(1 for _, stall in got if stall <= STALL_OK)
+                    samples = Samples(label, "sessions at ≥ 1×")
+                    samples.add(keep)
+                    counts.append(samples)
+                    table.append({"sessions": n, "setup": label, "keep_real_time": keep,
+                                  "speeds": sorted(round(s, 2) for s, _ in got),
+                                  "stalls_s": sorted(round(x, 1) for _, x in got),
+                                  "load_before": round(load, 2)})  # fmt: skip
+                bench.compare(f"{n} at once, 1080p HEVC → 720p: sessions keeping real time, two "
+                              "workers (a core each) / one machine (one core)", counts[0],
+                              counts[1], higher_is_better=True, headline=n == len(items))  # fmt: skip
+                bench.note(f"{n} at once: alone speeds {table[-2]['speeds']} stalls "
+                           f"{table[-2]['stalls_s']} s; two workers speeds {table[-1]['speeds']} "
+                           f"stalls {table[-1]['stalls_s']} s (load before {load:.2f})")  # fmt: skip
+    finally:
+        workers.stop_all()
+        bench.extra["concurrency"] = table
+        bench.note("concurrency: 'one machine' = single-node gunicorn under taskset -c 0; 'two "
+                   "workers' = flask worker under taskset -c 0 and -c 1, the server (proxy) and "
+                   f"this client unpinned; a session keeps real time with ≤ {STALL_OK} s of "
+                   "stalls after its first segment")  # fmt: skip
+
+
+def copies(root: Path, data: Path, count: int, loops: int = 1) -> list[str]:
+    """Make `count` byte-different copies of the HEVC clip (distinct media), `loops` times
+    over (stream copy), and index them."""
     from config import load_settings
     from services import db as dbmod
+    from services.ffmpeg import ffmpeg_path
     from services.library.scanner import scan
 
     src = root / CLIPS["hevc"][0]
     folder = root / "copies"
     folder.mkdir(exist_ok=True)
+    stem = "copy" if loops == 1 else f"loop{loops}x"
+    if loops > 1:
+        looped = folder / f".loop{loops}.mkv"  # hidden: not scanned
+        if not looped.exists():
+            subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y",
+                            "-stream_loop", str(loops - 1), "-i", f"file:{src}", "-c", "copy",
+                            "-f", "matroska", f"file:{looped}.part"], check=True, timeout=120)  # fmt: skip
+            os.replace(f"{looped}.part", looped)
+        src = looped
     for i in range(count):
-        out = folder / f"copy{i}.mkv"
+        out = folder / f"{stem}{i}.mkv"
         if not out.exists():
             shutil.copyfile(src, out)
             with out.open("ab") as f:
@@ -338,7 +465,7 @@ def copies(root: Path, data: Path, count: int) -> list[str]:
     try:
         scan(db, settings)
         return [db.execute("SELECT m.media_hash FROM files f JOIN media m ON m.id = f.media_id "
-                           "WHERE f.name = ?", [f"copy{i}.mkv"]).fetchone()[0]
+                           "WHERE f.name = ?", [f"{stem}{i}.mkv"]).fetchone()[0]
                 for i in range(count)]  # fmt: skip
     finally:
         db.close()
@@ -349,21 +476,31 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--max-sessions", type=int, default=3)
-    parser.add_argument("--skip", action="append", default=[],
-                        choices=["first", "proxy", "failover", "concurrent"])  # fmt: skip
+    parser.add_argument("--max-concurrency", type=int, default=4)
+    parser.add_argument("--skip", action="append", default=[], choices=SECTIONS)
+    parser.add_argument("--only", action="append", default=[], choices=SECTIONS)
     opts = parser.parse_args()
+    run = set(opts.only) if opts.only else set(SECTIONS) - set(opts.skip)
+    opts.skip = [s for s in SECTIONS if s not in run]
     root = make_clips()
     data, hashes, token = prepare(root)
     items = copies(root, data, opts.max_sessions)
+    looped = copies(root, data, opts.max_concurrency, LOOPS) if "concurrency" in run else []
     h = hashes["hevc"]
     bench = Bench("b18", "transcode sessions on workers (Redis + flask worker) vs this server alone",
                   params={"pairs": opts.pairs, "kills": opts.kills, "clip": "HEVC 1920x1080 20 s",
-                          "max_sessions": opts.max_sessions})  # fmt: skip
+                          "max_sessions": opts.max_sessions, "sections": sorted(run),
+                          "max_concurrency": opts.max_concurrency, "loops": LOOPS,
+                          "stall_ok_s": STALL_OK})  # fmt: skip
     base = Path(tempfile.mkdtemp(prefix="b18-", dir=CORPUS_DIR))
     redis = Redis(base / "redis")
     workers = Workers(base, redis.url, root)
     remote_data = copy_data(data, CORPUS_DIR / "b18" / "data-workers")
     try:
+        if "concurrency" in run:
+            pinned_concurrency(bench, root, data, token, looped, base, redis.url)
+        if not run - {"concurrency"}:
+            return
         workers.start("w-a")
         workers.start("w-b")
         with (

@@ -493,10 +493,13 @@ def process_cpu(pid: int) -> float:
 
 
 @contextmanager
-def app_server(data_dir: Path, root: Path, tree: Path = ROOT) -> Iterator[tuple[int, int]]:
+def app_server(data_dir: Path, root: Path, tree: Path = ROOT,
+               prefix: tuple[str, ...] = ()) -> Iterator[tuple[int, int]]:  # fmt: skip
     """Run the real server (gunicorn.conf.py, background work off) on a data dir.
 
     `tree`: the checkout whose code it runs (another one, to compare two versions side by side).
+    `prefix`: a command it runs under, e.g. ("taskset", "-c", "0") (its workers and their
+    ffmpeg children inherit the CPU affinity).
 
     Yields its port and master pid. Background services are off: benches synthesize libraries
     whose files are not really there, which a scan or thumbnail job would chase.
@@ -519,7 +522,7 @@ def app_server(data_dir: Path, root: Path, tree: Path = ROOT) -> Iterator[tuple[
     gunicorn = ROOT / ".venv/bin/gunicorn"
     if not gunicorn.exists():  # a worktree without its own .venv: the running interpreter's
         gunicorn = Path(sys.executable).parent / "gunicorn"
-    argv = [str(gunicorn), "-c", str(tree / "gunicorn.conf.py")]
+    argv = [*prefix, str(gunicorn), "-c", str(tree / "gunicorn.conf.py")]
     proc = subprocess.Popen(argv, cwd=tree, env=env)
     try:
         deadline = time.monotonic() + 60
