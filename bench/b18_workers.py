@@ -75,14 +75,21 @@ class Client(KeepAlive):
     def __init__(self, port: int, token: str) -> None:
         super().__init__(port, token)
         self.port = port
+        self.worker = ""
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
-            return super().get(path)
+            return self._get(path)
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-            return super().get(path)
+            return self._get(path)
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        self.conn.request("GET", path, headers=self.headers)
+        r = self.conn.getresponse()
+        self.worker = r.getheader("X-LVS-Worker") or "server"  # who made the last answer
+        return r.status, r.read()
 
 
 def free_port() -> int:
@@ -335,9 +342,11 @@ def concurrent(port: int, token: str, h: str, sessions: int, duration: float) ->
     return min(speeds)
 
 
-def play_along(port: int, token: str, item: str, query: dict[str, str]) -> tuple[float, float]:
+def play_along(port: int, token: str, item: str,
+               query: dict[str, str]) -> tuple[float, float, str]:  # fmt: skip
     """Play one session as a player that starts at segment 0's arrival and wants segment k at
-    its time (later: a stall, added up); return (× real time from the first request, stalls s)."""
+    its time (later: a stall, added up); return (× real time from the first request, stalls s,
+    who made its segments)."""
     client = Client(port, token)
     started = time.perf_counter()
     sid, _ = segment_of(client, item, query, 0.0)
@@ -346,7 +355,7 @@ def play_along(port: int, token: str, item: str, query: dict[str, str]) -> tuple
     lines = body.decode().splitlines()
     durations = [float(x.split(":", 1)[1].rstrip(",")) for x in lines if x.startswith("#EXTINF")]
     names = [x for x in lines if x and not x.startswith("#")]
-    clock, due, stalls, now = 0.0, 0.0, 0.0, started
+    clock, due, stalls, now, made = 0.0, 0.0, 0.0, started, set()
     for duration, name in zip(durations, names, strict=True):
         status, body = client.get(f"/media/{item}/hls/{sid}/{name}")
         while status == 503:
@@ -354,18 +363,19 @@ def play_along(port: int, token: str, item: str, query: dict[str, str]) -> tuple
             status, body = client.get(f"/media/{item}/hls/{sid}/{name}")
         assert status == 200 and body, (status, name, body[:300])
         now = time.perf_counter()
+        made.add(client.worker)
         if not clock:
             clock = now  # playback starts
         else:
             stalls += max(0.0, now - (clock + due + stalls))
         due += duration
     client.post(f"/media/{item}/hls/{sid}/stop")
-    return sum(durations) / (now - started), stalls
+    return sum(durations) / (now - started), stalls, "+".join(sorted(made))
 
 
-def play_together(port: int, token: str, items: list[str]) -> list[tuple[float, float]]:
-    """Play every item at once (one thread each, 720p); return each one's (speed, stalls)."""
-    found: list[tuple[float, float]] = []
+def play_together(port: int, token: str, items: list[str]) -> list[tuple[float, float, str]]:
+    """Play every item at once (one thread each, 720p); return each one's (speed, stalls, by)."""
+    found: list[tuple[float, float, str]] = []
     errors: list[BaseException] = []
 
     def one(item: str) -> None:
@@ -410,20 +420,22 @@ def pinned_concurrency(bench: Bench, root: Path, data: Path, token: str, items: 
                 two = play_together(two_port, token, items[:n])
                 counts = []
                 for label, got in (("one machine alone", alone), ("two workers", two)):
-                    keep = sum(1 for _, stall in got if stall <= STALL_OK)
+                    keep = sum(1 for _, stall, _ in got if stall <= STALL_OK)
                     samples = Samples(label, "sessions at ≥ 1×")
                     samples.add(keep)
                     counts.append(samples)
                     table.append({"sessions": n, "setup": label, "keep_real_time": keep,
-                                  "speeds": sorted(round(s, 2) for s, _ in got),
-                                  "stalls_s": sorted(round(x, 1) for _, x in got),
+                                  "speeds": sorted(round(s, 2) for s, _, _ in got),
+                                  "stalls_s": sorted(round(x, 1) for _, x, _ in got),
+                                  "made_by": sorted(by for _, _, by in got),
                                   "load_before": round(load, 2)})  # fmt: skip
                 bench.compare(f"{n} at once, 1080p HEVC → 720p: sessions keeping real time, two "
                               "workers (a core each) / one machine (one core)", counts[0],
                               counts[1], higher_is_better=True, headline=n == len(items))  # fmt: skip
                 bench.note(f"{n} at once: alone speeds {table[-2]['speeds']} stalls "
                            f"{table[-2]['stalls_s']} s; two workers speeds {table[-1]['speeds']} "
-                           f"stalls {table[-1]['stalls_s']} s (load before {load:.2f})")  # fmt: skip
+                           f"stalls {table[-1]['stalls_s']} s on {table[-1]['made_by']} (load "
+                           f"before {load:.2f})")  # fmt: skip
     finally:
         workers.stop_all()
         bench.extra["concurrency"] = table
