@@ -604,3 +604,39 @@ def test_a_job_root_is_mapped_and_must_be_a_worker_library_folder(tmp_path: Path
     assert pw.parse_job(job, (here,), (("/srv/media", str(here)),)).root == str(here)
     with pytest.raises(pw.BadJob, match="library folders"):
         pw.parse_job(job, (tmp_path / "other",), (("/srv/media", str(here)),))
+
+
+def test_a_full_shared_folder_is_left_for_the_proxy_without_a_partial_file(tmp_path, caplog):
+    """A share that fills up (a 64 KiB tmpfs): the segment that does not fit is not left half
+    written, the worker says so once, and the session's segments go over HTTP for a while."""
+    tiny = tmp_path / "share"
+    tiny.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"a small tmpfs cannot be mounted here: {mounted.stderr.strip()}")
+    tc = pw.make_transcoder(tmp_path / "scratch", max_encoders=1, cache_bytes=10**9, idle=60,
+                            encoder="libx264")  # fmt: skip
+    try:
+        ws = pw.WorkerSessions("w-full", tc, roots=(tmp_path,), path_map=(), secret=SECRET,
+                               link=None, shared=tiny)  # fmt: skip
+        job = pw.parse_job(_job(tmp_path), (tmp_path,), ())
+        ws.jobs[job.session_id] = job  # taken (its file is not needed to copy segments)
+        small, big = tmp_path / "small.ts", tmp_path / "big.ts"
+        small.write_bytes(b"\x47" + bytes(187) * 100)
+        big.write_bytes((b"\x47" + bytes(187)) * 1000)  # 188 KB: more than the share holds
+        assert ws.share(job.session_id, 0, small)
+        rendition = tiny / job.media_hash / job.output.key
+        assert (rendition / "0.ts").read_bytes() == small.read_bytes()
+        caplog.set_level(logging.INFO)
+        assert not ws.share(job.session_id, 1, big)
+        assert not ws.share(job.session_id, 2, small)  # left alone for SHARE_RETRY s: HTTP
+        said = [r for r in caplog.records if "cannot take its segments" in r.getMessage()]
+        assert len(said) == 1 and said[0].levelno == logging.WARNING
+        assert "No space left" in said[0].getMessage()
+        assert [p.name for p in rendition.iterdir()] == ["0.ts"]  # nothing half written
+        ws.end(job.session_id, "the test ends")
+        assert not rendition.exists()  # the session's segments leave the share with it
+    finally:
+        tc.close()
+        subprocess.run(["umount", "-l", str(tiny)], check=False)
