@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,12 @@ def who(site):
 def client(site):
     """Return a test client of the module's site (sign in per request with `who`'s headers)."""
     return site.app.test_client()
+
+
+def mount_tmpfs(path: Path, size: str) -> None:
+    """Mount a tmpfs of `size` (e.g. "64k": a disk that fills up) at `path`, or skip the test
+    where that is not allowed; the caller unmounts it (umount -l)."""
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"a small tmpfs cannot be mounted here: {done.stderr.strip()}")

@@ -24,7 +24,7 @@ import pytest
 from services import ffmpeg as runner
 from services.playback import decision, encoders
 from services.playback.transcoder import LocalTranscoder
-from tests.conftest import signed_in
+from tests.conftest import mount_tmpfs, signed_in
 from tests.mediagen import X264, X265, ffmpeg, file_arg, make_video
 from tests.sample_library import media_hash, scan_library
 
@@ -439,10 +439,7 @@ def test_the_cache_evicts_the_least_recently_used_under_a_tiny_cap(lib):
 def test_a_full_disk_answers_503_and_leaves_no_partial_file(lib, tmp_path):
     tiny = tmp_path / "tiny"
     tiny.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(tiny)],
-                             capture_output=True, text=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"a small tmpfs cannot be mounted here: {mounted.stderr.strip()}")
+    mount_tmpfs(tiny, "192k")
     old = lib.app.extensions.pop("transcoder", None)
     if old is not None:
         old.close()

@@ -28,7 +28,7 @@ from services.compute import conn, leases, registry
 from services.ffmpeg import file_arg
 from services.playback import hls
 from services.playback import worker as pw
-from tests.conftest import signed_in
+from tests.conftest import mount_tmpfs, signed_in
 from tests.mediagen import X265, ffmpeg, make_video
 from tests.redis_server import RedisServer
 from tests.sample_library import media_hash, scan_library
@@ -611,10 +611,7 @@ def test_a_full_shared_folder_is_left_for_the_proxy_without_a_partial_file(tmp_p
     written, the worker says so once, and the session's segments go over HTTP for a while."""
     tiny = tmp_path / "share"
     tiny.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)],
-                             capture_output=True, text=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"a small tmpfs cannot be mounted here: {mounted.stderr.strip()}")
+    mount_tmpfs(tiny, "64k")
     tc = pw.make_transcoder(tmp_path / "scratch", max_encoders=1, cache_bytes=10**9, idle=60,
                             encoder="libx264")  # fmt: skip
     try:
