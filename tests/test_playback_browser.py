@@ -233,6 +233,33 @@ def test_choosing_a_quality_switches_to_a_transcode_from_the_same_spot(like_fire
     assert page.evaluate("!!window.lvsPlayer.playback.hls")
 
 
+def test_a_master_playlist_that_fails_is_asked_again_and_the_video_plays(like_firefox, server):
+    # A busy server may answer the master playlist late or not at all (the first q=max play
+    # measures the encoder's speed): hls.js gives up on the manifest, and starting to load
+    # again is not enough without one. The first three asks fail here.
+    page = like_firefox
+    failed = []
+
+    def flaky(route):
+        if len(failed) < 3:
+            failed.append(route.request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/hls/master.m3u8*", flaky)
+    page.goto(f"{server.url}/watch/{server.hash('h264_mkv')}")
+    wait_js(page, DECISION)
+    page.locator(".big-play").click()
+    wait_js(
+        page, "document.querySelector('.playback-note').textContent.includes('trying again')", 30
+    )
+    wait_js(page, f"{VIDEO}.currentTime > 1 && {VIDEO}.videoWidth > 0", 45)
+    assert len(failed) == 3
+    note = page.locator(".playback-note").inner_text()
+    assert note == page.evaluate(DECISION)["words"]  # the notice is gone once it plays
+
+
 def test_a_direct_play_without_a_picture_switches_to_hls_and_is_remembered(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     browser_sign_in(context, server.url, server.data)

@@ -18,6 +18,12 @@ async function loadHls() {
 
 const FAILED_KEY = "lvs-direct-failed"; // signatures of files whose original failed here
 const BUSY_RETRY_S = 10;
+const PLAYLIST_POLICY = {
+  maxTimeToFirstByteMs: 30000,
+  maxLoadTimeMs: 60000,
+  timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
+  errorRetry: { maxNumRetry: 2, retryDelayMs: 1000, maxRetryDelayMs: 8000 },
+};
 const HLS_TYPE = "application/vnd.apple.mpegurl";
 const NO_PICTURE_MS = 2500; // playing this long with videoWidth 0: the browser shows no picture
 
@@ -199,8 +205,14 @@ export class Playback {
             errorRetry: { maxNumRetry: 6, retryDelayMs: 1000, maxRetryDelayMs: 8000 },
           },
         },
+        // A first play may make the server measure this machine's encoder speed (q=max) or
+        // read the file's keyframes: on a busy server a playlist can take longer than hls.js's
+        // 10 s default before its first byte.
+        manifestLoadPolicy: { default: PLAYLIST_POLICY },
+        playlistLoadPolicy: { default: PLAYLIST_POLICY },
       });
       this.hls = hls;
+      this.hlsUrl = url;
       hls.on(Hls.Events.ERROR, (_event, data) => this.hlsError(data));
       hls.loadSource(url);
       hls.attachMedia(v);
@@ -264,7 +276,14 @@ export class Playback {
       this.hls.recoverMediaError();
     } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
       this.say("The video stopped loading; trying again.");
-      setTimeout(() => this.hls && this.hls.startLoad(this.video.currentTime), 2000);
+      const hls = this.hls;
+      setTimeout(() => {
+        if (!hls || hls !== this.hls) return;
+        // Without its master playlist hls.js has nothing to start: ask for it again first.
+        if (/^manifest/i.test(data.details || "")) hls.loadSource(this.hlsUrl);
+        hls.once(Hls.Events.FRAG_LOADED, () => this.say(this.decision ? this.decision.words : ""));
+        hls.startLoad(this.video.currentTime || this.pendingStart || 0);
+      }, 2000);
     } else {
       this.say("This video cannot be played here; download it instead.");
     }
