@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -227,11 +228,22 @@ def baseline(args: list[str], n: int, out: Path):
     return run
 
 
-def per_request(port: int, token: str, data: Path, h: str, rounds: int) -> dict[str, float]:
-    """Return the median ms of each request of `ours` (remux, after a seek), one clock each."""
+def per_request(
+    port: int, token: str, data: Path, h: str, rounds: int, raw: Callable[[], float]
+) -> dict[str, float]:
+    """Return the median ms of each request of `ours` (remux, after a seek), one clock each.
+
+    Also where the segment request's time goes: its answer's headers (the segment is complete
+    and opened), its last byte, and the very same segment fetched again at once from the cache
+    (what delivering its bytes costs alone); and, interleaved, raw ffmpeg with the same
+    arguments to its listing of that segment (`raw`, the main rows' baseline).
+    """
     import statistics
 
-    took: dict[str, list[float]] = {"master": [], "playlist": [], "segment": [], "all": []}
+    took: dict[str, list[float]] = {
+        "master": [], "playlist": [], "segment": [], "all": [],
+        "segment headers": [], "segment again from the cache": [], "raw ffmpeg": [],
+    }  # fmt: skip
     for i in range(rounds + 1):  # the first round warms up
         client = Client(port, token)
         t0 = time.perf_counter()
@@ -242,13 +254,21 @@ def per_request(port: int, token: str, data: Path, h: str, rounds: int) -> dict[
         t2 = time.perf_counter()
         names = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
         sid = variant.split("/")[0]
-        status, body = client.get(f"/media/{h}/hls/{sid}/{int(len(names) * 0.6)}.ts")
+        segment = f"/media/{h}/hls/{sid}/{int(len(names) * 0.6)}.ts"
+        client.conn.request("GET", segment, headers=client.headers)
+        response = client.conn.getresponse()
+        t_headers = time.perf_counter()
+        response.read()
         t3 = time.perf_counter()
+        assert response.status == 200, response.status
+        status, body = client.get(segment)
+        t4 = time.perf_counter()
         assert status == 200, status
         client.post(f"/media/{h}/hls/{sid}/stop")
         shutil.rmtree(data / "hls" / "cache" / h, ignore_errors=True)
         if i:
-            for key, value in zip(took, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+            parts = (t1 - t0, t2 - t1, t3 - t2, t3 - t0, t_headers - t2, t4 - t3, raw())
+            for key, value in zip(took, parts, strict=True):
                 took[key].append(value * 1000)
     return {k: round(statistics.median(v), 1) for k, v in took.items()}
 
@@ -272,8 +292,11 @@ def main() -> None:
                   params={"pairs": opts.pairs, "clip_seconds": SECONDS, "source": "1920x1080 25 fps"})  # fmt: skip
     absolute = {"hevc": 1.5, "h264": 0.7, "remux": 0.4}
     if opts.per_request:
-        with app_server(data, root) as (port, _pid):
-            got = per_request(port, token, data, hashes["remux"], opts.per_request)
+        with app_server(data, root) as (port, _pid), tempfile.TemporaryDirectory() as tmp:
+            h, out = hashes["remux"], Path(tmp) / "raw"
+            args, n = raw_args(data, root / CLIPS["remux"][0], h, QUERY["remux"], 0.6, out)
+            raw = baseline(args, n, out)
+            got = per_request(port, token, data, h, opts.per_request, raw)
         print("B8 remux after a seek, per request (median ms):", got, "load", os.getloadavg())
         return
     with app_server(data, root) as (port, _pid), tempfile.TemporaryDirectory() as tmp:
