@@ -9,13 +9,18 @@
   watches the folders and works through missing thumbnails; the other workers only make what
   their own requests wait for. A replacement worker takes the lock when the owner dies.
 - The address to open is printed once the server listens.
+- A worker killed by a fatal signal (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL) first writes
+  every thread's Python traceback to the error log (faulthandler), next to the arbiter's
+  "Worker (pid:N) was sent SIGBUS!".
 """
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import socket
+import sys
 from typing import Any
 
 from config import load_settings
@@ -77,6 +82,11 @@ def when_ready(server: Any) -> None:
     else:
         where = f"{_scheme}://{_host}:{port}/"
     server.log.info("Local Video Server is ready. Open %s", where)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Say where a worker was when a fatal signal killed it: all threads, into the error log."""
+    faulthandler.enable(file=sys.stderr, all_threads=True)
 
 
 def post_worker_init(worker: Any) -> None:

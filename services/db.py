@@ -108,6 +108,7 @@ WATCHES = 8  # databases a process watches at once (a server has one)
 _memos = threading.local()
 _watches: dict[str, WalWatch | None] = {}
 _watches_lock = threading.Lock()
+_alive: list[WalWatch] = []  # every watch until retire() has closed it: never collected
 
 
 class WalWatch:
@@ -124,6 +125,14 @@ class WalWatch:
     The watch keeps a connection of its own open for as long as it lives: while a process has
     the database open, no other process may truncate or delete the -shm file (SQLite does so
     only as the sole user), so the mapping always shows the live header.
+
+    What says "open" to the other processes is SQLite's read lock on the -shm's DMS byte, a
+    POSIX lock — and closing any descriptor of a file drops every POSIX lock the process holds
+    on it (its WAL read and write locks too). So the descriptor mapped through stays open, and
+    is closed (`retire`) only once no other descriptor in the process refers to that file: a
+    watch that closed it at once left its process holding nothing, and the next process to open
+    the database (a respawned worker, a `flask` command) found itself the first, truncated the
+    -shm and killed every process reading a mapping of it with SIGBUS (bench b18).
     """
 
     def __init__(self, db_path: str) -> None:
@@ -132,20 +141,53 @@ class WalWatch:
             mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
                 raise OSError(f"journal mode {mode}")
-            fd = os.open(db_path + "-shm", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if os.fstat(fd).st_size < WAL_INDEX_HEADER:
-                    raise OSError("no wal-index header yet")
-                self.map = mmap.mmap(fd, WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
-            finally:
-                os.close(fd)
+            if os.stat(db_path + "-shm").st_size < WAL_INDEX_HEADER:
+                raise OSError("no wal-index header yet")
+            # Neither this descriptor nor the mapping's copy of it may close while SQLite holds
+            # locks on the file (a failed mapping leaves it open for that reason): see retire().
+            self.fd = os.open(db_path + "-shm", os.O_RDONLY | os.O_CLOEXEC)
         except BaseException:
             self.conn.close()
             raise
+        self.file = os.fstat(self.fd)
+        self.map = mmap.mmap(self.fd, WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
+        self.retired = False
+        _alive.append(self)
 
-    def stamp(self) -> bytes:
+    def stamp(self) -> Any:
         """Return the header as it is now: a different value means a commit happened."""
-        return self.map[:WAL_INDEX_HEADER]
+        try:
+            return self.map[:WAL_INDEX_HEADER]
+        except ValueError:  # closed by retire(): a memo still holding it sees a change each time
+            return object()
+
+    def retire(self) -> None:
+        """Let go of the database: its connection now, the mapping once nothing else in the
+        process has the -shm open (then no lock of SQLite's can go with it)."""
+        self.retired = True
+        self.conn.close()
+        for watch in [w for w in _alive if w.retired and not _opened_elsewhere(w.file)]:
+            watch.map.close()  # and its copy of the descriptor
+            os.close(watch.fd)
+            _alive.remove(watch)
+
+
+def _opened_elsewhere(file: os.stat_result) -> bool:
+    """Return whether a descriptor of this process other than the watches' own (each has two:
+    its own and its mapping's copy) refers to `file`; True where /proc cannot say."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return True
+    opened = 0
+    for name in names:
+        try:
+            st = os.stat(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # the listing's own descriptor, or one closed since
+        opened += (st.st_dev, st.st_ino) == (file.st_dev, file.st_ino)
+    ours = sum(2 for w in _alive if (w.file.st_dev, w.file.st_ino) == (file.st_dev, file.st_ino))
+    return opened > ours
 
 
 def _watch(conn: sqlite3.Connection) -> WalWatch | None:
@@ -156,8 +198,10 @@ def _watch(conn: sqlite3.Connection) -> WalWatch | None:
         return None
     with _watches_lock:
         if path not in _watches:
-            while len(_watches) >= WATCHES:  # tests open many; dropped, not closed: in use
-                del _watches[next(iter(_watches))]
+            while len(_watches) >= WATCHES:  # tests open many; retired, not closed: in use
+                dropped = _watches.pop(next(iter(_watches)))
+                if dropped is not None:
+                    dropped.retire()
             try:
                 _watches[path] = WalWatch(path)
             except (OSError, sqlite3.Error) as exc:
