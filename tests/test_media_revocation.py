@@ -12,6 +12,7 @@ asks both workers again at once, with no wait.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sqlite3
@@ -190,6 +191,25 @@ def file_url(server: Server, name: str = "clip.mp4", suffix: str = "file") -> st
 
 def statuses(conns: list[HTTPConnection], path: str, headers: dict[str, str]) -> list[int]:
     return [ask(conn, path, headers)[0] for conn in conns]
+
+
+def test_the_warm_workers_still_hold_the_database_open(server: Server) -> None:
+    """Their memos watch the -shm through a mapping (services.db.WalWatch), which once closed
+    the descriptor it mapped through and so dropped SQLite's "database open" lock (a POSIX read
+    lock on the -shm's byte 128): the next process to open the database then truncated the -shm
+    under the workers and they died of SIGBUS (tests/test_walwatch.py)."""
+    token = server.session(server.viewer())
+    conns = warm(server, file_url(server), {"Cookie": f"{COOKIE}={token}", **FIRST})
+    shm = os.stat(server.settings.data_dir / "library.db-shm")
+    inode = f"{os.major(shm.st_dev):02x}:{os.minor(shm.st_dev):02x}:{shm.st_ino} 128 128"
+    holders = {
+        int(line.split()[4])
+        for line in Path("/proc/locks").read_text().splitlines()
+        if line.split()[1:4] == ["POSIX", "ADVISORY", "READ"] and line.endswith(inode)
+    }
+    assert set(server.workers) <= holders, (server.workers, holders)
+    for conn in conns:
+        conn.close()
 
 
 # --- sessions -------------------------------------------------------------------------------
