@@ -80,6 +80,8 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
     if not registry.ID_RE.fullmatch(worker_id):
         raise click.ClickException(f"--id {worker_id!r}: use lower-case letters, digits and -")
     url = (url or f"http://{socket.gethostname()}:{port}").rstrip("/")
+    if problem := registry.origin_problem(url):
+        raise click.ClickException(f"--url: {problem} (the server would ignore this worker)")
     choice = encoders.detect()
     scratch = settings.worker_scratch or playback_worker.default_scratch(worker_id)
     cpus = os.cpu_count() or 1

@@ -13,12 +13,17 @@ the least busy one.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 import socket
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 PREFIX = "lvs:worker:"
 SEEN = "lvs:worker-seen:"
@@ -26,6 +31,8 @@ HEARTBEAT = 1.0  # seconds between announcements
 TTL = 4.0  # seconds an announcement lives: a dead worker is gone from the list after this
 FORGET = 600.0  # seconds a worker that went quiet is still shown (as stale)
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+REFUSED_LOG_EVERY = 60.0  # seconds between log lines about refused announcements
+_refused_logged = 0.0
 
 
 @dataclass(frozen=True)
@@ -56,13 +63,74 @@ class WorkerInfo:
 
     @classmethod
     def from_json(cls, text: str) -> WorkerInfo | None:
+        """Return the announcement, or None (logged, at most every REFUSED_LOG_EVERY s) when a
+        field has the wrong type or range or the URL is not a bare http(s) origin: anyone with
+        the Redis password can write one, and the server sends signed requests to its URL."""
         try:
             data = json.loads(text)
-            data["encoders"] = tuple(data.get("encoders") or ())
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            if isinstance(data.get("encoders"), list):
+                data["encoders"] = tuple(data["encoders"])
             info = cls(**data)
-        except (ValueError, TypeError):
+            why = info.invalid()
+        except (ValueError, TypeError, RecursionError) as exc:
+            why = str(exc)
+        if why:
+            _log_refused(text, why)
             return None
-        return info if ID_RE.fullmatch(info.id) else None
+        return info
+
+    def invalid(self) -> str | None:
+        """Return why this announcement is not to be used, else None."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = _KINDS[f.name]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                return f"{f.name} is {type(value).__name__}, not {kind}"
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"{f.name} is not finite"
+        if not ID_RE.fullmatch(self.id):
+            return "bad id"
+        if len(self.host) > 255 or len(self.hardware) > 32:
+            return "host or hardware too long"
+        if not all(isinstance(e, str) and len(e) <= 64 for e in self.encoders):
+            return "encoders are not names"
+        if not (1 <= self.cpus <= 100_000 and 0 <= self.sessions <= 100_000):
+            return "cpus or sessions out of range"
+        if not (0 <= self.capacity <= 100_000 and 0 <= self.load <= 100_000):
+            return "capacity or load out of range"
+        return origin_problem(self.url)
+
+
+_KINDS: dict[str, Any] = {"id": str, "host": str, "url": str, "cpus": int, "encoders": tuple,
+                          "hardware": str, "sessions": int, "capacity": int,
+                          "load": (int, float), "started": (int, float), "seen": (int, float),
+                          "version": int, "extra": dict}  # fmt: skip
+
+
+def origin_problem(url: str) -> str | None:
+    """Return why `url` is not a bare http(s) origin (scheme://host[:port][/]), else None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError as exc:
+        return f"url {url[:100]!r}: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"url {url[:100]!r} is not http(s)://host"
+    if "@" in parts.netloc or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"url {url[:100]!r} has more than scheme, host and port"
+    if port == 0 or "?" in url or "#" in url:
+        return f"url {url[:100]!r} has more than scheme, host and port"
+    return None
+
+
+def _log_refused(text: str, why: str) -> None:
+    global _refused_logged
+    now = time.monotonic()
+    if now - _refused_logged >= REFUSED_LOG_EVERY:
+        _refused_logged = now
+        log.warning("a worker announcement in Redis is ignored (%s): %r", why[:200], text[:200])
 
 
 def default_id(port: int) -> str:

@@ -428,7 +428,7 @@ class RemoteTranscoder:
                share: bool = False) -> Upstream:  # fmt: skip
         """Ask the worker for segment n (`share`: into the shared folder if it can); WorkerLost
         when it cannot answer for this session."""
-        url = urlsplit(p.url)
+        conn = _connection(p)
         path = f"/node/sessions/{sid}/{n}.{hls.SEGMENT_EXT}"
         headers = signing.headers(self.cfg.node_secret, "GET", path)
         headers["X-LVS-Placed"] = f"{p.at:.3f}"  # a worker started after it knows no job comes
@@ -436,16 +436,14 @@ class RemoteTranscoder:
             headers["Range"] = range_header
         if share:
             headers[SHARE] = "1"
-        cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        conn = cls(url.hostname or "", url.port, timeout=CONNECT_TIMEOUT)
         try:
             conn.connect()
-            conn.request("GET", url.path.rstrip("/") + path, headers=headers)
+            conn.request("GET", path, headers=headers)
             self._await_answer(conn, p)
             assert conn.sock is not None
             conn.sock.settimeout(READ_TIMEOUT)
             resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             conn.close()
             raise WorkerLost(f"{type(exc).__name__}: {exc}") from None
         if resp.status in (403, 404, 409):
@@ -497,13 +495,16 @@ class RemoteTranscoder:
                 leases.release(client, sid)
             except self.link.errors as exc:
                 self.link.failed(exc)
-        url = urlsplit(p.url)
         path = f"/node/sessions/{sid}/stop"
-        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=CONNECT_TIMEOUT)
+        try:
+            conn = _connection(p)
+        except WorkerLost as exc:
+            log.info("worker %s not told to stop session %s: %s", p.worker, sid, exc)
+            return
         try:
             conn.request("POST", path, headers=signing.headers(self.cfg.node_secret, "POST", path))
             conn.getresponse().read()
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             log.info("worker %s not told to stop session %s: %s", p.worker, sid, exc)
         finally:
             conn.close()
@@ -551,3 +552,14 @@ def _left(worker: str, started: float, tried: dict[str, float]) -> bool:
     if worker not in tried:
         return False
     return tried[worker] in (0.0, started)
+
+
+def _connection(p: Placement) -> http.client.HTTPConnection:
+    """Return an unopened connection to the worker's origin (scheme, host and port only);
+    WorkerLost when its URL is not a bare http(s) origin."""
+    problem = registry.origin_problem(p.url)
+    if problem:
+        raise WorkerLost(problem)
+    url = urlsplit(p.url)
+    cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    return cls(url.hostname or "", url.port, timeout=CONNECT_TIMEOUT)
