@@ -10,8 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.compute import registry
+from services.compute import registry, signing
 from services.compute.registry import WorkerInfo
+from services.playback import worker as pw
 from services.playback.remote import Placement, RemoteTranscoder, WorkerLost
 
 SECRET = "0123456789abcdef-review-secret"
@@ -77,3 +78,54 @@ def test_refused_announcements_are_logged_once_a_while(caplog, monkeypatch) -> N
         for _ in range(5):
             assert WorkerInfo.from_json(text) is None
     assert len([r for r in caplog.records if "ignored" in r.getMessage()]) == 1
+
+
+# ---- F7: malformed signing headers from the LAN are refused, not a 500 ----
+
+PATH = "/node/sessions/0123456789abcdef/3.ts"
+
+
+def test_verify_non_ascii_signature_is_refused() -> None:
+    e = str(int(time.time()) + 10)
+    assert signing.verify(SECRET, "GET", PATH, e, "\xe9" * 64)  # TypeError in compare_digest
+    assert signing.verify(SECRET, "GET", PATH, e, "zz" * 32) == "malformed signature"
+
+
+def test_verify_superscript_expiry_is_refused() -> None:
+    assert signing.verify(SECRET, "GET", PATH, "\xb2", "ab")  # '²'.isdigit() but int() fails
+
+
+def test_verify_still_accepts_a_right_signature() -> None:
+    h = signing.headers(SECRET, "GET", PATH)
+    assert signing.verify(SECRET, "GET", PATH, h[signing.EXPIRES], h[signing.SIGNATURE]) is None
+    upper = h[signing.SIGNATURE].upper()
+    assert signing.verify(SECRET, "GET", PATH, h[signing.EXPIRES], upper) is None
+
+
+def _node_client():  # type: ignore[no-untyped-def]
+    from cli import node_http
+
+    stub = SimpleNamespace(secret=SECRET, worker_id="w")
+    stub.refused = lambda *a: pw.WorkerSessions.refused(stub, *a)
+    return node_http.make_app(stub).test_client()  # type: ignore[arg-type]
+
+
+def test_worker_http_answers_403_not_500_to_bad_headers() -> None:
+    client = _node_client()
+    for headers in (
+        {"X-LVS-Expires": "\xb2", "X-LVS-Signature": "ab"},
+        {"X-LVS-Expires": str(int(time.time()) + 10), "X-LVS-Signature": "\xe9"},
+    ):
+        assert client.get(PATH, headers=headers).status_code == 403
+
+
+# ---- F8: a refused request's path is logged quoted and cut, not raw ----
+
+
+def test_a_refused_path_cannot_forge_log_lines(caplog) -> None:
+    client = _node_client()
+    path = "/node/sessions/x%0d%0aINFO forged line" + "a" * 70000
+    with caplog.at_level("WARNING", logger=pw.__name__):
+        assert client.get(path).status_code in (403, 404)
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert lines and all("\n" not in m and "\r" not in m and len(m) < 1000 for m in lines)

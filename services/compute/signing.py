@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 VALID = 30  # seconds a signature lives
 SKEW = 300  # an expiry further ahead than VALID + SKEW is refused too (clocks differ a little)
 EXPIRES = "X-LVS-Expires"
 SIGNATURE = "X-LVS-Signature"
+HEX = re.compile(r"[0-9a-f]+")
 
 
 def sign(secret: str, method: str, path: str, expires: int) -> str:
@@ -36,14 +38,17 @@ def verify(secret: str, method: str, path: str, expires: str | None, signature: 
         return "no node secret configured"
     if not expires or not signature:
         return "unsigned"
-    if not expires.isdigit() or len(expires) > 12:
+    if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
         return "malformed expiry"
+    signature = signature.strip().lower()
+    if len(signature) != 64 or not HEX.fullmatch(signature):
+        return "malformed signature"
     when = int(expires)
     now = time.time() if now is None else now
     if when < now:
         return f"expired {int(now - when)} s ago"
     if when > now + VALID + SKEW:
         return "expiry too far ahead"
-    if not hmac.compare_digest(sign(secret, method, path, when), signature.strip().lower()):
+    if not hmac.compare_digest(sign(secret, method, path, when), signature):
         return "wrong signature"
     return None

@@ -468,8 +468,9 @@ class WorkerSessions:
         """Return why a request from the server is refused (logged), None when it is signed."""
         why = signing.verify(self.secret, method, path, expires, signature)
         if why is not None:
-            log.warning("worker %s: refused %s %s from %s: %s", self.worker_id, method, path,
-                        remote, why)  # fmt: skip
+            # the path is URL-decoded and the LAN's: quoted and cut (no CR/LF, no 64 KiB lines)
+            log.warning("worker %s: refused %s %r from %s: %s", self.worker_id, method[:10],
+                        path[:200], remote, why)  # fmt: skip
         return why
 
 
