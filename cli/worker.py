@@ -13,6 +13,7 @@ Ctrl-C stops it cleanly: its sessions end, the server places them elsewhere.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -68,6 +69,7 @@ def _bind(value: str) -> tuple[str, int]:
 )
 def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  # fmt: skip
     """Run a worker for a server on another machine (needs LVS_REDIS_URL and LVS_NODE_SECRET)."""
+    faulthandler.enable(all_threads=True)  # a fatal signal (PyAV, ffmpeg's libraries): tracebacks
     settings = app_settings()
     if not settings.redis_url:
         raise click.ClickException("LVS_REDIS_URL is empty: a worker needs the server's Redis")

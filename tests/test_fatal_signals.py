@@ -1,10 +1,12 @@
-"""A gunicorn worker killed by a fatal signal says where it was: every thread's Python
-traceback in the error log (gunicorn.conf.py's post_fork turns on faulthandler), next to the
-arbiter's "Worker (pid:N) was sent SIGBUS!". A real gunicorn; the signal is sent with os.kill,
-which faulthandler reports as it would a bad memory access."""
+"""A gunicorn worker or a `flask worker` killed by a fatal signal says where it was: every
+thread's Python traceback in its log (faulthandler, turned on by gunicorn.conf.py's post_fork
+and by the worker command), for a gunicorn worker next to the arbiter's "Worker (pid:N) was
+sent SIGBUS!". A real gunicorn, a real `flask worker` with a real redis-server; the signal is
+sent with os.kill, which faulthandler reports as it would a bad memory access."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -12,7 +14,24 @@ from pathlib import Path
 
 import psutil
 
+from tests.redis_server import redis_server  # noqa: F401
 from tests.server import Gunicorn
+from tests.test_compute import start_worker, wait_announced, worker_env
+
+
+def _wait_for(log: Path, text: str) -> str:
+    deadline = time.monotonic() + 20
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return log.read_text()
+
+
+def _tracebacks(log: str) -> str:
+    crash = log[log.index("Fatal Python error: Bus error") :]
+    assert "Current thread" in crash and "most recent call first" in crash
+    assert crash.count("Thread 0x") >= 1  # the other threads too
+    return crash
 
 
 def test_a_worker_killed_by_sigbus_leaves_its_threads_tracebacks_in_the_log(
@@ -30,14 +49,26 @@ def test_a_worker_killed_by_sigbus_leaves_its_threads_tracebacks_in_the_log(
     try:
         (worker,) = psutil.Process(server.proc.pid).children()
         os.kill(worker.pid, signal.SIGBUS)
-        deadline = time.monotonic() + 20
-        while f"Worker (pid:{worker.pid}) was sent SIGBUS!" not in server.log.read_text():
-            assert time.monotonic() < deadline, server.log.read_text()
-            time.sleep(0.1)
+        _wait_for(server.log, f"Worker (pid:{worker.pid}) was sent SIGBUS!")
     finally:
         server.stop()
-    log = server.log.read_text()
-    crash = log[log.index("Fatal Python error: Bus error") :]
-    assert "Current thread" in crash and "most recent call first" in crash
-    assert crash.count("Thread 0x") >= 1  # the other threads too: gthread's pool, at least
-    assert "gunicorn" in crash  # where the main thread was: gunicorn's worker loop
+    assert "gunicorn" in _tracebacks(server.log.read_text())  # its main thread's worker loop
+
+
+def test_a_flask_worker_killed_by_sigbus_leaves_its_threads_tracebacks_in_its_log(
+    redis_server,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "media").mkdir()
+    env = worker_env(redis_server.url, tmp_path / "media", tmp_path / "scratch", tmp_path / "data")
+    log = tmp_path / "worker.log"
+    proc, _ = start_worker(env, "w-crash", log)
+    try:
+        wait_announced(redis_server.url, "w-crash")
+        os.kill(proc.pid, signal.SIGBUS)
+        assert proc.wait(20) == -signal.SIGBUS
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what it started, left behind by the crash
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert "worker_command" in _tracebacks(_wait_for(log, "Fatal Python error"))
