@@ -33,7 +33,7 @@ from blueprints import access, media, media_direct
 from blueprints.common import GUEST_USER, get_db, settings, user_id
 from blueprints.media import answer_file
 from services.compute.settings import ComputeSettings
-from services.errors import InvalidInput, NotFound, Unavailable
+from services.errors import InvalidInput, NotFound, TranscodeFailed, Unavailable
 from services.playback import decision, encoders, hls, media_files, playindex, ranges, source
 from services.playback.transcoder import LocalTranscoder, Transcoder
 
@@ -246,7 +246,7 @@ def segment(media_hash: str, session_id: str, name: str) -> Response:
     if hasattr(tc, "placements"):  # a RemoteTranscoder: the segment may come from a worker
         got = tc.segment(session_id, user_id(), int(stem), lambda: _load(media_hash),
                          range_header=request.headers.get("Range"))  # fmt: skip
-        if not isinstance(got, Path):
+        if not isinstance(got, (Path, int)):  # int: a descriptor of it in the shared folder
             return _proxied(got)
         path = got
     else:
@@ -259,8 +259,8 @@ def segment(media_hash: str, session_id: str, name: str) -> Response:
                        found.content_type, found.cache_control)  # fmt: skip
 
 
-def _open_segment(path: Path, key: str, n: int) -> media.Original:
-    f = open(path, "rb", buffering=0)
+def _open_segment(path: Path | int, key: str, n: int) -> media.Original:
+    f = open(path, "rb", buffering=0)  # an int: a descriptor opened safely (remote.py), now f's
     st = os.fstat(f.fileno())
     return media.Original(f, st.st_size, int(st.st_mtime), _etag(key, n, st), SEGMENT_TYPE, None,
                           SEGMENT_CACHE)  # fmt: skip
@@ -277,9 +277,10 @@ def _find_cached(
     media_hash: str,
     args: dict[str, str],
     user: access.Account | None,
-) -> tuple[str, Path] | None:
-    """Return the rendition's key and the path of segment n if the rendition's cache holds it
-    complete (the request recorded); None: Flask answers (a segment still to be made, an
+) -> tuple[str, Path | int] | None:
+    """Return the rendition's key and the path of segment n (or an open descriptor of it in a
+    shared folder: the caller's) if the rendition's cache holds it complete (the request
+    recorded); None: Flask answers (a segment still to be made, an
     unknown parameter, a session not this viewer's or item's, a transcoder this process has
     not made)."""
     if tc is None or (args and set(args) - SIGNED):
@@ -321,7 +322,7 @@ def _cached_segment_fast(
         return None
     key, path = found
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = path if isinstance(path, int) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None  # evicted meanwhile: the general way finds it gone
     try:
@@ -348,9 +349,13 @@ bp.record_once(_install_direct)
 
 
 def _proxied(up: Any) -> Response:
-    """Stream a worker's answer (services/playback/remote.py Upstream) through, unbuffered."""
+    """Stream a worker's answer (services/playback/remote.py Upstream) through, unbuffered:
+    its body, status and range headers, never its Content-Type (a segment's is fixed)."""
+    if up.refused:  # not a segment's answer (remote.py logged it)
+        up.close()
+        raise TranscodeFailed("the worker's answer was not a segment")
     response = Response(up.chunks(), status=up.status, headers=up.headers,
-                        direct_passthrough=True)  # fmt: skip
+                        mimetype=SEGMENT_TYPE, direct_passthrough=True)  # fmt: skip
     if up.status < 300:
         response.headers["Cache-Control"] = SEGMENT_CACHE
     return response

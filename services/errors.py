@@ -59,4 +59,5 @@ class TranscodeBusy(Unavailable):
 
 
 class TranscodeFailed(LVSError):
-    """ffmpeg could not convert this video; HTTP answers 502 with the reason."""
+    """ffmpeg could not convert this video (or its worker's answer was not a segment); HTTP
+    answers 502 with the reason."""

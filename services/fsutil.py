@@ -1,10 +1,12 @@
-"""Filesystem facts and resilient calls: mount types, ESTALE retries."""
+"""Filesystem facts and resilient calls: mount types, ESTALE retries, opening beneath a folder
+without symbolic links."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
+import stat as stat_module
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,3 +133,39 @@ def scandir(path: str | bytes | Path) -> list[os.DirEntry]:
             return list(it)
 
     return retry_estale(listing, "scandir")
+
+
+def open_beneath(root: str | Path, names: tuple[str, ...]) -> int | None:
+    """Open the regular file root/names[0]/…/names[-1] for reading, following no symbolic link
+    below `root` (each name opened relative to its folder's descriptor with O_NOFOLLOW), and
+    return its descriptor (the caller closes it); None when it is not there or is anything but
+    a regular file. For folders another machine writes (a symlink planted there must not
+    lead to this machine's files). O_NONBLOCK: a FIFO planted there does not hang the open."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for i, name in enumerate(names):
+            if not name or name in (".", "..") or "/" in name:
+                return None
+            last = i == len(names) - 1
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+            flags |= os.O_NONBLOCK if last else os.O_DIRECTORY
+            try:
+                child = os.open(name, flags, dir_fd=fd)
+            except OSError:
+                return None
+            os.close(fd)
+            fd = child
+        try:
+            if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            os.set_blocking(fd, True)
+        except OSError:
+            return None
+        found, fd = fd, -1
+        return found
+    finally:
+        if fd >= 0:
+            os.close(fd)

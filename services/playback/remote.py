@@ -66,14 +66,16 @@ import json
 import logging
 import os
 import select
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from services import metrics
+from services import fsutil, metrics
 from services.compute import broker, leases, registry, signing
+from services.compute.bodies import read_piece
 from services.compute.conn import redis_link
 from services.compute.settings import ComputeSettings
 from services.errors import NotFound, Unavailable
@@ -92,8 +94,14 @@ TRIES = 4  # placements tried for one segment request
 TOUCH = 5.0  # seconds between updates of a remote session's record (its idle reaping is 60 s)
 RECHECK = 5.0  # LVS_LOCAL_WORK=off: seconds between looks for a worker for a session run here
 SHARE = "X-LVS-Share"  # the server reads the shared folder: put the segment there (204)
-PASSED_ON = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag",
-             "Last-Modified", "Retry-After", "X-LVS-Worker")  # fmt: skip
+# What of a worker's answer reaches the viewer: never its Content-Type (the server says
+# video/mp2t: a worker's text/html would run script on the server's origin), nor any status
+# but these (anything else is a 502 with a log line).
+PASSED_ON = ("Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified",
+             "Retry-After", "X-LVS-Worker")  # fmt: skip
+PASSED_STATUS = frozenset({200, 206, 304, 416, 503})
+MAX_SEGMENT = 128 * 1024 * 1024  # bytes: a segment's Content-Length must not say more
+BODY_TIME = 60.0  # seconds a body may spend coming from the worker, all its reads together
 LOCAL = "local"
 
 
@@ -113,19 +121,31 @@ class Upstream:
     """A segment on its way from a worker: status and headers read, the body still to come."""
 
     def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
-                 worker: str) -> None:  # fmt: skip
+                 worker: str, sock: socket.socket | None = None) -> None:  # fmt: skip
         self.conn, self.resp, self.worker = conn, resp, worker
+        self.sock = sock  # the connection's (http.client forgets it when the answer closes it)
         self.status = resp.status
         self.headers = {k: v for k in PASSED_ON if (v := resp.getheader(k)) is not None}
         self.shared = resp.getheader("X-LVS-Shared") == "1"  # in the shared folder, no body
+        self.refused = None if self.shared else _refused(resp)  # not a segment: a 502
+        if self.refused:
+            log.warning("worker %s answered a segment request with %s: the viewer gets a 502",
+                        worker, self.refused)  # fmt: skip
 
     def chunks(self) -> Iterator[bytes]:
-        """Yield the body in CHUNK pieces and close the connection at the end."""
+        """Yield the body in pieces of at most CHUNK and close the connection at the end; cut
+        off (TimeoutError) when it spent BODY_TIME coming or grew past MAX_SEGMENT."""
+        spent, size = 0.0, 0
         try:
             while True:
-                data = self.resp.read(CHUNK)
+                started = time.monotonic()
+                data = read_piece(self.resp, self.sock, CHUNK, BODY_TIME - spent, READ_TIMEOUT)
+                spent += time.monotonic() - started
+                size += len(data)
                 if not data:
                     return
+                if size > MAX_SEGMENT:
+                    raise http.client.HTTPException(f"more than {MAX_SEGMENT} bytes")
                 yield data
         except (OSError, http.client.HTTPException) as exc:
             log.warning("segment from worker %s cut off: %s", self.worker, exc)
@@ -170,8 +190,9 @@ class RemoteTranscoder:
         return self.local.session(session_id, user_id)
 
     def cached(self, session_id: str, user_id: int, n: int,
-               media_hash: str) -> tuple[Session, Path | None]:  # fmt: skip
-        """What is kept here or (LVS_TRANSCODE_SHARED) in the shared folder, for the lean path."""
+               media_hash: str) -> tuple[Session, Path | int | None]:  # fmt: skip
+        """What is kept here (its path) or (LVS_TRANSCODE_SHARED) in the shared folder (an open
+        descriptor: the caller closes it), for the lean path."""
         s, path = self.local.cached(session_id, user_id, n, media_hash)
         if path is None and self.shared is not None:
             path = self._in_share(s, n)
@@ -211,9 +232,10 @@ class RemoteTranscoder:
         self.local.close()
 
     def segment(self, session_id: str, user_id: int, n: int, loader: Loader,
-                range_header: str | None = None) -> Path | Upstream:  # fmt: skip
-        """Return segment n: a Path when it is (or is made) here, else an Upstream from the
-        worker running the session (placing or re-placing it first)."""
+                range_header: str | None = None) -> Path | int | Upstream:  # fmt: skip
+        """Return segment n: a Path when it is (or is made) here, an open descriptor when it is
+        in the shared folder (the caller closes it), else an Upstream from the worker running
+        the session (placing or re-placing it first)."""
         s = self.local.session(session_id, user_id)
         if not 0 <= n < s.count:
             raise NotFound("no such segment")
@@ -399,14 +421,16 @@ class RemoteTranscoder:
             if p is not None and p.worker != LOCAL:
                 self._renew(s.id, p, n)
 
-    def _in_share(self, s: Session, n: int, seen: bool = True) -> Path | None:
-        """Return segment n in the shared folder when it is there (the viewer is recorded)."""
-        name = f"{self.shared}/{s.media_hash}/{s.key}/{n}.{hls.SEGMENT_EXT}"
-        if not os.path.isfile(name):
+    def _in_share(self, s: Session, n: int, seen: bool = True) -> int | None:
+        """Return an open descriptor of segment n in the shared folder when it is there (the
+        viewer is recorded). Workers write that folder: only a regular file reached without a
+        symbolic link below it is opened (a link planted there to a server file is not)."""
+        fd = fsutil.open_beneath(self.shared, (s.media_hash, s.key, f"{n}.{hls.SEGMENT_EXT}"))
+        if fd is None:
             return None
         if seen:
             self._touch(s, n, renew=True)
-        return Path(name)
+        return fd
 
     def _share_readable(self) -> bool:
         """True when segments may be put into the shared folder for this server to read: it
@@ -442,6 +466,7 @@ class RemoteTranscoder:
             self._await_answer(conn, p)
             assert conn.sock is not None
             conn.sock.settimeout(READ_TIMEOUT)
+            sock = conn.sock
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException, ValueError) as exc:
             conn.close()
@@ -453,7 +478,7 @@ class RemoteTranscoder:
                 log.error("worker %s refused the server's signature (is LVS_NODE_SECRET the same "
                           "on both?): %s", p.worker, body)  # fmt: skip
             raise WorkerLost(f"{resp.status} {body[:300]}")
-        return Upstream(conn, resp, p.worker)
+        return Upstream(conn, resp, p.worker, sock)
 
     def _await_answer(self, conn: http.client.HTTPConnection, p: Placement) -> None:
         """Wait for the worker's first bytes; WorkerLost when its heartbeat goes meanwhile (a
@@ -544,6 +569,15 @@ class RemoteTranscoder:
             with contextlib.suppress(OSError):
                 if time.time() - tmp.stat().st_mtime > 60:
                     tmp.unlink()
+
+
+def _refused(resp: http.client.HTTPResponse) -> str | None:
+    """Why a worker's answer to a segment request is not passed on to the viewer, or None."""
+    if resp.status not in PASSED_STATUS:
+        return f"status {resp.status}"
+    if resp.status in (200, 206) and (resp.length is None or resp.length > MAX_SEGMENT):
+        return f"Content-Length {resp.getheader('Content-Length')!r} (at most {MAX_SEGMENT})"
+    return None
 
 
 def _left(worker: str, started: float, tried: dict[str, float]) -> bool:

@@ -131,8 +131,9 @@ class Transcoder(Protocol):
 
     def segment(self, session_id: str, user_id: int, n: int, loader: Loader) -> Path: ...
 
+    # An int: an open descriptor, the caller's to close (remote.py: a segment in a shared folder).
     def cached(self, session_id: str, user_id: int, n: int,
-               media_hash: str) -> tuple[Session, Path | None]: ...  # fmt: skip
+               media_hash: str) -> tuple[Session, Path | int | None]: ...  # fmt: skip
 
     def session(self, session_id: str, user_id: int) -> Session: ...
 

@@ -11,11 +11,12 @@ of its own (`Deliveries.start`; only that queue); each report is handled by `Del
 - "made": unless this server has the files already (a job done twice: nothing is written), it
   fetches each file from the worker that made it — the URL that worker announced in Redis,
   never one from the report — with a signed GET (the node secret, as segments), at most
-  batch.MAX_BYTES, and keeps it only when its SHA-256 is the reported one and it is what its
-  name says (a JPEG, the sprite's WebVTT, an H.264 MP4). It is written under a temporary
-  name and renamed into the content-addressed cache, under the generation lock the local
-  runner takes, and recorded in the database as the local runner records it; the worker is
-  then told to forget it. Anything refused is logged and nothing is written.
+  batch.MAX_BYTES, all of a report's files within FETCH_TIME (a worker trickling bytes is cut
+  off: TimeoutError, Dramatiq tries again), and keeps it only when its SHA-256 is the
+  reported one and it is what its name says (a JPEG, the sprite's WebVTT, an H.264 MP4). It
+  is written under a temporary name and renamed into the content-addressed cache, under the
+  generation lock the local runner takes, and recorded in the database as the local runner
+  records it; the worker is then told to forget it. Anything refused is logged and nothing is written.
 
 A worker that cannot be reached but is alive makes the handler raise (Dramatiq tries again,
 at-least-once); a worker gone leaves the job to be sent again (its marker is removed).
@@ -29,6 +30,7 @@ import io
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +40,7 @@ from sqlite_utils import Database
 from config import Settings
 from services import db as dbmod
 from services.compute import broker, registry, signing
+from services.compute.bodies import read_all
 from services.compute.conn import redis_link
 from services.previews import batch, previews
 from services.previews.batch import BadJob, Done
@@ -47,6 +50,7 @@ from services.previews.thumbnails import generation_lock, write_bytes
 log = logging.getLogger(__name__)
 
 TIMEOUT = 10.0  # seconds to connect to a worker and between its bytes
+FETCH_TIME = 60.0  # seconds a report's files may take to come, all together (generation lock held)
 POLL_MS = 100
 MAX_PIXELS = 64_000_000
 VTT_LINE = re.compile(
@@ -148,7 +152,8 @@ class Deliveries:
             if previews.is_made(data_dir, d.kind, d.media_hash):
                 return False
             try:
-                got = {name: self._fetch(url, d, name) for name in batch.FILES[d.kind]}
+                deadline = time.monotonic() + FETCH_TIME
+                got = {name: self._fetch(url, d, name, deadline) for name in batch.FILES[d.kind]}
             except Refused as exc:
                 log.warning("refused the %s: %s (nothing written)", what, exc)
                 return False
@@ -163,8 +168,9 @@ class Deliveries:
         log.info("%s kept (%.2f s on the worker)", what, d.seconds)
         return False
 
-    def _fetch(self, url: str, d: Done, name: str) -> bytes:
-        """Return a file the worker made, checked; Refused when it is not what was reported."""
+    def _fetch(self, url: str, d: Done, name: str, deadline: float) -> bytes:
+        """Return a file the worker made, checked; Refused when it is not what was reported,
+        TimeoutError when its body is not complete by `deadline` (time.monotonic())."""
         path = f"/node/previews/{d.media_hash}/{name}"
         parts = urlsplit(url)
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -172,11 +178,12 @@ class Deliveries:
         try:
             conn.request("GET", parts.path.rstrip("/") + path,
                          headers=signing.headers(self.settings.node_secret, "GET", path))  # fmt: skip
+            sock = conn.sock  # http.client forgets it when the answer closes the connection
             resp = conn.getresponse()
             if resp.status != 200:
                 raise Refused(f"the worker answered {resp.status} for {name}")
             cap = batch.MAX_BYTES[name]
-            data = resp.read(cap + 1)
+            data = read_all(resp, sock, cap, deadline, TIMEOUT)
         finally:
             conn.close()
         if len(data) > cap:
