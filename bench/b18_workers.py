@@ -75,7 +75,6 @@ class Client(KeepAlive):
     def __init__(self, port: int, token: str) -> None:
         super().__init__(port, token)
         self.port = port
-        self.worker = ""
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -88,7 +87,6 @@ class Client(KeepAlive):
     def _get(self, path: str) -> tuple[int, bytes]:
         self.conn.request("GET", path, headers=self.headers)
         r = self.conn.getresponse()
-        self.worker = r.getheader("X-LVS-Worker") or "server"  # who made the last answer
         return r.status, r.read()
 
 
@@ -342,11 +340,14 @@ def concurrent(port: int, token: str, h: str, sessions: int, duration: float) ->
     return min(speeds)
 
 
-def play_along(port: int, token: str, item: str,
-               query: dict[str, str]) -> tuple[float, float, str]:  # fmt: skip
+def play_along(port: int, token: str, item: str, query: dict[str, str],
+               redis_url: str = "") -> tuple[float, float, str]:  # fmt: skip
     """Play one session as a player that starts at segment 0's arrival and wants segment k at
     its time (later: a stall, added up); return (× real time from the first request, stalls s,
-    who made its segments)."""
+    who made its segments: the lease's worker after each, as the viewer's answers do not say)."""
+    from services.compute import conn, leases
+
+    link = conn.redis_link(redis_url) if redis_url else None
     client = Client(port, token)
     started = time.perf_counter()
     sid, _ = segment_of(client, item, query, 0.0)
@@ -363,7 +364,8 @@ def play_along(port: int, token: str, item: str,
             status, body = client.get(f"/media/{item}/hls/{sid}/{name}")
         assert status == 200 and body, (status, name, body[:300])
         now = time.perf_counter()
-        made.add(client.worker)
+        redis = link.client() if link is not None else None
+        made.add((leases.holder(redis, sid) if redis is not None else None) or "server")
         if not clock:
             clock = now  # playback starts
         else:
@@ -373,14 +375,15 @@ def play_along(port: int, token: str, item: str,
     return sum(durations) / (now - started), stalls, "+".join(sorted(made))
 
 
-def play_together(port: int, token: str, items: list[str]) -> list[tuple[float, float, str]]:
+def play_together(port: int, token: str, items: list[str],
+                  redis_url: str = "") -> list[tuple[float, float, str]]:  # fmt: skip
     """Play every item at once (one thread each, 720p); return each one's (speed, stalls, by)."""
     found: list[tuple[float, float, str]] = []
     errors: list[BaseException] = []
 
     def one(item: str) -> None:
         try:
-            found.append(play_along(port, token, item, {"q": "720"}))
+            found.append(play_along(port, token, item, {"q": "720"}, redis_url))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -417,7 +420,7 @@ def pinned_concurrency(bench: Bench, root: Path, data: Path, token: str, items: 
                     shutil.rmtree(alone_data / "hls" / "cache" / item, ignore_errors=True)
                 load = os.getloadavg()[0]
                 alone = play_together(alone_port, token, items[:n])
-                two = play_together(two_port, token, items[:n])
+                two = play_together(two_port, token, items[:n], redis_url)
                 counts = []
                 for label, got in (("one machine alone", alone), ("two workers", two)):
                     keep = sum(1 for _, stall, _ in got if stall <= STALL_OK)

@@ -71,6 +71,7 @@ def test_proxied_segment_is_always_video_mp2t() -> None:
         up = fetch(srv)
         response = _proxied(up)
         assert response.mimetype == "video/mp2t", response.headers
+        assert "X-LVS-Worker" not in response.headers  # a worker's id names its host
         up.close()
     finally:
         srv.shutdown()

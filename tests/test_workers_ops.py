@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.compute import status
 from tests.conftest import signed_in
-from tests.test_workers import Cluster, _stop_sessions
+from tests.test_workers import Cluster, _stop_sessions, served_by
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_panel_metrics_and_cli_list_both_workers_with_their_sessions(cluster: Cl
     sid = cluster.open(viewer, h)
     r = cluster.segment(viewer, h, sid, 0)
     assert r.status_code == 200
-    holder = r.headers["X-LVS-Worker"]
+    holder = served_by(cluster.app, sid)
 
     def placed() -> dict | None:
         found = {w["id"]: w for w in workers_json(admin)["workers"]}

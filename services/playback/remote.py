@@ -95,10 +95,11 @@ TOUCH = 5.0  # seconds between updates of a remote session's record (its idle re
 RECHECK = 5.0  # LVS_LOCAL_WORK=off: seconds between looks for a worker for a session run here
 SHARE = "X-LVS-Share"  # the server reads the shared folder: put the segment there (204)
 # What of a worker's answer reaches the viewer: never its Content-Type (the server says
-# video/mp2t: a worker's text/html would run script on the server's origin), nor any status
-# but these (anything else is a 502 with a log line).
+# video/mp2t: a worker's text/html would run script on the server's origin), nor its
+# X-LVS-Worker (which worker, on which host, is the server's business), nor any status but
+# these (anything else is a 502 with a log line).
 PASSED_ON = ("Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified",
-             "Retry-After", "X-LVS-Worker")  # fmt: skip
+             "Retry-After")  # fmt: skip
 PASSED_STATUS = frozenset({200, 206, 304, 416, 503})
 MAX_SEGMENT = 128 * 1024 * 1024  # bytes: a segment's Content-Length must not say more
 BODY_TIME = 60.0  # seconds a body may spend coming from the worker, all its reads together
