@@ -107,10 +107,10 @@ def test_the_redis_service_command_and_health_check_work(compose: dict, tmp_path
     assert redis["user"] == "redis" and redis["tmpfs"] == ["/tmp"]
     sh, flag, script = redis["command"]
     assert (sh, flag) == ("sh", "-c")
-    script = script.replace("$$", "$").replace(
-        "/etc/lvs/redis-users.acl", str(DEPLOY / "redis-users.acl")
-    )
-    script = script.replace("/tmp/", f"{tmp_path}/").replace("redis-server", REDIS_SERVER)
+    # /tmp first: the project itself may live under /tmp (a CI clone), and its ACL path with it.
+    script = script.replace("$$", "$").replace("/tmp/", f"{tmp_path}/")
+    script = script.replace("/etc/lvs/redis-users.acl", str(DEPLOY / "redis-users.acl"))
+    script = script.replace("redis-server", REDIS_SERVER)
     port = free_port()
     script += f" --port {port} --bind 127.0.0.1 --dir {tmp_path}"
     password = "0123456789abcdef0123456789abcdef"
@@ -131,7 +131,8 @@ def test_the_redis_service_command_and_health_check_work(compose: dict, tmp_path
         wrong = check.replace(password, "x").replace('"$LVS_REDIS_PASSWORD"', "wrong")
         assert subprocess.run(["sh", "-c", wrong], env=env).returncode != 0
     finally:
-        os.killpg(proc.pid, 9)
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
         proc.wait(5)
 
 
