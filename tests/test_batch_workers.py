@@ -221,7 +221,7 @@ def test_unsigned_forged_or_expired_fetches_are_refused_by_a_worker(cluster) -> 
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5)
         assert refused.value.code == 403
-    assert f"refused GET {path}" in cluster.log("w-a")
+    assert f"refused GET {path!r}" in cluster.log("w-a")
     signed = signing.headers(SECRET, "GET", path)
     with pytest.raises(urllib.error.HTTPError) as gone:  # fetched and forgotten already
         urllib.request.urlopen(urllib.request.Request(url, headers=signed), timeout=5)

@@ -14,6 +14,7 @@ from services.compute import registry, signing
 from services.compute.registry import WorkerInfo
 from services.playback import worker as pw
 from services.playback.remote import Placement, RemoteTranscoder, WorkerLost
+from tests.redis_server import redis_server  # noqa: F401
 
 SECRET = "0123456789abcdef-review-secret"
 
@@ -129,3 +130,32 @@ def test_a_refused_path_cannot_forge_log_lines(caplog) -> None:
         assert client.get(path).status_code in (403, 404)
     lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert lines and all("\n" not in m and "\r" not in m and len(m) < 1000 for m in lines)
+
+
+# ---- F6: a key of the wrong type in Redis (any holder of the password) is not "Redis down" ----
+
+
+def test_a_wrong_type_key_does_not_mark_redis_down(redis_server, caplog) -> None:  # noqa: F811
+    from services.compute import status
+    from services.compute.conn import redis_link
+    from services.compute.settings import ComputeSettings
+
+    cfg = ComputeSettings(redis_server.url, True, (), SECRET, None)
+    link = redis_link(cfg.redis_url)
+    client = link.client()
+    assert client is not None
+    client.set("lvs-dramatiq:zz-planted", "not a list")
+    client.rpush(registry.SEEN + "zz-planted", "not a string")
+    try:
+        snap = status.snapshot(cfg)
+        assert snap.redis == "ok", snap.notice  # before: "unreachable", the server works alone
+        assert link.notice() is None
+        with caplog.at_level("WARNING", logger="services.compute.conn"):
+            try:
+                client.get(registry.SEEN + "zz-planted")  # WRONGTYPE
+            except link.errors as exc:
+                link.failed(exc)
+        assert link.notice() is None and link.client() is not None
+        assert any("answered an error" in r.getMessage() for r in caplog.records)
+    finally:
+        client.delete("lvs-dramatiq:zz-planted", registry.SEEN + "zz-planted")

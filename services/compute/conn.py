@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 RETRY = 2.0  # seconds between reconnection attempts while Redis is down
 TIMEOUT = 2.0  # socket timeouts: a dead Redis host must not hang a page
+ERROR_LOG_EVERY = 60.0  # seconds between log lines about Redis's error answers
 
 _links: dict[str, RedisLink] = {}
 _links_lock = threading.Lock()
@@ -54,6 +55,7 @@ class RedisLink:
         self._next_try = 0.0
         self.down_since = 0.0
         self.reason = ""
+        self._error_logged = -ERROR_LOG_EVERY
 
     @property
     def raw(self) -> Any:
@@ -84,9 +86,23 @@ class RedisLink:
         return self.client() is not None
 
     def failed(self, exc: BaseException) -> None:
-        """Record that a command failed (connection lost): Redis counts as down until a PING."""
+        """Record that a command failed: a lost connection (or a timeout) makes Redis count as
+        down until a PING; an error answer (a key of the wrong type anyone with the password
+        can plant, a command the ACL refuses) is only logged (every ERROR_LOG_EVERY s)."""
+        if not self.lost(exc):
+            now = time.monotonic()
+            if now - self._error_logged >= ERROR_LOG_EVERY:
+                self._error_logged = now
+                log.warning("Redis at %s answered an error (%s): that part is skipped",
+                            redacted(self.url), str(exc)[:200])  # fmt: skip
+            return
         with self._lock:
             self._down(exc)
+
+    def lost(self, exc: BaseException) -> bool:
+        """True when `exc` says the connection is gone or timed out, not that Redis answered."""
+        r = self._redis
+        return isinstance(exc, r.ConnectionError | r.TimeoutError | OSError)
 
     def _down(self, exc: BaseException) -> None:
         self._next_try = time.monotonic() + RETRY

@@ -168,10 +168,10 @@ def last_seen(client: Any) -> dict[str, tuple[WorkerInfo, float]]:
     for key in keys:
         pipe.get(key)
         pipe.pttl(key)
-    answers = pipe.execute()
+    answers = pipe.execute(raise_on_error=False)  # a key of another type: its error, skipped
     found = {}
     for text, left in zip(answers[::2], answers[1::2], strict=True):
-        info = WorkerInfo.from_json(text) if text else None
+        info = WorkerInfo.from_json(text) if isinstance(text, str) and text else None
         if info is not None and left is not None and left >= 0:
             found[info.id] = (info, max(0.0, FORGET - left / 1000))
     return found

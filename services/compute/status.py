@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,8 @@ def snapshot(cfg: ComputeSettings) -> ComputeStatus:
         return ComputeStatus(True, "unreachable", url, link.notice(), at=now)
 
 
+SKIPPED_LOG_EVERY = 60.0  # seconds between log lines about keys of the wrong type
+_skipped_logged = -SKIPPED_LOG_EVERY
 _cache: dict[str, ComputeStatus] = {}
 _readers: dict[str, threading.Thread] = {}
 _cache_lock = threading.Lock()
@@ -190,7 +193,7 @@ def queue_sizes(client: object, namespace: str = NAMESPACE) -> dict[str, QueueSi
             queue = rest.split(".", 2)[-1] if rest.count(".") >= 2 else ""
             if queue:
                 base = queue.removesuffix(".DQ")
-                running[base] = running.get(base, 0) + int(r.scard(key))  # type: ignore[attr-defined]
+                running[base] = running.get(base, 0) + _size(r.scard, key)  # type: ignore[attr-defined]
                 names.add(base)
             continue
         if rest.startswith("__") or rest.endswith(".msgs"):
@@ -199,9 +202,23 @@ def queue_sizes(client: object, namespace: str = NAMESPACE) -> dict[str, QueueSi
     sizes = {}
     for name in sorted(names):
         sizes[name] = QueueSize(
-            waiting=int(r.llen(prefix + name)),  # type: ignore[attr-defined]
-            delayed=int(r.llen(prefix + name + ".DQ")),  # type: ignore[attr-defined]
+            waiting=_size(r.llen, prefix + name),  # type: ignore[attr-defined]
+            delayed=_size(r.llen, prefix + name + ".DQ"),  # type: ignore[attr-defined]
             running=running.get(name, 0),
-            dead=int(r.zcard(prefix + name + ".XQ")),  # type: ignore[attr-defined]
+            dead=_size(r.zcard, prefix + name + ".XQ"),  # type: ignore[attr-defined]
         )
     return sizes
+
+
+def _size(command: Callable[[str], Any], key: str) -> int:
+    """Return command(key), 0 when the key is of another type (planted by hand: skipped)."""
+    import redis
+
+    try:
+        return int(command(key))
+    except redis.ResponseError as exc:
+        global _skipped_logged
+        if time.monotonic() - _skipped_logged >= SKIPPED_LOG_EVERY:
+            _skipped_logged = time.monotonic()
+            log.warning("Redis key %r is skipped in the queue sizes: %s", key[:200], exc)
+        return 0
