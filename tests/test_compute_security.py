@@ -14,6 +14,7 @@ from services.compute import registry, signing
 from services.compute.registry import WorkerInfo
 from services.playback import worker as pw
 from services.playback.remote import Placement, RemoteTranscoder, WorkerLost
+from services.previews import batch
 from tests.redis_server import redis_server  # noqa: F401
 
 SECRET = "0123456789abcdef-review-secret"
@@ -159,3 +160,61 @@ def test_a_wrong_type_key_does_not_mark_redis_down(redis_server, caplog) -> None
         assert any("answered an error" in r.getMessage() for r in caplog.records)
     finally:
         client.delete("lvs-dramatiq:zz-planted", registry.SEEN + "zz-planted")
+
+
+# ---- F9: Redis-borne jobs with a wrong type are a BadJob (logged, refused), not a TypeError ----
+
+
+def _session_job(**change: object) -> dict:
+    job = {"session_id": "0123456789abcdef", "user_id": 1, "media_hash": "0123456789abcdef",
+           "root": "/m", "rel": "a.mkv", "method": "remux", "words": "", "count": 1,
+           "duration": 1.0, "source": {}, "output": {}}  # fmt: skip
+    return job | change
+
+
+def test_session_job_with_unhashable_method_is_a_badjob() -> None:
+    with pytest.raises(pw.BadJob):
+        pw.parse_job(_session_job(method=["remux"]), (), ())
+    with pytest.raises(pw.BadJob):
+        pw.parse_job(_session_job(method={"a": 1}), (), ())
+
+
+def test_session_output_with_unhashable_video_is_a_badjob() -> None:
+    source = SimpleNamespace(audio_track=lambda i: None, subtitle_track=lambda i: None)
+    output = {"video": ["h264"], "height": 720, "audio": None, "audio_copy": False,
+              "burn": None, "segment": 4.0}  # fmt: skip
+    with pytest.raises(pw.BadJob):
+        pw._output(output, source)  # type: ignore[arg-type]
+
+
+def _report(**change: object) -> dict:
+    done = {"worker": "w", "media_hash": "0123456789abcdef", "kind": "thumbnail",
+            "status": "made", "reason": "", "seconds": 1, "files": {}}  # fmt: skip
+    return done | change
+
+
+@pytest.mark.parametrize("change", [{"status": ["made"]}, {"kind": ["thumbnail"]}])
+def test_preview_report_with_unhashable_status_is_a_badjob(change: dict) -> None:
+    with pytest.raises(batch.BadJob):
+        batch.parse_done(_report(**change))
+
+
+def test_preview_job_with_unhashable_media_is_a_badjob() -> None:
+    job = {"media_hash": "0123456789abcdef", "kind": "thumbnail", "media": ["video"],
+           "vr": False, "width": 320, "tiles": 1, "root": "/m", "rel": "a.mkv"}  # fmt: skip
+    with pytest.raises(batch.BadJob):
+        batch.parse_job(job, (), ())
+
+
+def test_a_superscript_position_is_skipped(redis_server) -> None:  # noqa: F811
+    from services.compute import leases
+    from services.compute.conn import redis_link
+
+    client = redis_link(redis_server.url).client()
+    client.set(leases.POSITION + "0123456789abcdef", "\xb2")
+    client.set(leases.POSITION + "fedcba9876543210", "7")
+    try:
+        got = leases.positions(client, ["0123456789abcdef", "fedcba9876543210"])
+        assert got == {"fedcba9876543210": 7}
+    finally:
+        client.delete(leases.POSITION + "0123456789abcdef", leases.POSITION + "fedcba9876543210")

@@ -38,7 +38,9 @@ def positions(client: Any, session_ids: list[str]) -> dict[str, int]:
     if not session_ids:
         return {}
     found = client.mget([POSITION + s for s in session_ids])
-    return {s: int(v) for s, v in zip(session_ids, found, strict=True) if v and v.isdigit()}
+    pairs = zip(session_ids, found, strict=True)
+    return {s: int(v) for s, v in pairs if v and v.isascii() and v.isdigit()}  # not '²'
+
 
 
 def holder(client: Any, session_id: str) -> str | None:

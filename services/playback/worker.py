@@ -175,7 +175,7 @@ def _version(value: Any) -> tuple[int, int]:
 def _output(data: Any, source: Source) -> Output:
     if not isinstance(data, dict) or set(data) != {f.name for f in fields(Output)}:
         raise BadJob("the output has unexpected fields")
-    if data["video"] not in VIDEO:
+    if not isinstance(data["video"], str) or data["video"] not in VIDEO:
         raise BadJob("output video is not copy or h264")
     height = _int(data["height"], 0, 8640, "height")
     if height % 2:
@@ -204,7 +204,7 @@ def parse_job(data: Any, roots: tuple[Path, ...], path_map: tuple[tuple[str, str
         raise BadJob("session_id is not 16 hex characters")
     if not isinstance(media_hash, str) or not HEX16.fullmatch(media_hash):
         raise BadJob("media_hash is not 16 hex characters")
-    if data["method"] not in METHODS:
+    if not isinstance(data["method"], str) or data["method"] not in METHODS:
         raise BadJob("method is not remux or transcode")
     server_root = _text(data["root"], 4096, "root") or ""
     rel = _text(data["rel"], 4096, "rel") or ""

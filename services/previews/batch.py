@@ -113,7 +113,7 @@ def _fields(data: Any, expected: set[str]) -> dict[str, Any]:
     media_hash, kind = data["media_hash"], data["kind"]
     if not isinstance(media_hash, str) or not HEX16.fullmatch(media_hash):
         raise BadJob("media_hash is not 16 hex characters")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise BadJob("kind is not thumbnail, sprite or clip")
     return data
 
@@ -123,7 +123,7 @@ def parse_job(
 ) -> BatchJob:
     """Return the checked job, or raise BadJob saying which check failed."""
     data = _fields(data, {"media_hash", "kind", "media", "vr", "width", "tiles", "root", "rel"})
-    if data["media"] not in MEDIA:
+    if not isinstance(data["media"], str) or data["media"] not in MEDIA:
         raise BadJob("media is not video or picture")
     if data["kind"] != "thumbnail" and data["media"] != "video":
         raise BadJob("sprites and clips are made of videos only")
@@ -152,7 +152,7 @@ def parse_done(data: Any) -> Done:
     worker, status, files = data["worker"], data["status"], data["files"]
     if not isinstance(worker, str) or not WORKER_ID.fullmatch(worker):
         raise BadJob("worker is not a worker id")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         raise BadJob("status is not made, failed or unavailable")
     seconds = data["seconds"]
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 1e5:
