@@ -218,3 +218,18 @@ def test_a_superscript_position_is_skipped(redis_server) -> None:  # noqa: F811
         assert got == {"fedcba9876543210": 7}
     finally:
         client.delete(leases.POSITION + "0123456789abcdef", leases.POSITION + "fedcba9876543210")
+
+
+# ---- F11: the Redis password in the URL's query (redis-py reads it) stays out of logs and pages ----
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://redis:6379/0?password=hunter2", "unix:///run/redis.sock?password=hunter2&db=1",
+     "redis://u:hunter2@redis:6379/0?Password=hunter2", "redis://redis:99999/0?password=hunter2"],
+)  # fmt: skip
+def test_redacted_hides_a_password_in_the_query(url: str) -> None:
+    from services.compute.conn import redacted
+
+    assert "hunter2" not in redacted(url)
+    assert redacted("redis://redis:6379/0?db=1") == "redis://redis:6379/0?db=1"

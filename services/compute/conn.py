@@ -9,6 +9,7 @@ Commands that raise `redis.RedisError` elsewhere report it with `failed()`.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -20,18 +21,24 @@ RETRY = 2.0  # seconds between reconnection attempts while Redis is down
 TIMEOUT = 2.0  # socket timeouts: a dead Redis host must not hang a page
 ERROR_LOG_EVERY = 60.0  # seconds between log lines about Redis's error answers
 
+QUERY_PASSWORD = re.compile(r"([?&][^=&#]*pass[^=&#]*=)[^&#]*", re.IGNORECASE)
 _links: dict[str, RedisLink] = {}
 _links_lock = threading.Lock()
 
 
 def redacted(url: str) -> str:
-    """Return the URL without its password, for logs and pages."""
-    parts = urlsplit(url)
+    """Return the URL without its password (in the netloc or a `password=` in the query, which
+    redis-py reads too), for logs and pages."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(an unreadable URL)"
     if parts.password:
         host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port else "")
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return QUERY_PASSWORD.sub(r"\1***", url)
 
 
 class RedisLink:

@@ -42,7 +42,6 @@ def positions(client: Any, session_ids: list[str]) -> dict[str, int]:
     return {s: int(v) for s, v in pairs if v and v.isascii() and v.isdigit()}  # not '²'
 
 
-
 def holder(client: Any, session_id: str) -> str | None:
     """Return the id of the worker holding the session's lease, None when it lapsed."""
     return client.get(LEASE + session_id)
