@@ -110,15 +110,22 @@ def test_a_segment_larger_than_the_cap_is_a_502(caplog) -> None:
 
 
 class Trickle(http.server.BaseHTTPRequestHandler):
+    """Sends a segment's headers, then its body one byte every 0.1 s (never a read timeout);
+    `in_headers`: its status line, then a header one byte every 0.1 s."""
+
     protocol_version = "HTTP/1.1"
+    in_headers = False
 
     def do_GET(self) -> None:  # noqa: N802
-        self.send_response(200)
-        self.send_header("Content-Type", "video/mp2t")
-        self.send_header("Content-Length", str(10**6))  # under every cap
-        self.end_headers()
+        if self.in_headers:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.send_header("Content-Length", str(10**6))  # under every cap
+            self.end_headers()
         try:
-            for _ in range(150):  # one byte every 0.1 s: never a read timeout
+            for _ in range(150):
                 self.wfile.write(b"G")
                 self.wfile.flush()
                 time.sleep(0.1)
@@ -127,6 +134,9 @@ class Trickle(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *a) -> None:  # type: ignore[no-untyped-def]
         pass
+
+
+TrickleHead = type("TrickleHead", (Trickle,), {"in_headers": True})
 
 
 def drain(chunks) -> None:  # type: ignore[no-untyped-def]
@@ -153,29 +163,32 @@ def test_a_trickling_worker_is_cut_off(monkeypatch) -> None:
         srv.shutdown()
 
 
-def test_a_trickling_worker_delivery_is_cut_off(monkeypatch) -> None:
+def test_a_worker_trickling_its_headers_is_lost(monkeypatch) -> None:
+    monkeypatch.setattr(remote, "READ_TIMEOUT", 1.0)
+    monkeypatch.setattr(remote, "HEAD_TIME", 1.0, raising=False)
+    srv = serve(TrickleHead)
+    try:
+        started = time.monotonic()
+        with pytest.raises(remote.WorkerLost):  # main: waits out the 15 s trickle, then a 200
+            fetch(srv)
+        assert time.monotonic() - started < 4.0
+    finally:
+        srv.shutdown()
+
+
+@pytest.mark.parametrize("handler", [Trickle, TrickleHead], ids=["body", "headers"])
+def test_a_trickling_worker_delivery_is_cut_off(handler: type, monkeypatch) -> None:
     from services.previews import batch_deliveries
 
     monkeypatch.setattr(batch_deliveries, "TIMEOUT", 1.0)
-    srv = serve(Trickle)
+    srv = serve(handler)
     d = batch.Done("w", "0123456789abcdef", "thumbnail", "made", "", 1.0, {"thumb.jpg": "0" * 64})
     fake = SimpleNamespace(settings=SimpleNamespace(node_secret=SECRET))
     url = f"http://127.0.0.1:{srv.server_port}"
-    result: list[object] = []
-
-    def run() -> None:
-        try:  # main: no deadline argument, and resp.read() waits out the trickle
-            Deliveries._fetch(fake, url, d, "thumb.jpg", time.monotonic() + 2.0)  # type: ignore[arg-type]
-        except Exception as exc:
-            result.append(exc)
-
     try:
-        t = threading.Thread(target=run, daemon=True)
         started = time.monotonic()
-        t.start()
-        t.join(6.0)
-        assert not t.is_alive(), "the delivery is still reading a trickling worker's body"
-        assert isinstance(result[0], TimeoutError), result
+        with pytest.raises(TimeoutError):  # main: no deadline, the trickle was waited out
+            Deliveries._fetch(fake, url, d, "thumb.jpg", started + 2.0)  # type: ignore[arg-type]
         assert time.monotonic() - started < 4.0
     finally:
         srv.shutdown()

@@ -25,7 +25,8 @@ Single node (`LVS_REDIS_URL` empty) is today's behaviour: nothing here imports `
   `X-LVS-Signature`).
 - `bodies.read_piece(resp, sock, n, left, per_read)` / `read_all(resp, sock, cap, deadline,
   per_read)`: a worker's answer body read within a total time and a byte cap (a worker that
-  trickles bytes is cut off, not waited for read by read).
+  trickles bytes is cut off, not waited for read by read); `cut_off_after(sock, seconds)`:
+  the same for a status line and headers (the socket shut down, then TimeoutError).
 - `pathmap.to_worker(path, path_map)`: a server media path as a worker sees it.
 - `leases`: a session's lease `lvs:lease:<id>` = worker id with a TTL (`renew`, `holder`,
   `count_by_worker`, `release`), the viewer's position beside it (`positions`) and a worker's

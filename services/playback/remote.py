@@ -28,7 +28,10 @@ it is a placement file beside it (`hls/remote/<id>.json`) and a lease in Redis
   once: a failed worker is left for the request by (id, started), not by id alone.
 - Serving: each segment request is proxied to the worker, signed (HMAC with expiry), the
   viewer's Range passed on, the body streamed through in CHUNK (256 KiB) pieces (never buffered
-  whole). It renews the lease.
+  whole). It renews the lease. The worker's answer is not trusted: the viewer gets
+  video/mp2t whatever it says, only a segment's statuses (PASSED_STATUS; else a 502 and a log
+  line), no X-LVS-Worker, at most MAX_SEGMENT bytes, its headers within HEAD_TIME and its body
+  within BODY_TIME of reading from the worker (services/compute/bodies.py).
 - Failing over: a worker whose heartbeat is gone, whose connection is refused or drops, or
   that answers it cannot take the session (cannot read the file: 409; does not know it: 404)
   is left, and the session is placed again — on another worker or here — at the segment asked
@@ -75,7 +78,7 @@ from urllib.parse import urlsplit
 
 from services import fsutil, metrics
 from services.compute import broker, leases, registry, signing
-from services.compute.bodies import read_piece
+from services.compute.bodies import cut_off_after, read_all, read_piece
 from services.compute.conn import redis_link
 from services.compute.settings import ComputeSettings
 from services.errors import NotFound, Unavailable
@@ -103,6 +106,7 @@ PASSED_ON = ("Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-M
 PASSED_STATUS = frozenset({200, 206, 304, 416, 503})
 MAX_SEGMENT = 128 * 1024 * 1024  # bytes: a segment's Content-Length must not say more
 BODY_TIME = 60.0  # seconds a body may spend coming from the worker, all its reads together
+HEAD_TIME = 10.0  # seconds for the status line and headers once the worker's first byte came
 LOCAL = "local"
 
 
@@ -468,12 +472,16 @@ class RemoteTranscoder:
             assert conn.sock is not None
             conn.sock.settimeout(READ_TIMEOUT)
             sock = conn.sock
-            resp = conn.getresponse()
+            with cut_off_after(sock, HEAD_TIME):  # a worker trickling its headers
+                resp = conn.getresponse()
         except (OSError, http.client.HTTPException, ValueError) as exc:
             conn.close()
             raise WorkerLost(f"{type(exc).__name__}: {exc}") from None
         if resp.status in (403, 404, 409):
-            body = resp.read(2000).decode("utf-8", "replace").strip()
+            said = b""  # what it says why, read within HEAD_TIME
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                said = read_all(resp, sock, 2000, time.monotonic() + HEAD_TIME, READ_TIMEOUT)
+            body = said[:2000].decode("utf-8", "replace").strip()
             conn.close()
             if resp.status == 403:
                 log.error("worker %s refused the server's signature (is LVS_NODE_SECRET the same "

@@ -40,7 +40,7 @@ from sqlite_utils import Database
 from config import Settings
 from services import db as dbmod
 from services.compute import broker, registry, signing
-from services.compute.bodies import read_all
+from services.compute.bodies import cut_off_after, read_all
 from services.compute.conn import redis_link
 from services.previews import batch, previews
 from services.previews.batch import BadJob, Done
@@ -170,20 +170,23 @@ class Deliveries:
 
     def _fetch(self, url: str, d: Done, name: str, deadline: float) -> bytes:
         """Return a file the worker made, checked; Refused when it is not what was reported,
-        TimeoutError when its body is not complete by `deadline` (time.monotonic())."""
+        OSError or HTTPException when it has not all come by `deadline` (time.monotonic())."""
         path = f"/node/previews/{d.media_hash}/{name}"
         parts = urlsplit(url)
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = cls(parts.hostname or "", parts.port, timeout=TIMEOUT)
         try:
-            conn.request("GET", parts.path.rstrip("/") + path,
-                         headers=signing.headers(self.settings.node_secret, "GET", path))  # fmt: skip
+            conn.connect()
             sock = conn.sock  # http.client forgets it when the answer closes the connection
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise Refused(f"the worker answered {resp.status} for {name}")
-            cap = batch.MAX_BYTES[name]
-            data = read_all(resp, sock, cap, deadline, TIMEOUT)
+            assert sock is not None
+            with cut_off_after(sock, deadline - time.monotonic()):  # headers trickled too
+                conn.request("GET", parts.path.rstrip("/") + path,
+                             headers=signing.headers(self.settings.node_secret, "GET", path))  # fmt: skip
+                resp = conn.getresponse()
+                if resp.status != 200:
+                    raise Refused(f"the worker answered {resp.status} for {name}")
+                cap = batch.MAX_BYTES[name]
+                data = read_all(resp, sock, cap, deadline, TIMEOUT)
         finally:
             conn.close()
         if len(data) > cap:
