@@ -23,10 +23,10 @@ import threading
 import click
 from flask import Flask
 from flask.cli import with_appcontext
-from werkzeug.serving import make_server
 
 from cli import node_http as node_app
 from cli.fmt import app_settings, table
+from cli.node_server import NodeServer
 from services.compute import broker, registry, status
 from services.compute.conn import redacted, redis_link
 from services.compute.node import Node
@@ -109,7 +109,7 @@ def worker_command(bind: str, url: str, worker_id: str, threads: int) -> None:  
         hardware=choice.hardware, capacity=capacity, started=registry.now())  # fmt: skip
     node = Node(settings.redis_url, info, sessions=sessions.count, threads=threads,
                 batch_threads=pool.size)  # fmt: skip
-    server = make_server(host, port, node_app.make_app(sessions, previews), threaded=True)
+    server = NodeServer(host, port, node_app.make_app(sessions, previews))
     threading.Thread(target=server.serve_forever, name="node-http", daemon=True).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

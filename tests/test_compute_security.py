@@ -4,7 +4,9 @@ an address the attacker picked."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from types import SimpleNamespace
 
@@ -233,3 +235,47 @@ def test_redacted_hides_a_password_in_the_query(url: str) -> None:
 
     assert "hunter2" not in redacted(url)
     assert redacted("redis://redis:6379/0?db=1") == "redis://redis:6379/0?db=1"
+
+
+# ---- F5: a worker's HTTP server times out half-sent requests and caps its threads ----
+
+
+def test_half_open_connections_are_dropped_and_capped(monkeypatch) -> None:
+    import socket
+    import urllib.request
+
+    from cli import node_server
+
+    monkeypatch.setattr(node_server, "TIMEOUT", 1.0)
+    monkeypatch.setattr(node_server, "MAX_CONNECTIONS", 3)
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = node_server.NodeServer("127.0.0.1", 0, app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        held = []
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", server.server_port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+            held.append(s)
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", server.server_port), timeout=10)
+        t0 = time.monotonic()
+        assert extra.recv(100) == b"" and time.monotonic() - t0 < 0.9  # closed: no slot
+        extra.close()
+        for s in held:  # dropped after TIMEOUT, not held for ever
+            t0 = time.monotonic()
+            with contextlib.suppress(ConnectionResetError):
+                assert s.recv(100) == b""
+            assert time.monotonic() - t0 < 5
+            s.close()
+        time.sleep(0.2)
+        with urllib.request.urlopen(url, timeout=5) as r:  # the slots are free again
+            assert r.read() == b"ok"
+    finally:
+        server.shutdown()
+        server.server_close()
