@@ -139,7 +139,7 @@ def open_beneath(root: str | Path, names: tuple[str, ...]) -> int | None:
     """Open the regular file root/names[0]/…/names[-1] for reading, following no symbolic link
     below `root` (each name opened relative to its folder's descriptor with O_NOFOLLOW), and
     return its descriptor (the caller closes it); None when it is not there or is anything but
-    a regular file. For folders another machine writes (a symlink planted there must not
+    a regular file with one name (no hard link). For folders another machine writes (a symlink planted there must not
     lead to this machine's files). O_NONBLOCK: a FIFO planted there does not hang the open."""
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -159,7 +159,10 @@ def open_beneath(root: str | Path, names: tuple[str, ...]) -> int | None:
             os.close(fd)
             fd = child
         try:
-            if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            # A hard link is a name for a file that may live anywhere on the same filesystem
+            # (a share on this machine's own disk): only a file with this one name is taken.
+            if not stat_module.S_ISREG(st.st_mode) or st.st_nlink != 1:
                 return None
             os.set_blocking(fd, True)
         except OSError:

@@ -233,6 +233,14 @@ def test_a_symlinked_folder_in_the_share_is_not_followed(tmp_path) -> None:
     assert RemoteTranscoder._in_share(fake, s, 5) is None  # type: ignore[arg-type]
 
 
+def test_a_hard_link_in_the_shared_folder_is_not_served(tmp_path) -> None:
+    # Where the share lies on the server's own filesystem, a worker that writes it could link
+    # a server file into it under a segment's name.
+    secret = server_file(tmp_path)
+    fake, s = share_with(tmp_path, lambda sh: os.link(secret, sh / s_path("5.ts")))
+    assert RemoteTranscoder._in_share(fake, s, 5) is None  # type: ignore[arg-type]
+
+
 def test_a_fifo_in_the_shared_folder_neither_hangs_nor_is_served(tmp_path) -> None:
     fake, s = share_with(tmp_path, lambda sh: os.mkfifo(sh / s_path("5.ts")))
     assert RemoteTranscoder._in_share(fake, s, 5) is None  # type: ignore[arg-type]
