@@ -136,6 +136,22 @@ def test_the_redis_service_command_and_health_check_work(compose: dict, tmp_path
         proc.wait(5)
 
 
+def test_the_redis_password_is_in_no_command_line(compose: dict, tmp_path: Path) -> None:
+    """ps shows every process's arguments: the ACL file is written by shell builtins alone (no
+    PATH: a sed or any other program fails) and the health check passes it in REDISCLI_AUTH."""
+    redis = compose["services"]["redis"]
+    script = redis["command"][2].replace("$$", "$").replace("/tmp/", f"{tmp_path}/")
+    script = script.replace("/etc/lvs/redis-users.acl", str(DEPLOY / "redis-users.acl"))
+    write_acl = script.split("&& unset LVS_REDIS_PASSWORD")[0]
+    password = "a/b&c\\d 0123456789abcdef"  # what would break a sed expression, too
+    env = {"LVS_REDIS_PASSWORD": password, "PATH": str(tmp_path / "no-programs")}
+    subprocess.run([shutil.which("sh") or "/bin/sh", "-c", write_acl], env=env, check=True)
+    acl = (tmp_path / "users.acl").read_text()
+    assert acl == (DEPLOY / "redis-users.acl").read_text().replace("@PASSWORD@", password)
+    check = redis["healthcheck"]["test"][1]
+    assert "--pass" not in check and " -a " not in check and "REDISCLI_AUTH=" in check
+
+
 @pytest.mark.parametrize("unit", ["lvs.service", "lvs-worker.service"])
 def test_systemd_units_verify(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
