@@ -237,7 +237,8 @@ def segment(media_hash: str, session_id: str, name: str) -> Response:
     """Send a complete segment, starting or moving the encoder when it is not made yet."""
     _only(frozenset())
     stem, dot, ext = name.partition(".")
-    if ext != hls.SEGMENT_EXT or not stem.isdigit() or len(stem) > 6 or stem != str(int(stem)):
+    digits = stem.isascii() and stem.isdigit()  # not '²': isdigit, then int() raises
+    if ext != hls.SEGMENT_EXT or not digits or len(stem) > 6 or stem != str(int(stem)):
         raise NotFound("no such segment")
     tc = transcoder()
     s = tc.session(session_id, user_id())

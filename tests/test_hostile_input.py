@@ -41,3 +41,13 @@ def test_non_ascii_digits_are_refused_not_crashed(site, auth, value):
     assert client.get(f"/watch/{h}?playlist={value}", headers=auth).status_code == 200
     rating = client.post(f"/watch/{h}/rating", data={"stars": value}, headers=auth)
     assert rating.status_code == 400
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663"])
+def test_non_ascii_digits_in_playback_urls_are_refused_not_crashed(site, auth, value):
+    client = site.app.test_client()
+    h = site.hash("ep1")
+    master = client.get(f"/media/{h}/hls/master.m3u8?audio={value}", headers=auth)
+    assert master.status_code in (400, 404, 422), master.status_code
+    segment = client.get(f"/media/{h}/hls/0123456789abcdef/{value}.ts", headers=auth)
+    assert segment.status_code == 404

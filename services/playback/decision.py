@@ -128,7 +128,7 @@ class Choice:
 def _index(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 2:
+    if not (value.isascii() and value.isdigit()) or len(value) > 2:  # '²' passes isdigit
         raise InvalidInput(f"{name} must be a stream number 0..{MAX_INDEX}")
     return int(value)
 
