@@ -279,3 +279,20 @@ def test_half_open_connections_are_dropped_and_capped(monkeypatch) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ---- F14: the clocks may differ by SKEW either way, and no more ----
+
+
+def test_clock_skew_is_symmetric() -> None:
+    def check(expires: int, now: float) -> str | None:
+        signature = signing.sign(SECRET, "GET", PATH, expires)
+        return signing.verify(SECRET, "GET", PATH, str(expires), signature, now)
+
+    signed_at = 1_800_000_000
+    expires = signed_at + signing.VALID
+    assert check(expires, signed_at + 20) is None  # in time
+    assert check(expires, signed_at - 25) is None  # the worker's clock 25 s behind
+    assert check(expires, expires + 25) is None  # 25 s ahead
+    assert check(expires, expires + 35)  # past the skew
+    assert check(expires, signed_at - 35) == "expiry too far ahead"  # before: 300 s allowed

@@ -2,8 +2,9 @@
 
 Each request carries `X-LVS-Expires` (Unix seconds) and `X-LVS-Signature`:
 HMAC-SHA256(secret, "METHOD\\nPATH\\nEXPIRES") in hex. A worker answers only a request whose
-signature is right and whose expiry has not passed (and is not absurdly far away), so its
-segments are not open to the LAN and a captured request is useless after VALID seconds.
+signature is right and whose expiry is neither past nor further ahead than VALID, each give or
+take SKEW seconds (the two machines' clocks differ a little, either way), so its segments are
+not open to the LAN and a captured request is useless after VALID + SKEW seconds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import time
 
 VALID = 30  # seconds a signature lives
-SKEW = 300  # an expiry further ahead than VALID + SKEW is refused too (clocks differ a little)
+SKEW = 30  # seconds the worker's clock may be off the server's, ahead or behind
 EXPIRES = "X-LVS-Expires"
 SIGNATURE = "X-LVS-Signature"
 HEX = re.compile(r"[0-9a-f]+")
@@ -45,7 +46,7 @@ def verify(secret: str, method: str, path: str, expires: str | None, signature: 
         return "malformed signature"
     when = int(expires)
     now = time.time() if now is None else now
-    if when < now:
+    if when < now - SKEW:
         return f"expired {int(now - when)} s ago"
     if when > now + VALID + SKEW:
         return "expiry too far ahead"
