@@ -29,6 +29,7 @@ from werkzeug.wrappers import Request, Response
 from services import db as dbmod
 from services.compute import broker, conn, registry, signing
 from services.previews import batch
+from services.previews.batch_server import sent_key
 from services.previews.thumbnails import thumb_path
 from tests.conftest import signed_in
 from tests.mediagen import X264, make_video
@@ -258,6 +259,7 @@ def test_forged_deliveries_are_refused_and_write_nothing(cluster, caplog) -> Non
         sha = digest or hashlib.sha256(body).hexdigest()
         message = {"worker": "w-fake", "media_hash": h, "kind": "thumbnail", "status": "made",
                    "reason": "", "seconds": 0.1, "files": {"thumb.jpg": sha}, **change}  # fmt: skip
+        _mark_sent(cluster, h)
         deliveries.done(message)
 
     try:
@@ -280,6 +282,25 @@ def test_forged_deliveries_are_refused_and_write_nothing(cluster, caplog) -> Non
     cluster.jobs.backlog()  # and the real workers make it again
     wait_for(lambda: cluster.all_made([cluster.files[0]]), 60, "the thumbnail made again")
     assert path.exists()
+
+
+def test_a_report_on_a_job_never_sent_is_dropped(cluster, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    h = cluster.hash(cluster.files[2])
+    client = conn.redis_link(cluster.redis.url).client()
+    client.delete(sent_key("sprite", h))
+    forged = {"worker": "w-a", "media_hash": h, "kind": "sprite", "status": "failed",
+              "reason": "forged", "seconds": 0.1, "files": {}}  # fmt: skip
+    before = records(cluster.settings, None).get(("sprite", h))
+    cluster.background.deliveries.done(forged)  # before: recorded "failed", never made again
+    assert any("dropped a report from worker w-a" in r.getMessage() for r in caplog.records)
+    assert records(cluster.settings, None).get(("sprite", h)) == before != "failed"
+
+
+def _mark_sent(cluster, h: str, kind: str = "thumbnail") -> None:
+    """Put the job's sent marker as the server does when it sends one (reports need it)."""
+    client = conn.redis_link(cluster.redis.url).client()
+    client.set(sent_key(kind, h), str(time.time()), ex=600)
 
 
 def _forget_thumbnail(cluster, h: str) -> Path:
@@ -309,6 +330,7 @@ def test_a_job_done_twice_writes_its_file_once(cluster, caplog) -> None:
         forgets = (cluster.log("w-a") + cluster.log("w-b")).count(
             f"DELETE /node/previews/{h}/thumbnail"
         )
+        _mark_sent(cluster, h)
         for _ in range(2):  # at-least-once: the same job delivered twice
             assert broker.send_to(cluster.redis.url, broker.BATCH_QUEUE, batch.MAKE_ACTOR,
                                   _job(cluster, f))  # fmt: skip
@@ -330,6 +352,7 @@ def test_a_job_for_media_gone_or_changed_is_dropped_with_a_log_line(cluster, cap
     changed = _job(cluster, cluster.files[1], rel=cluster.files[2].name)  # another file now
     gone = _job(cluster, cluster.files[1], rel="gone.mp4")
     for job in (changed, gone):
+        _mark_sent(cluster, job["media_hash"])
         assert broker.send_to(cluster.redis.url, broker.BATCH_QUEUE, batch.MAKE_ACTOR, job)
     wait_for(lambda: _refused_by(cluster, "dropped: ", 2), 30, "the workers to drop both")
     logs = cluster.log("w-a") + cluster.log("w-b")
@@ -338,6 +361,7 @@ def test_a_job_for_media_gone_or_changed_is_dropped_with_a_log_line(cluster, cap
              >= 2, 30, "the server to log both reports")  # fmt: skip
     unknown = {"worker": "w-a", "media_hash": "f" * 16, "kind": "thumbnail", "status": "made",
                "reason": "", "seconds": 0.1, "files": {"thumb.jpg": "0" * 64}}  # fmt: skip
+    _mark_sent(cluster, "f" * 16)
     cluster.background.deliveries.done(unknown)
     assert any("no such media in the library any more" in r.getMessage() for r in caplog.records)
     assert not thumb_path(cluster.settings.data_dir, "f" * 16).exists()

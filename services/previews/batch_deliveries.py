@@ -4,7 +4,8 @@ Workers report each job on DONE_QUEUE (services/previews/batch.py). The server p
 feeds the job queue (services/background.py) consumes that queue with a small Dramatiq worker
 of its own (`Deliveries.start`; only that queue); each report is handled by `Deliveries.done`:
 
-- a report that fails its checks is refused with a log line;
+- a report that fails its checks, or on a job whose sent marker (batch_server.sent_key) is
+  gone (never sent by this server, or already handled), is refused with a log line;
 - media no longer in the library: dropped with a log line;
 - "failed" (the content cannot give one): recorded as the local runner records it, so it is
   not sent again for that content; "unavailable" (the worker cannot read it): a log line;
@@ -118,10 +119,29 @@ class Deliveries:
             log.warning("refused a preview report: %s", exc)
             return
         url = self._worker_url(d.worker)
+        if not self._sent(d):
+            log.warning("dropped a report from worker %s: the %s of %s is not out with the "
+                        "workers (never sent, or handled already)", d.worker, d.kind,
+                        d.media_hash)  # fmt: skip
+            self._forget(d, url)
+            return
         lost = self._handle(d, url)  # raises only to have Dramatiq try again
         self._finish(d, url)
         if lost:
             self.lost()
+
+    def _sent(self, d: Done) -> bool:
+        """True while the job's sent marker is there: only a job this server sent (and has not
+        had a report on) is answered (anyone with the Redis password can put a report in the
+        queue; a forged "failed" would stop the preview from being made)."""
+        client = self.link.client()
+        if client is None:
+            raise ConnectionError("Redis is unreachable")  # Dramatiq tries again
+        try:
+            return bool(client.exists(sent_key(d.kind, d.media_hash)))
+        except self.link.errors as exc:
+            self.link.failed(exc)
+            raise
 
     def _handle(self, d: Done, url: str | None) -> bool:
         """Act on a checked report; return True when its worker went away before the files
@@ -204,6 +224,10 @@ class Deliveries:
                 client.delete(sent_key(d.kind, d.media_hash))
             except self.link.errors as exc:
                 self.link.failed(exc)
+        self._forget(d, url)
+
+    def _forget(self, d: Done, url: str | None) -> None:
+        """Tell the worker to forget its copy of the report's files."""
         if url is None:
             return
         path = f"/node/previews/{d.media_hash}/{d.kind}"
