@@ -54,7 +54,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.b8_hls_start import CLIPS, make_clips, prepare, segment_of
@@ -309,35 +309,43 @@ def concurrent(port: int, token: str, h: str, sessions: int, duration: float) ->
     session per item, so each uses its own item copy) fetching every segment; return the
     slowest session's speed (× real time)."""
     speeds: list[float] = []
-    errors: list[BaseException] = []
 
     def one(item: str) -> None:
-        try:
-            client = Client(port, token)
-            sid, _ = segment_of(client, item, {"q": "1080"}, 0.0)
-            status, body = client.get(f"/media/{item}/hls/{sid}/stream.m3u8")
-            names = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
-            started = time.perf_counter()
-            for name in names:
+        client = Client(port, token)
+        sid, _ = segment_of(client, item, {"q": "1080"}, 0.0)
+        status, body = client.get(f"/media/{item}/hls/{sid}/stream.m3u8")
+        names = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
+        started = time.perf_counter()
+        for name in names:
+            status, body = client.get(f"/media/{item}/hls/{sid}/{name}")
+            while status == 503:
+                time.sleep(0.5)
                 status, body = client.get(f"/media/{item}/hls/{sid}/{name}")
-                while status == 503:
-                    time.sleep(0.5)
-                    status, body = client.get(f"/media/{item}/hls/{sid}/{name}")
-                assert status == 200, (status, name, body[:300])
-            speeds.append(duration / (time.perf_counter() - started))
-            client.post(f"/media/{item}/hls/{sid}/stop")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+            assert status == 200, (status, name, body[:300])
+        speeds.append(duration / (time.perf_counter() - started))
+        client.post(f"/media/{item}/hls/{sid}/stop")
+
+    run_each(one, h.split(",")[:sessions])
+    return min(speeds)
+
+
+def run_each(fn: Callable[[str], None], items: list[str]) -> None:
+    """Run fn(item) for every item at once, a thread each; raise the first error any raised."""
+    errors: list[BaseException] = []
+
+    def guarded(item: str) -> None:
+        try:
+            fn(item)
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
             errors.append(exc)
 
-    items = h.split(",")[:sessions]
-    threads = [threading.Thread(target=one, args=(item,)) for item in items]
+    threads = [threading.Thread(target=guarded, args=(item,)) for item in items]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    return min(speeds)
 
 
 def play_along(port: int, token: str, item: str, query: dict[str, str],
@@ -379,21 +387,8 @@ def play_together(port: int, token: str, items: list[str],
                   redis_url: str = "") -> list[tuple[float, float, str]]:  # fmt: skip
     """Play every item at once (one thread each, 720p); return each one's (speed, stalls, by)."""
     found: list[tuple[float, float, str]] = []
-    errors: list[BaseException] = []
-
-    def one(item: str) -> None:
-        try:
-            found.append(play_along(port, token, item, {"q": "720"}, redis_url))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(item,)) for item in items]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_each(lambda item: found.append(play_along(port, token, item, {"q": "720"}, redis_url)),
+             items)  # fmt: skip
     return found
 
 
